@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+#include "app/daemon.h"
+
+#include <csignal>
+#include <cstdlib>
+
+#include "core/log.h"
+#include "listener/inbound.h"
+#include "loop/loop.h"
+#include "spool/spool.h"
+
+namespace spoolgate::app {
+namespace {
+
+constexpr Millis kFreeDiskInterval{1000};
+
+listener::Settings inbound_settings(const config::Config& c) {
+  listener::Settings s;
+  for (const auto& l : c.listen) s.listen.push_back({l.unix_socket, l.host, l.port, l.path});
+  s.allow_networks = c.allow_networks;
+  s.smtp.hostname = c.hostname;
+  s.smtp.max_message_size = c.limits.max_message_size;
+  s.smtp.max_recipients = c.limits.max_recipients;
+  s.smtp.max_bad_commands = static_cast<int>(std::min<std::uint64_t>(c.limits.max_bad_commands, 1000000));
+  s.smtp.reject_bare_newlines = c.bare_newlines == config::BareNewlines::Reject;
+  s.smtp.add_missing_headers = c.headers.add_missing;
+  s.smtp.rewrite_from = c.headers.rewrite_from;
+  s.max_connections = c.limits.max_connections;
+  s.max_connections_per_client = c.limits.max_connections_per_client;
+  s.idle_timeout = c.limits.idle_timeout;
+  s.greeting_delay = c.limits.greeting_delay;
+  s.spool_max_bytes = c.spool.max_bytes;
+  s.spool_max_messages = c.spool.max_messages;
+  s.spool_min_free_disk = c.spool.min_free_disk;
+  return s;
+}
+
+log::Level level_of(const std::string& s) {
+  if (s == "debug") return log::Level::Debug;
+  if (s == "warn") return log::Level::Warn;
+  if (s == "error") return log::Level::Error;
+  return log::Level::Info;
+}
+
+}  // namespace
+
+int run_daemon(const config::Config& cfg) {
+  log::set_level(level_of(cfg.log.level));
+  log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto spool = spool::Spool::open(cfg.spool.dir);
+  if (!spool) {
+    log::error("fatal").kv("reason", "cannot open spool: " + spool.error().message());
+    return 1;
+  }
+  if (auto l = (*spool)->lock(); !l) {
+    log::error("fatal").kv("reason", l.error().message());
+    return 1;
+  }
+  auto rec = (*spool)->recover();
+  if (!rec) {
+    log::error("fatal").kv("reason", "spool recovery failed: " + rec.error().message());
+    return 1;
+  }
+  log::info("recovered")
+      .kv("spool", (*spool)->dir())
+      .kv("queued", static_cast<std::uint64_t>(rec->queued.size()))
+      .kv("bytes", rec->queued_bytes)
+      .kv("discarded_tmp", rec->discarded_tmp)
+      .kv("moved_corrupt", rec->moved_corrupt);
+  for (const auto& name : cfg.ignored_env)
+    log::warn("config_ignored").kv("variable", name).kv("reason", "not a configuration variable");
+  if (cfg.upstreams.empty())
+    log::warn("store_only").kv("reason", "no upstream configured: mail is accepted and queued, nothing is delivered");
+
+  loop::Loop loop;
+  listener::Usage usage;
+  usage.bytes = rec->queued_bytes;
+  usage.messages = rec->queued.size();
+  if (auto f = (*spool)->free_bytes()) usage.free_disk = *f;
+  auto inbound = std::make_unique<listener::Inbound>(loop, *spool, inbound_settings(cfg), usage);
+  if (auto s = inbound->start(); !s) {
+    log::error("fatal").kv("reason", s.error().message());
+    inbound.reset();
+    loop.close();
+    return 1;
+  }
+
+  // Free disk is sampled off the loop (statvfs can block on a sick disk).
+  bool sampling = false;
+  auto disk_timer = loop::Timer::create(loop, [&] {
+    if (sampling) return;
+    sampling = true;
+    auto result = std::make_shared<Result<std::uint64_t>>();
+    loop.queue_work([sp = *spool, result] { *result = sp->free_bytes(); },
+                    [&, result] {
+                      sampling = false;
+                      if (*result && inbound) inbound->set_free_disk(**result);
+                    });
+  });
+  disk_timer->start(kFreeDiskInterval, kFreeDiskInterval);
+
+  loop::HandlePtr<loop::Timer> deadline;
+  loop::HandlePtr<loop::Signal> sigterm, sigint, sighup;
+  bool stopping = false;
+  auto stop = [&](const char* why) {
+    if (stopping) return;
+    stopping = true;
+    log::info("shutdown").kv("reason", why).kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
+    disk_timer.reset();
+    sigterm.reset();
+    sigint.reset();
+    sighup.reset();
+    deadline = loop::Timer::create(loop, [&] {
+      log::warn("shutdown_deadline").kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
+      inbound->abort_sessions();
+    });
+    deadline->start(cfg.shutdown_timeout);
+    inbound->shutdown([&] { deadline.reset(); });
+  };
+  sigterm = loop::Signal::create(loop, SIGTERM, [&] { stop("SIGTERM"); });
+  sigint = loop::Signal::create(loop, SIGINT, [&] { stop("SIGINT"); });
+  sighup = loop::Signal::create(loop, SIGHUP, [&] {
+    log::warn("reload_unsupported")
+        .kv("reason", "configuration reload arrives with the scheduler; restart to apply changes");
+  });
+
+  std::string addrs;
+  for (const auto& a : inbound->addresses()) addrs += (addrs.empty() ? "" : ",") + a;
+  log::info("ready")
+      .kv("listen", addrs)
+      .kv("hostname", cfg.hostname)
+      .kv("upstreams", static_cast<std::uint64_t>(cfg.upstreams.size()));
+
+  loop.run();
+  inbound.reset();
+  int rc = loop.close();
+  if (rc != 0) {
+    log::error("loop_close").kv("result", rc);
+    return 70;
+  }
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace spoolgate::app

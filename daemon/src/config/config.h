@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// config/config: YAML file + environment -> one immutable Config.
+//
+// load() reads the file (if any), overlays SPOOLGATE_* environment variables,
+// checks every key against the schema and returns either a Config or every
+// error found, each naming where it came from (file:line or the variable), the
+// key path and what was expected. Unknown keys are errors; unknown SPOOLGATE_*
+// variables are listed (see ignored_env): a typo must not go unnoticed.
+//
+// Environment rule: the key path upper-cased, dots to underscores, prefixed
+// with SPOOLGATE_ (spool.dir -> SPOOLGATE_SPOOL_DIR,
+// delivery.retry.first -> SPOOLGATE_DELIVERY_RETRY_FIRST). Lists are
+// comma-separated. The first upstream's keys are SPOOLGATE_UPSTREAM_<KEY>
+// (SPOOLGATE_UPSTREAM_URL, ...), with SPOOLGATE_USERNAME,
+// SPOOLGATE_PASSWORD_FILE and SPOOLGATE_PASSWORD_ENV as short forms.
+// SPOOLGATE_CONFIG names the file when --config is not given. Unknown
+// SPOOLGATE_* variables are listed in ignored_env, not rejected.
+//
+// This is the only code that includes yaml-cpp. It throws nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tl/expected.hpp>
+#include <vector>
+
+#include "core/cidr.h"
+#include "core/units.h"
+
+namespace spoolgate::config {
+
+struct ListenAddress {
+  bool unix_socket = false;
+  std::string host;  // IP literal without brackets
+  std::uint16_t port = 0;
+  std::string path;  // unix socket
+  std::string text;  // as written
+};
+
+enum class Scheme { Smtps, StartTls, Plain };
+enum class AuthMode { Auto, Plain, Login, XOAuth2 };
+
+struct Upstream {
+  std::string url;
+  Scheme scheme = Scheme::Smtps;
+  std::string host;
+  std::uint16_t port = 465;
+  std::string username;
+  std::string password_file;
+  std::string password_env;
+  AuthMode auth = AuthMode::Auto;
+  std::string ca_file;
+  std::vector<std::string> pins;
+  std::string client_cert;
+  std::string client_key;
+  bool insecure_plaintext = false;
+};
+
+enum class BareNewlines { Normalize, Reject };
+
+struct Config {
+  std::string source;  // the file read, "" when none
+  // SPOOLGATE_* variables that name no key (typos, or injected by an
+  // orchestrator); logged at start and listed by check-config.
+  std::vector<std::string> ignored_env;
+  std::string hostname;
+  std::vector<ListenAddress> listen;
+  std::vector<Cidr> allow_networks;
+  BareNewlines bare_newlines = BareNewlines::Normalize;
+  Millis shutdown_timeout{30'000};
+  struct {
+    std::string dir = "./var/spool";
+    std::uint64_t max_bytes = 1ULL << 30;
+    std::uint64_t max_messages = 100000;
+    std::uint64_t min_free_disk = 256ULL << 20;
+  } spool;
+  struct {
+    std::uint64_t max_message_size = 35ULL << 20;
+    std::uint64_t max_recipients = 100;
+    std::uint64_t max_connections = 500;
+    std::uint64_t max_connections_per_client = 50;
+    Millis idle_timeout{300'000};
+    Millis greeting_delay{0};
+    std::uint64_t max_bad_commands = 20;
+  } limits;
+  struct {
+    bool add_missing = true;
+    std::string rewrite_from;
+  } headers;
+  std::vector<Upstream> upstreams;
+  struct {
+    std::uint64_t max_connections = 4;
+    std::uint64_t messages_per_connection = 100;
+    struct {
+      Millis first{60'000};
+      Millis max{3'600'000};
+      double factor = 2;
+      double jitter = 0.2;
+    } retry;
+    Millis max_lifetime{5 * 86'400'000LL};
+    bool bounce = true;
+    struct {
+      Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000},
+          done{600'000};
+    } timeouts;
+  } delivery;
+  struct {
+    std::string listen;
+  } metrics;
+  struct {
+    std::string level = "info";
+    std::string format = "text";
+  } log;
+};
+
+using Env = std::map<std::string, std::string>;
+using Errors = std::vector<std::string>;
+
+// path "" means: no file, defaults and environment only.
+tl::expected<Config, Errors> load(const std::string& path, const Env& env);
+// Parses YAML text directly (tests); `name` stands in for the file name.
+tl::expected<Config, Errors> load_text(const std::string& yaml, const std::string& name, const Env& env);
+// The process environment as an Env.
+Env process_env();
+// The effective configuration as YAML, secrets masked.
+std::string dump(const Config& c);
+
+std::string_view to_string(Scheme s);
+std::string_view to_string(AuthMode a);
+
+}  // namespace spoolgate::config

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+// core/text: small string helpers shared by every layer (ASCII only; SMTP
+// keywords and config keys are ASCII by definition).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spoolgate {
+
+char ascii_lower(char c);
+std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+bool istarts_with(std::string_view s, std::string_view prefix);
+std::string_view trim(std::string_view s);
+// Splits on sep; empty fields are kept.
+std::vector<std::string_view> split(std::string_view s, char sep);
+
+// A JSON string literal (with quotes) for s; bytes >= 0x80 are passed through
+// when they form valid UTF-8 and escaped as \u00XX otherwise.
+std::string json_quote(std::string_view s);
+
+}  // namespace spoolgate

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+#include "listener/inbound.h"
+
+#include "core/log.h"
+#include "listener/session.h"
+
+namespace spoolgate::listener {
+
+Inbound::Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings settings, Usage initial)
+    : loop_(loop), spool_(spool), settings_(std::move(settings)), usage_(initial), committer_(loop, spool) {}
+
+Inbound::~Inbound() = default;
+
+Result<void> Inbound::start() {
+  for (const auto& spec : settings_.listen) {
+    auto l = net::Listener::create(loop_, spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+    if (!l) {
+      listeners_.clear();
+      return tl::unexpected(l.error());
+    }
+    log::info("listening").kv("address", (*l)->address());
+    listeners_.push_back(std::move(*l));
+  }
+  return {};
+}
+
+std::vector<std::string> Inbound::addresses() const {
+  std::vector<std::string> out;
+  for (const auto& l : listeners_) out.push_back(l->address());
+  return out;
+}
+
+void Inbound::accept(std::unique_ptr<net::Connection> c) {
+  bool is_unix = c->is_unix();
+  IpAddress ip = c->peer_ip();
+  auto owned = std::make_unique<Session>(*this, std::move(c));
+  Session* s = owned.get();
+  sessions_.emplace(s, std::move(owned));
+  std::uint64_t from_client = ++per_client_[s->peer()];
+  if (!is_unix) {
+    bool allowed = false;
+    for (const auto& n : settings_.allow_networks) allowed = allowed || n.contains(ip);
+    if (!allowed) {
+      s->refuse("554 5.7.1 Error: access denied for " + s->peer(), "client not in allow_networks");
+      return;
+    }
+  }
+  if (shutting_down_) {
+    s->refuse("421 4.3.2 " + settings_.smtp.hostname + " Service shutting down, try again later", "shutting down");
+    return;
+  }
+  if (sessions_.size() > settings_.max_connections) {
+    s->refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections", "max_connections");
+    return;
+  }
+  if (from_client > settings_.max_connections_per_client) {
+    s->refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections from " + s->peer(),
+              "max_connections_per_client");
+    return;
+  }
+  s->start();
+}
+
+void Inbound::release(Session* s) {
+  auto it = per_client_.find(s->peer());
+  if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  sessions_.erase(s);
+  if (shutting_down_ && sessions_.empty() && all_closed_) {
+    auto done = std::move(all_closed_);
+    all_closed_ = nullptr;
+    done();
+  }
+}
+
+void Inbound::shutdown(std::function<void()> all_closed) {
+  shutting_down_ = true;
+  all_closed_ = std::move(all_closed);
+  listeners_.clear();  // closes them
+  std::vector<Session*> snapshot;
+  for (auto& [s, _] : sessions_) snapshot.push_back(s);
+  for (Session* s : snapshot) s->shutdown();
+  if (sessions_.empty() && all_closed_) {
+    auto done = std::move(all_closed_);
+    all_closed_ = nullptr;
+    done();
+  }
+}
+
+void Inbound::abort_sessions() {
+  std::vector<Session*> snapshot;
+  for (auto& [s, _] : sessions_) snapshot.push_back(s);
+  for (Session* s : snapshot) s->close("shutdown deadline");
+}
+
+void Inbound::committed(const spool::Record& r) {
+  usage_.bytes += r.size;
+  usage_.messages += 1;
+  if (on_committed) on_committed(r);
+}
+
+void Inbound::removed(std::uint64_t bytes) {
+  usage_.bytes -= std::min(usage_.bytes, bytes);
+  if (usage_.messages) --usage_.messages;
+}
+
+void Inbound::set_free_disk(std::uint64_t bytes) { usage_.free_disk = bytes; }
+
+bool Inbound::accepting() {
+  const auto& s = settings_;
+  bool high = usage_.bytes >= s.spool_max_bytes || usage_.messages >= s.spool_max_messages ||
+              usage_.free_disk < s.spool_min_free_disk;
+  bool low = usage_.bytes < s.spool_max_bytes - s.spool_max_bytes / 10 &&
+             usage_.messages < s.spool_max_messages - s.spool_max_messages / 10 &&
+             usage_.free_disk >= s.spool_min_free_disk + s.spool_min_free_disk / 10;
+  if (!over_ && high) {
+    over_ = true;
+    log::warn("watermark_high")
+        .kv("queue_bytes", usage_.bytes)
+        .kv("queue_messages", usage_.messages)
+        .kv("free_disk", usage_.free_disk);
+  } else if (over_ && low) {
+    over_ = false;
+    log::info("watermark_low")
+        .kv("queue_bytes", usage_.bytes)
+        .kv("queue_messages", usage_.messages)
+        .kv("free_disk", usage_.free_disk);
+  }
+  return !over_;
+}
+
+}  // namespace spoolgate::listener

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+// listener/inbound: the SMTP listener side of the daemon.
+//
+// Owns the listening sockets and every inbound Session. At accept it applies
+// the access rules (allow_networks; unix sockets are guarded by file
+// permissions), the connection limits (global and per client: 421 4.7.0) and
+// hands the connection to a Session. It keeps the spool usage figures that
+// drive the watermarks (452 4.3.1 at MAIL while over, until under the low
+// watermark: 90% of bytes and messages, free disk 10% above its minimum).
+//
+// It never knows the scheduler: app wires on_committed to whatever wants to
+// hear about new mail. on_committed runs after the spool has made the message
+// durable and before (or while) the 250 is written.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/cidr.h"
+#include "core/units.h"
+#include "listener/committer.h"
+#include "loop/loop.h"
+#include "net/stream.h"
+#include "smtp/server.h"
+#include "spool/spool.h"
+
+namespace spoolgate::listener {
+
+class Session;
+
+struct Settings {
+  std::vector<net::ListenSpec> listen;
+  std::vector<Cidr> allow_networks;
+  smtp::ServerSettings smtp;  // client_address, accepting, new_id filled per session
+  std::uint64_t max_connections = 500;
+  std::uint64_t max_connections_per_client = 50;
+  Millis idle_timeout{300'000};
+  Millis greeting_delay{0};
+  std::uint64_t spool_max_bytes = 1ULL << 30;
+  std::uint64_t spool_max_messages = 100000;
+  std::uint64_t spool_min_free_disk = 256ULL << 20;
+};
+
+struct Usage {
+  std::uint64_t bytes = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t free_disk = UINT64_MAX;
+};
+
+class Inbound {
+ public:
+  Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings settings, Usage initial);
+  ~Inbound();
+  Inbound(const Inbound&) = delete;
+  Inbound& operator=(const Inbound&) = delete;
+
+  // Binds every listen address; on error nothing is left listening.
+  Result<void> start();
+  std::vector<std::string> addresses() const;
+  // Stops listening, says 421 to idle clients, lets messages in progress
+  // finish; all_closed runs once the last session is gone.
+  void shutdown(std::function<void()> all_closed);
+  // Closes every remaining session now (the shutdown deadline).
+  void abort_sessions();
+
+  std::function<void(const spool::Record&)> on_committed;
+
+  // Spool usage: app reports removals and free disk; commits are counted here.
+  void set_free_disk(std::uint64_t bytes);
+  void removed(std::uint64_t bytes);
+  bool accepting();
+  const Usage& usage() const { return usage_; }
+  std::size_t sessions() const { return sessions_.size(); }
+
+  // For sessions.
+  loop::Loop& loop() { return loop_; }
+  const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
+  Committer& committer() { return committer_; }
+  const Settings& settings() const { return settings_; }
+  void committed(const spool::Record& r);
+  void release(Session* s);
+
+ private:
+  void accept(std::unique_ptr<net::Connection> c);
+  loop::Loop& loop_;
+  std::shared_ptr<spool::Spool> spool_;
+  Settings settings_;
+  Usage usage_;
+  bool over_ = false;
+  Committer committer_;
+  std::vector<loop::HandlePtr<net::Listener>> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, std::uint64_t> per_client_;
+  bool shutting_down_ = false;
+  std::function<void()> all_closed_;
+};
+
+}  // namespace spoolgate::listener

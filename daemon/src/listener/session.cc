@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+#include "listener/session.h"
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "listener/inbound.h"
+
+namespace spoolgate::listener {
+namespace {
+
+constexpr Millis kLinger{10'000};  // how long a closing client may take to read our last reply
+
+smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c) {
+  smtp::ServerSettings s = in.settings().smtp;
+  s.client_address = c.peer();
+  s.accepting = [&in] { return in.accepting(); };
+  return s;
+}
+
+}  // namespace
+
+Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn)
+    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')), machine_(session_settings(in, *conn_)) {
+  conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
+  conn_->on_closed([this] { on_conn_closed(); });
+}
+
+Session::~Session() = default;
+
+void Session::start() {
+  log::info("connect").kv("session", id_).kv("client", conn_->peer());
+  idle_timer_ = loop::Timer::create(in_.loop(), [this] {
+    log::info("timeout").kv("session", id_).kv("client", conn_->peer());
+    machine_.timeout();
+    pump();
+  });
+  arm_idle();
+  conn_->start_reading();
+  Millis delay = in_.settings().greeting_delay;
+  if (delay.count() > 0) {
+    greet_timer_ = loop::Timer::create(in_.loop(), [this] { greet(); });
+    greet_timer_->start(delay);
+  } else if (conn_->readable_bytes() == 0) {
+    greet();
+  }
+  // Otherwise the client spoke before we could greet: the read that follows
+  // handles the early talker.
+}
+
+void Session::greet() {
+  if (closing_) return;
+  greeted_ = true;
+  machine_.greet();
+  flush();
+}
+
+void Session::refuse(const std::string& reply, const std::string& why) {
+  greeted_ = true;
+  log::warn("refused").kv("session", id_).kv("client", conn_->peer()).kv("reason", why);
+  conn_->write(reply + "\r\n");
+  close_reason_ = why;
+  linger();
+}
+
+void Session::linger() {
+  closing_ = true;
+  greet_timer_.reset();
+  conn_->close_after_writes();
+  idle_timer_ = loop::Timer::create(in_.loop(), [this] { conn_->close(); });
+  idle_timer_->start(kLinger);
+}
+
+void Session::arm_idle() {
+  if (idle_timer_) idle_timer_->start(in_.settings().idle_timeout);
+}
+
+void Session::on_read(std::string_view bytes, bool eof) {
+  if (closing_) return;
+  if (eof) {
+    close(in_message_ ? "client disconnected during DATA" : "client disconnected");
+    return;
+  }
+  if (!greeted_) {
+    if (smtp::looks_like_http(bytes)) {
+      log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
+      close("HTTP request on the SMTP port");
+      return;
+    }
+    // RFC 5321 4.3.1 and 3.1: the client waits for the greeting. One that does
+    // not is a spam bot or a confused protocol; tell it and hang up.
+    log::warn("early_talker").kv("session", id_).kv("client", conn_->peer());
+    conn_->write("554 5.5.0 Error: SMTP protocol synchronization\r\n");
+    close_reason_ = "early talker";
+    linger();
+    return;
+  }
+  arm_idle();
+  machine_.receive(bytes);
+  pump();
+}
+
+void Session::pump() {
+  while (!closing_ && !disk_busy_) {
+    switch (machine_.next()) {
+      case smtp::EventType::NeedInput:
+        flush();
+        if (machine_.input_size() < kMaxInput) conn_->start_reading();
+        return;
+      case smtp::EventType::Wait:
+        flush();
+        return;
+      case smtp::EventType::MessageBegin:
+        begin_message();
+        break;
+      case smtp::EventType::Content:
+        if (pending_.empty())
+          pending_ = machine_.take_content();
+        else
+          pending_ += machine_.take_content();
+        if (pending_.size() >= smtp::Server::kChunk) write_chunk(false);
+        break;
+      case smtp::EventType::MessageEnd:
+        flush();
+        commit();
+        break;
+      case smtp::EventType::MessageAbort:
+        log::info("rejected").kv("session", id_).kv("msg", record_.id).kv("client", conn_->peer());
+        discard_message();
+        break;
+      case smtp::EventType::Close: {
+        flush();
+        close_reason_ = "closed by protocol";
+        linger();
+        return;
+      }
+      case smtp::EventType::Drop:
+        log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
+        close("HTTP request on the SMTP port");
+        return;
+    }
+  }
+  flush();
+  if (machine_.input_size() >= kMaxInput) conn_->stop_reading();
+}
+
+void Session::flush() {
+  if (machine_.has_output()) conn_->write(machine_.take_output());
+}
+
+void Session::begin_message() {
+  const smtp::Envelope& e = machine_.envelope();
+  record_ = spool::Record{};
+  record_.id = e.id;
+  record_.arrived = e.arrived;
+  record_.client = conn_->peer();
+  record_.helo = e.helo;
+  record_.smtputf8 = e.smtputf8;
+  record_.body_8bit = e.body_8bit;
+  record_.sender = e.sender.str();
+  for (const auto& r : e.recipients) record_.recipients.push_back(r.str());
+  disk_result_ = {};
+  pending_.clear();
+  in_message_ = true;
+}
+
+void Session::write_chunk(bool final) {
+  if (!disk_result_) {
+    pending_.clear();  // already failed: the refusal comes at the end
+    return;
+  }
+  disk_busy_ = true;
+  auto chunk = std::make_shared<std::string>(std::move(pending_));
+  pending_.clear();
+  auto spool = in_.spool();
+  // The worker owns writer_, record_ and disk_result_ until `done` runs.
+  in_.loop().queue_work(
+      [this, chunk, spool, final] {
+        if (!writer_) {
+          auto w = spool::Writer::create(spool, record_);
+          if (!w) {
+            disk_result_ = tl::unexpected(w.error());
+            return;
+          }
+          writer_ = std::move(*w);
+        }
+        if (!chunk->empty()) disk_result_ = writer_->append(*chunk);
+        if (final && disk_result_) disk_result_ = writer_->commit();
+      },
+      [this, final] {
+        if (final) {
+          if (!disk_result_ || !writer_) {
+            on_commit_done(disk_result_ ? fail(Errc::Io, "no writer") : disk_result_);
+            return;
+          }
+          record_.size = writer_->content_size();
+          in_.committer().sync([this](Result<void> r) { on_commit_done(std::move(r)); });
+          return;
+        }
+        disk_done();
+      });
+}
+
+void Session::commit() {
+  if (idle_timer_) idle_timer_->stop();
+  if (!disk_result_) {
+    on_commit_done(disk_result_);
+    return;
+  }
+  write_chunk(true);
+}
+
+void Session::on_commit_done(Result<void> r) {
+  disk_busy_ = false;
+  in_message_ = false;
+  bool file_in_queue = writer_ && !r && disk_result_.has_value();  // the directory fsync failed
+  if (writer_) {
+    // A committed writer is inert; an uncommitted one unlinks its file, which
+    // is disk work: let a worker do it.
+    spool::Writer* w = writer_.release();
+    in_.loop().queue_work([w] { delete w; }, nullptr);
+  }
+  if (r) {
+    in_.committed(record_);
+    log::info("queued")
+        .kv("session", id_)
+        .kv("msg", record_.id)
+        .kv("size", record_.size)
+        .kv("from", record_.sender)
+        .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()))
+        .kv("client", record_.client);
+    machine_.message_committed();
+    if (draining_) machine_.shutdown();
+  } else {
+    const Error& e = r.error();
+    log::error("spool_error").kv("session", id_).kv("msg", record_.id).kv("reason", e.message());
+    if (file_in_queue) {
+      // Durability unknown: keep the file (it will be delivered; a duplicate
+      // is better than a loss) and let the client try again.
+      in_.committed(record_);
+    }
+    machine_.message_failed(e.code == Errc::SpoolNoSpace
+                                ? "452 4.3.1 Insufficient system storage"
+                                : "451 4.3.0 Error: local error in processing, try again later");
+  }
+  if (closing_) {
+    maybe_release();
+    return;
+  }
+  arm_idle();
+  pump();
+}
+
+void Session::discard_message() {
+  in_message_ = false;
+  pending_.clear();
+  if (!writer_) return;
+  disk_busy_ = true;
+  spool::Writer* w = writer_.release();
+  in_.loop().queue_work([w] { delete w; }, [this] { disk_done(); });
+}
+
+void Session::disk_done() {
+  disk_busy_ = false;
+  if (closing_) {
+    if (in_message_) discard_message();
+    maybe_release();
+    return;
+  }
+  pump();
+}
+
+void Session::shutdown() {
+  draining_ = true;
+  if (closing_ || in_message_ || disk_busy_ || machine_.in_transaction()) return;
+  machine_.shutdown();
+  pump();
+}
+
+void Session::close(const std::string& reason) {
+  if (closing_ && conn_->closing()) return;
+  closing_ = true;
+  if (close_reason_.empty()) close_reason_ = reason;
+  idle_timer_.reset();
+  greet_timer_.reset();
+  if (in_message_ && !disk_busy_) discard_message();
+  conn_->close();
+}
+
+void Session::on_conn_closed() {
+  conn_closed_ = true;
+  closing_ = true;
+  idle_timer_.reset();
+  greet_timer_.reset();
+  if (in_message_ && !disk_busy_) discard_message();
+  log::info("disconnect").kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
+  maybe_release();
+}
+
+void Session::maybe_release() {
+  if (conn_closed_ && !disk_busy_) in_.release(this);  // deletes this: last statement
+}
+
+}  // namespace spoolgate::listener

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// listener/session: one inbound SMTP connection.
+//
+// Drives an smtp::Server over a net::Connection and streams each message into
+// a spool::Writer. Every disk call runs on a worker thread; while one is in
+// flight the session consumes no input and, once its input buffer is full,
+// stops reading from the socket (a slow disk throttles the client instead of
+// filling memory). The 250 for a message is produced only after the group
+// commit covering it has completed (invariant 1). Local trouble becomes 452
+// (no space) or 451 and the partial file is removed.
+//
+// Teardown: close() is idempotent; the session is released by Inbound only
+// when its connection has closed and no disk job is in flight, as the last
+// statement of whichever callback saw the second of those happen.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "loop/loop.h"
+#include "net/stream.h"
+#include "smtp/server.h"
+#include "spool/spool.h"
+
+namespace spoolgate::listener {
+
+class Inbound;
+
+class Session {
+ public:
+  Session(Inbound& in, std::unique_ptr<net::Connection> conn);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  // Sends `reply` and closes (refused at connect).
+  void refuse(const std::string& reply, const std::string& why);
+  void shutdown();
+  void close(const std::string& reason);
+  const std::string& id() const { return id_; }
+  const std::string& peer() const { return conn_->peer(); }
+
+ private:
+  static constexpr std::size_t kMaxInput = 128 * 1024;
+
+  void greet();
+  void on_read(std::string_view bytes, bool eof);
+  void on_conn_closed();
+  void pump();
+  void flush();
+  void begin_message();
+  void write_chunk(bool final);
+  void commit();
+  void on_commit_done(Result<void> r);
+  void discard_message();
+  void disk_done();
+  void maybe_release();
+  void arm_idle();
+  // Closes after our last reply is written, bounded by a timer.
+  void linger();
+
+  Inbound& in_;
+  std::unique_ptr<net::Connection> conn_;
+  std::string id_;
+  smtp::Server machine_;
+  loop::HandlePtr<loop::Timer> idle_timer_;
+  loop::HandlePtr<loop::Timer> greet_timer_;
+
+  spool::Record record_;
+  std::unique_ptr<spool::Writer> writer_;  // touched by a worker only while disk_busy_
+  std::string pending_;                    // content not yet handed to the disk
+  Result<void> disk_result_;
+  bool in_message_ = false;
+  bool disk_busy_ = false;
+  bool greeted_ = false;
+  bool closing_ = false;
+  bool conn_closed_ = false;
+  bool draining_ = false;
+  std::string close_reason_;
+};
+
+}  // namespace spoolgate::listener

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+// spoolgate: argv -> verb -> exit code. Nothing else lives here.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/daemon.h"
+#include "app/queue_cli.h"
+#include "config/config.h"
+
+namespace {
+
+using spoolgate::config::Config;
+
+constexpr const char* kSystemConfig = "/etc/spoolgate/spoolgate.yaml";
+
+// --config, else $SPOOLGATE_CONFIG, else the system file if present, else
+// defaults and environment only (the container case).
+std::string config_path(const std::string& flag, const spoolgate::config::Env& env) {
+  if (!flag.empty()) return flag;
+  if (auto it = env.find("SPOOLGATE_CONFIG"); it != env.end() && !it->second.empty()) return it->second;
+  if (::access(kSystemConfig, R_OK) == 0) return kSystemConfig;
+  return "";
+}
+
+bool load(const std::string& flag, Config& out) {
+  auto env = spoolgate::config::process_env();
+  auto cfg = spoolgate::config::load(config_path(flag, env), env);
+  if (!cfg) {
+    for (const auto& e : cfg.error()) std::cerr << "spoolgate: " << e << "\n";
+    std::cerr << "spoolgate: " << cfg.error().size() << " configuration error(s)\n";
+    return false;
+  }
+  out = std::move(*cfg);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"spoolgate: a durable local SMTP relay with verified TLS upstream delivery"};
+  app.require_subcommand(1);
+  std::string config;
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option(
+        "-c,--config", config,
+        "configuration file (default: $SPOOLGATE_CONFIG, then " + std::string(kSystemConfig) + " if present)");
+  };
+
+  auto* run = app.add_subcommand("run", "run the daemon in the foreground");
+  add_config(run);
+  auto* check = app.add_subcommand("check-config", "print the effective configuration, or every error");
+  add_config(check);
+  auto* queue = app.add_subcommand("queue", "inspect the spool");
+  queue->require_subcommand(1);
+  auto* list = queue->add_subcommand("list", "list queued messages");
+  add_config(list);
+  bool json = false;
+  list->add_flag("--json", json, "print a JSON array");
+  auto* version = app.add_subcommand("version", "print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (version->parsed()) {
+    std::cout << "spoolgate " << SPOOLGATE_VERSION << "\n";
+    return 0;
+  }
+  Config cfg;
+  if (!load(config, cfg)) return 1;
+  if (check->parsed()) {
+    std::cout << spoolgate::config::dump(cfg);
+    return 0;
+  }
+  if (list->parsed()) return spoolgate::app::queue_list(cfg, json);
+  if (run->parsed()) return spoolgate::app::run_daemon(cfg);
+  return 2;
+}

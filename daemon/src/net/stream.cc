@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+#include "net/stream.h"
+
+#include <sys/ioctl.h>
+#include <uv.h>
+
+#include <cstring>
+
+#include "core/log.h"
+
+namespace spoolgate::net {
+
+struct Connection::Impl {
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  Connection* owner;
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
+};
+
+struct Listener::Impl {
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  Listener* owner;
+  bool unix_socket;
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
+};
+
+namespace {
+
+struct WriteReq {
+  uv_write_t req;
+  std::string bytes;
+  Connection* conn;
+};
+
+void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
+  // One buffer per loop: data is handed to the owner before the next read.
+  buf->base = static_cast<loop::Loop*>(h->loop->data)->read_buffer();
+  buf->len = loop::Loop::kReadBuffer;
+}
+
+void on_stream_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* impl = static_cast<Connection::Impl*>(s->data);
+  if (nread > 0)
+    impl->owner->deliver(std::string_view(buf->base, static_cast<size_t>(nread)), false);
+  else if (nread < 0)
+    impl->owner->deliver({}, true);  // EOF or error: nread == 0 is not EOF
+}
+
+void on_write(uv_write_t* req, int status) noexcept {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Connection* c = w->conn;
+  delete w;
+  c->write_done(status);
+}
+
+void on_conn_closed(uv_handle_t* h) noexcept { static_cast<Connection::Impl*>(h->data)->owner->handle_closed(); }
+
+void on_connection(uv_stream_t* server, int status) noexcept {
+  if (status < 0) {
+    log::warn("accept_failed").kv("reason", uv_strerror(status));
+    return;
+  }
+  static_cast<Listener::Impl*>(server->data)->owner->accept_one();
+}
+
+}  // namespace
+
+Connection::~Connection() {
+  // Deleting an open connection is a bug in the owner; the handle memory would
+  // be freed under libuv. Panic loudly rather than corrupt memory.
+  if (impl_ && !closing_) {
+    log::error("panic").kv("reason", "connection deleted while open");
+    std::abort();
+  }
+  delete impl_;
+}
+
+void Connection::start_reading() {
+  if (closing_ || reading_) return;
+  if (uv_read_start(impl_->stream(), on_alloc, on_stream_read) == 0) reading_ = true;
+}
+
+void Connection::stop_reading() {
+  if (closing_ || !reading_) return;
+  uv_read_stop(impl_->stream());
+  reading_ = false;
+}
+
+void Connection::deliver(std::string_view bytes, bool eof) {
+  if (closing_) return;
+  if (eof) {
+    if (eof_reported_) return;
+    eof_reported_ = true;
+    stop_reading();
+  }
+  if (read_fn_) read_fn_(bytes, eof);
+}
+
+void Connection::write(std::string bytes) {
+  if (closing_ || bytes.empty()) return;
+  auto* w = new WriteReq{{}, std::move(bytes), this};
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  int rc = uv_write(&w->req, impl_->stream(), &buf, 1, on_write);
+  if (rc != 0) {
+    delete w;
+    deliver({}, true);
+    return;
+  }
+  ++pending_writes_;
+}
+
+void Connection::write_done(int status) {
+  --pending_writes_;
+  if (status < 0 && status != UV_ECANCELED) deliver({}, true);
+  if (close_when_drained_ && pending_writes_ == 0) close();
+}
+
+void Connection::close_after_writes() {
+  stop_reading();
+  if (pending_writes_ == 0)
+    close();
+  else
+    close_when_drained_ = true;
+}
+
+void Connection::close() {
+  if (closing_) return;
+  stop_reading();
+  closing_ = true;
+  read_fn_ = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl_->h), on_conn_closed);
+}
+
+void Connection::handle_closed() {
+  // Pending write callbacks ran (cancelled) before this one.
+  auto fn = std::move(closed_fn_);
+  if (fn) fn();  // may delete this; nothing below touches members
+}
+
+std::size_t Connection::readable_bytes() const {
+  uv_os_fd_t fd;
+  if (closing_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&impl_->h), &fd) != 0) return 0;
+  int n = 0;
+  if (::ioctl(fd, FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<std::size_t>(n);
+}
+
+Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const ListenSpec& spec, AcceptFn fn) {
+  loop::HandlePtr<Listener> l(new Listener());
+  l->loop_ = &loop;
+  l->fn_ = std::move(fn);
+  l->impl_ = new Impl{};
+  l->impl_->owner = l.get();
+  l->impl_->unix_socket = spec.unix_socket;
+  int rc;
+  if (spec.unix_socket) {
+    uv_pipe_init(loop.raw(), &l->impl_->h.pipe, 0);
+    l->impl_->h.pipe.data = l->impl_;
+    ::unlink(spec.path.c_str());  // a stale socket from a previous run
+    rc = uv_pipe_bind(&l->impl_->h.pipe, spec.path.c_str());
+    l->address_ = "unix:" + spec.path;
+    if (rc == 0) l->unlink_on_close_ = spec.path;
+  } else {
+    uv_tcp_init(loop.raw(), &l->impl_->h.tcp);
+    l->impl_->h.tcp.data = l->impl_;
+    sockaddr_storage ss{};
+    bool v6 = spec.host.find(':') != std::string::npos;
+    if (v6)
+      rc = uv_ip6_addr(spec.host.c_str(), spec.port, reinterpret_cast<sockaddr_in6*>(&ss));
+    else
+      rc = uv_ip4_addr(spec.host.c_str(), spec.port, reinterpret_cast<sockaddr_in*>(&ss));
+    if (rc == 0) rc = uv_tcp_bind(&l->impl_->h.tcp, reinterpret_cast<sockaddr*>(&ss), v6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0) {
+      sockaddr_storage bound{};
+      int len = sizeof bound;
+      uv_tcp_getsockname(&l->impl_->h.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+      int port = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                    : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+      l->address_ = (v6 ? "[" + spec.host + "]" : spec.host) + ":" + std::to_string(port);
+    }
+  }
+  if (rc == 0) rc = uv_listen(l->impl_->stream(), 511, on_connection);
+  if (rc != 0) {
+    std::string where = spec.unix_socket ? "unix:" + spec.path : spec.host + ":" + std::to_string(spec.port);
+    return fail(Errc::Io, "cannot listen on " + where + ": " + uv_strerror(rc));
+  }
+  return l;
+}
+
+void Listener::accept_one() {
+  std::unique_ptr<Connection> c(new Connection());
+  c->impl_ = new Connection::Impl{};
+  c->impl_->owner = c.get();
+  if (impl_->unix_socket)
+    uv_pipe_init(loop_->raw(), &c->impl_->h.pipe, 0);
+  else
+    uv_tcp_init(loop_->raw(), &c->impl_->h.tcp);
+  c->impl_->h.tcp.data = c->impl_;
+  if (uv_accept(impl_->stream(), c->impl_->stream()) != 0) {
+    // Nothing to accept after all; close the fresh handle and free it then.
+    Connection* raw = c.release();
+    raw->on_closed([raw] { delete raw; });
+    raw->close();
+    return;
+  }
+  if (impl_->unix_socket) {
+    c->unix_ = true;
+    c->peer_ = "unix";
+  } else {
+    uv_tcp_nodelay(&c->impl_->h.tcp, 1);
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    uv_tcp_getpeername(&c->impl_->h.tcp, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (auto ip = IpAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) {
+      c->peer_ip_ = *ip;
+      c->peer_ = ip->unmapped().str();
+    }
+  }
+  fn_(std::move(c));
+}
+
+void Listener::close() {
+  if (!impl_) return;
+  Impl* impl = impl_;
+  impl_ = nullptr;
+  fn_ = nullptr;
+  if (!unlink_on_close_.empty()) ::unlink(unlink_on_close_.c_str());
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->h), [](uv_handle_t* h) noexcept {
+    auto* i = static_cast<Impl*>(h->data);
+    delete i->owner;
+    delete i;
+  });
+}
+
+}  // namespace spoolgate::net

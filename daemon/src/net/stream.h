@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// net/stream: accepted connections (TCP or unix socket) and listening sockets.
+//
+// Bytes in, bytes out; nothing here knows SMTP. A Connection is created by a
+// Listener, handed to the accept callback, and owned by whoever takes it.
+//
+// Lifetime: close() is the one idempotent teardown. It stops reading, drops
+// the read callback and closes the handle; when libuv has closed it, the
+// closed callback fires exactly once, as the last thing that happens to the
+// Connection, and the Connection may then be deleted (even from inside that
+// callback). close_after_writes() first lets queued writes drain, bounded by
+// the owner's own timers. A write failure or any read error/EOF is reported
+// through the read callback as an empty view with eof=true, once.
+//
+// Reads go through one buffer per loop, so an idle connection holds no read
+// buffer at all.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/cidr.h"
+#include "core/result.h"
+#include "loop/loop.h"
+
+namespace spoolgate::net {
+
+class Connection {
+ public:
+  using ReadFn = std::function<void(std::string_view bytes, bool eof)>;
+  using ClosedFn = std::function<void()>;
+
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void on_read(ReadFn fn) { read_fn_ = std::move(fn); }
+  void on_closed(ClosedFn fn) { closed_fn_ = std::move(fn); }
+  void start_reading();
+  void stop_reading();
+  bool reading() const { return reading_; }
+  // Queues bytes; the Connection owns them until written.
+  void write(std::string bytes);
+  std::size_t pending_writes() const { return pending_writes_; }
+  void close();
+  void close_after_writes();
+  bool closing() const { return closing_; }
+
+  bool is_unix() const { return unix_; }
+  // Peer address ("127.0.0.1", "::1"; "unix" for unix sockets).
+  const std::string& peer() const { return peer_; }
+  const IpAddress& peer_ip() const { return peer_ip_; }
+  // Bytes the kernel already holds for us (FIONREAD), for early-talker checks.
+  std::size_t readable_bytes() const;
+
+  // For the trampolines.
+  struct Impl;
+  Impl* impl() { return impl_; }
+  void deliver(std::string_view bytes, bool eof);
+  void write_done(int status);
+  void handle_closed();
+
+ private:
+  friend class Listener;
+  Connection() = default;
+  Impl* impl_ = nullptr;
+  ReadFn read_fn_;
+  ClosedFn closed_fn_;
+  std::string peer_;
+  IpAddress peer_ip_;
+  bool unix_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool close_when_drained_ = false;
+  bool eof_reported_ = false;
+  std::size_t pending_writes_ = 0;
+};
+
+struct ListenSpec {
+  bool unix_socket = false;
+  std::string host;  // IP literal
+  std::uint16_t port = 0;
+  std::string path;
+};
+
+class Listener final : public loop::Handle {
+ public:
+  using AcceptFn = std::function<void(std::unique_ptr<Connection>)>;
+  static Result<loop::HandlePtr<Listener>> create(loop::Loop& loop, const ListenSpec& spec, AcceptFn fn);
+  void close() override;
+  // "127.0.0.1:2525", "[::1]:2525", "unix:/run/x.sock" with the bound port.
+  const std::string& address() const { return address_; }
+
+  struct Impl;
+  void accept_one();
+
+ private:
+  Listener() = default;
+  Impl* impl_ = nullptr;
+  loop::Loop* loop_ = nullptr;
+  AcceptFn fn_;
+  std::string address_;
+  std::string unlink_on_close_;
+};
+
+}  // namespace spoolgate::net

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// smtp/server: the inbound SMTP state machine, without I/O (RFC 5321, 1870,
+// 2920, 3463, 6152, 6531).
+//
+// The driver (listener/session) feeds received bytes with receive() and then
+// calls next() until it answers NeedInput or Wait. Replies accumulate in an
+// output buffer the driver sends with take_output(); in pipelined batches they
+// come out in command order (RFC 2920 3.1). Message content leaves as Content
+// events holding canonical bytes (smtp/data.h), bracketed by MessageBegin and
+// MessageEnd/MessageAbort. After MessageEnd the machine waits, consuming no
+// input, until the driver reports the commit: only message_committed() yields
+// the 250 (invariant 1).
+//
+// Memory: the input buffer is the driver's to bound (it stops reading); one
+// call to next() decodes at most kChunk input bytes; content is handed out in
+// pieces of at most about kChunk bytes; the header block is bounded by
+// max_header_bytes. An overlong command line is discarded as it arrives.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/address.h"
+#include "smtp/data.h"
+#include "smtp/headers.h"
+
+namespace spoolgate::smtp {
+
+struct ServerSettings {
+  std::string hostname = "localhost";
+  std::uint64_t max_message_size = 35ULL << 20;
+  size_t max_recipients = 100;
+  int max_bad_commands = 20;
+  bool reject_bare_newlines = false;
+  bool add_missing_headers = true;
+  std::string rewrite_from;  // "" = keep
+  size_t max_header_bytes = 256 * 1024;
+  std::string client_address;  // "127.0.0.1", "::1", "unix"
+  // Asked at MAIL: false while the spool is over its watermarks (452 4.3.1).
+  std::function<bool()> accepting = [] { return true; };
+  std::function<std::int64_t()> now;    // default: the system clock
+  std::function<std::string()> new_id;  // default: core/ids
+};
+
+struct Envelope {
+  std::string id;
+  Mailbox sender;  // null() for <>
+  std::vector<Mailbox> recipients;
+  std::string helo;
+  bool esmtp = false;
+  bool smtputf8 = false;
+  bool body_8bit = false;
+  std::uint64_t declared_size = 0;
+  std::int64_t arrived = 0;
+};
+
+enum class EventType {
+  NeedInput,     // feed more bytes (or wait for them)
+  Wait,          // waiting for message_committed()/message_failed()
+  MessageBegin,  // envelope() describes the new message
+  Content,       // take_content() holds the next canonical bytes
+  MessageEnd,    // all content delivered: commit, then report
+  MessageAbort,  // drop what was written; the refusal is in the output
+  Close,         // send the output, then close
+  Drop,          // close now without a reply (HTTP on the SMTP port)
+};
+
+std::string_view to_string(EventType t);
+
+// A web page can make a browser POST to 127.0.0.1:2525 (a cross-protocol
+// request); such lines never start an SMTP command, and the connection is
+// dropped without a reply.
+bool looks_like_http(std::string_view line);
+
+class Server {
+ public:
+  static constexpr size_t kMaxLine = 512;  // RFC 5321 4.5.3.1.4, CRLF included
+  static constexpr size_t kChunk = 64 * 1024;
+
+  explicit Server(ServerSettings s);
+
+  // The 220 greeting; call once when the session may speak.
+  void greet();
+  void receive(std::string_view bytes);
+  size_t input_size() const { return in_.size() - in_pos_; }
+  EventType next();
+
+  std::string take_output();
+  bool has_output() const { return !out_.empty(); }
+  std::string take_content();
+  const Envelope& envelope() const { return env_; }
+
+  void message_committed();                     // 250 2.0.0 queued as <id>
+  void message_failed(std::string_view reply);  // e.g. "451 4.3.0 ..."
+  void timeout();                               // 421 4.4.2, then Close
+  void shutdown();                              // 421 4.3.2, then Close
+  bool in_transaction() const { return mail_; }
+  bool closed() const { return mode_ == Mode::Closed; }
+
+ private:
+  enum class Mode { Command, Data, AwaitCommit, Closed };
+
+  void reply(std::string_view line);  // adds CRLF
+  void error(std::string_view line);  // a 5xx that counts towards max_bad_commands
+  void close_with(std::string_view line);
+  void reset_transaction();
+  void command(std::string_view line);
+  EventType data_step();
+  std::string received_field() const;
+
+  void proceed_helo(std::string_view args, bool esmtp);
+  void check_mail(std::string_view args);
+  void check_rcpt(std::string_view args);
+  void check_data(std::string_view args);
+
+  ServerSettings s_;
+  Mode mode_ = Mode::Command;
+  EventType close_event_ = EventType::Close;
+  std::string in_;
+  size_t in_pos_ = 0;
+  std::string out_;
+  bool discarding_ = false;  // inside an overlong command line
+  int bad_ = 0;
+
+  bool helo_ = false;
+  bool mail_ = false;
+  Envelope env_;
+
+  DataDecoder decoder_;
+  std::optional<HeaderFixer> fixer_;
+  std::string decoded_;
+  std::string content_;
+  std::uint64_t size_ = 0;
+  bool too_big_ = false;
+  bool end_pending_ = false;
+  bool content_begin_pending_ = false;
+};
+
+}  // namespace spoolgate::smtp

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+#include "spool/record.h"
+
+#include <charconv>
+
+#include "core/ids.h"
+
+namespace spoolgate::spool {
+namespace {
+
+constexpr std::string_view kMagic = "SPOOLGATE-MESSAGE 1\n";
+constexpr std::string_view kSizeKey = "content-size: ";
+constexpr size_t kSizeDigits = 20;
+
+bool clean(std::string_view v) {
+  for (char c : v)
+    if (c == '\n' || c == '\r' || c == '\0') return false;
+  return true;
+}
+
+template <class T>
+bool parse_num(std::string_view v, T& out) {
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return !v.empty() && ec == std::errc() && p == v.data() + v.size();
+}
+
+std::string_view unbracket(std::string_view v, bool& ok) {
+  ok = v.size() >= 2 && v.front() == '<' && v.back() == '>';
+  return ok ? v.substr(1, v.size() - 2) : v;
+}
+
+}  // namespace
+
+std::uint64_t content_size_offset() { return kMagic.size() + kSizeKey.size(); }
+
+std::string encode_size(std::uint64_t size) {
+  std::string s = std::to_string(size);
+  return std::string(kSizeDigits - s.size(), '0') + s;
+}
+
+Result<std::string> encode_header(const Record& r) {
+  if (!is_queue_id(r.id)) return fail(Errc::Invalid, "bad queue id");
+  for (std::string_view v : {std::string_view(r.client), std::string_view(r.helo), std::string_view(r.sender)})
+    if (!clean(v)) return fail(Errc::Invalid, "control character in envelope field");
+  if (r.recipients.empty()) return fail(Errc::Invalid, "no recipients");
+  std::string h;
+  h.reserve(256 + 64 * r.recipients.size());
+  h += kMagic;
+  h += kSizeKey;
+  h += encode_size(0);
+  h += "\nid: " + r.id;
+  h += "\narrived: " + std::to_string(r.arrived);
+  h += "\nclient: " + r.client;
+  h += "\nhelo: " + r.helo;
+  h += r.smtputf8 ? "\nsmtputf8: 1" : "\nsmtputf8: 0";
+  h += r.body_8bit ? "\nbody: 8bitmime" : "\nbody: 7bit";
+  h += "\nsender: <" + r.sender + ">";
+  for (const auto& rc : r.recipients) {
+    if (!clean(rc) || rc.empty()) return fail(Errc::Invalid, "bad recipient");
+    h += "\nrcpt: <" + rc + ">";
+  }
+  h += "\n\n";
+  return h;
+}
+
+Result<Record> decode_header(std::string_view head, std::uint64_t file_size) {
+  auto corrupt = [](std::string what) { return fail(Errc::SpoolCorrupt, std::move(what)); };
+  if (!head.starts_with(kMagic)) return corrupt("not a spoolgate message (bad magic or version)");
+  size_t end = head.find("\n\n");
+  if (end == std::string_view::npos) return corrupt("header not terminated");
+  Record r;
+  r.content_offset = end + 2;
+  bool have_size = false, have_id = false, have_arrived = false, have_sender = false;
+  size_t pos = kMagic.size();
+  while (pos < end + 1) {
+    size_t eol = head.find('\n', pos);
+    std::string_view line = head.substr(pos, eol - pos);
+    pos = eol + 1;
+    size_t colon = line.find(": ");
+    if (colon == std::string_view::npos) return corrupt("malformed header line");
+    std::string_view key = line.substr(0, colon), val = line.substr(colon + 2);
+    bool ok = true;
+    if (key == "content-size") {
+      ok = val.size() == kSizeDigits && parse_num(val, r.size);
+      have_size = ok;
+    } else if (key == "id") {
+      ok = is_queue_id(val);
+      r.id = val;
+      have_id = ok;
+    } else if (key == "arrived") {
+      ok = parse_num(val, r.arrived);
+      have_arrived = ok;
+    } else if (key == "client") {
+      r.client = val;
+    } else if (key == "helo") {
+      r.helo = val;
+    } else if (key == "smtputf8") {
+      ok = val == "0" || val == "1";
+      r.smtputf8 = val == "1";
+    } else if (key == "body") {
+      ok = val == "7bit" || val == "8bitmime";
+      r.body_8bit = val == "8bitmime";
+    } else if (key == "sender") {
+      r.sender = unbracket(val, ok);
+      have_sender = ok;
+    } else if (key == "rcpt") {
+      std::string_view a = unbracket(val, ok);
+      ok = ok && !a.empty();
+      r.recipients.emplace_back(a);
+    } else {
+      return corrupt("unknown header field '" + std::string(key) + "'");
+    }
+    if (!ok) return corrupt("bad value for '" + std::string(key) + "'");
+  }
+  if (!have_size || !have_id || !have_arrived || !have_sender || r.recipients.empty())
+    return corrupt("missing header field");
+  if (file_size != r.content_offset + r.size)
+    return corrupt("size mismatch: file has " + std::to_string(file_size) + " bytes, header says " +
+                   std::to_string(r.content_offset + r.size));
+  return r;
+}
+
+}  // namespace spoolgate::spool

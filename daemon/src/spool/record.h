@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// spool/record: what the spool knows about one message, and its on-disk form.
+//
+// Message file, queue/<id> (format version 1), written once and never changed:
+//
+//   SPOOLGATE-MESSAGE 1\n
+//   content-size: 00000000000000004096\n   fixed width, written last (commit)
+//   id: 01JD3Q5V0K7ZC4XW\n
+//   arrived: 1795003200\n                   unix seconds
+//   client: 127.0.0.1\n
+//   helo: printer.lan\n
+//   smtputf8: 0\n
+//   body: 7bit\n                            or 8bitmime
+//   sender: <alerts@example.com>\n          <> for the null sender
+//   rcpt: <ops@example.com>\n               one line per recipient, in order
+//   \n
+//   <content: canonical CRLF lines, dot-stuffed (smtp/data.h)>
+//
+// The file is complete iff its size equals the header length plus
+// content-size; a file that fails this or any field check is corrupt and is
+// never delivered (it is moved to failed/). Values never hold CR, LF or NUL:
+// addresses come re-serialised from the parser, helo is sanitised.
+//
+// Delivery state (attempts, per-recipient results) will live beside it in a
+// small state file that is rewritten atomically; the message file stays
+// immutable so a crash while updating state can never damage content.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace spoolgate::spool {
+
+constexpr int kFormatVersion = 1;
+
+struct Record {
+  std::string id;
+  std::int64_t arrived = 0;
+  std::string client;
+  std::string helo;
+  bool smtputf8 = false;
+  bool body_8bit = false;
+  std::string sender;                   // without brackets; "" = null sender
+  std::vector<std::string> recipients;  // without brackets
+  std::uint64_t size = 0;               // content bytes
+  std::uint64_t content_offset = 0;     // where content starts in the file
+  // Delivery state; zero until the outbound half records attempts.
+  unsigned attempts = 0;
+  std::string last_error;
+};
+
+// The header text for r (with a zero content-size placeholder); fails when a
+// field holds a byte that would break the line format.
+Result<std::string> encode_header(const Record& r);
+// Byte offset of the 20 content-size digits in every message file.
+std::uint64_t content_size_offset();
+std::string encode_size(std::uint64_t size);
+// Parses a header from the start of a file of file_size bytes.
+Result<Record> decode_header(std::string_view head, std::uint64_t file_size);
+
+}  // namespace spoolgate::spool

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+#include "spool/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "core/ids.h"
+#include "core/log.h"
+
+namespace spoolgate::spool {
+
+std::function<bool(CommitStep)> g_crash_after;
+
+namespace {
+
+constexpr size_t kMaxHeaderRead = 64 * 1024;
+
+Result<void> write_all(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + what, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+Result<void> ensure_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
+    return fail(Errc::Io, path + " exists and is not a directory");
+  }
+  return fail_errno("mkdir " + path, errno);
+}
+
+Result<std::vector<std::string>> names_in(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return fail_errno("opendir " + dir, errno);
+  std::vector<std::string> out;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    out.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Reads and decodes the header of a message file.
+Result<Record> load(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open " + path, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return fail_errno("stat " + path, e);
+  }
+  std::string head(std::min<std::uint64_t>(kMaxHeaderRead, static_cast<std::uint64_t>(st.st_size)), '\0');
+  ssize_t n = ::pread(fd, head.data(), head.size(), 0);
+  int e = errno;
+  ::close(fd);
+  if (n < 0) return fail_errno("read " + path, e);
+  head.resize(static_cast<size_t>(n));
+  return decode_header(head, static_cast<std::uint64_t>(st.st_size));
+}
+
+Result<void> fsync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open " + path, errno);
+  int rc = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) return fail_errno("fsync " + path, e);
+  return {};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Spool>> Spool::open(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  // Create parents for a developer run (./var/spool); the service manager
+  // creates /var/lib/spoolgate itself.
+  for (size_t p = d.find('/', 1); p != std::string::npos; p = d.find('/', p + 1)) {
+    std::string parent = d.substr(0, p);
+    if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("mkdir " + parent, errno);
+  }
+  for (const std::string& sub : {d, d + "/tmp", d + "/queue", d + "/failed"}) {
+    auto r = ensure_dir(sub);
+    if (!r) return tl::unexpected(r.error());
+  }
+  std::shared_ptr<Spool> s(new Spool(d));
+  s->queue_fd_ = ::open((d + "/queue").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->queue_fd_ < 0) return fail_errno("open " + d + "/queue", errno);
+  return s;
+}
+
+Spool::~Spool() {
+  if (queue_fd_ >= 0) ::close(queue_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Result<void> Spool::lock() {
+  std::string path = dir_ + "/lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return fail_errno("open " + path, errno);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (e == EWOULDBLOCK) return fail(Errc::Refused, "spool " + dir_ + " is in use by another spoolgate daemon");
+    return fail_errno("flock " + path, e);
+  }
+  return {};
+}
+
+Result<Recovery> Spool::recover() {
+  Recovery rec;
+  auto tmp = names_in(dir_ + "/tmp");
+  if (!tmp) return tl::unexpected(tmp.error());
+  for (const auto& n : *tmp) {
+    // Never acknowledged: the 250 comes only after the rename out of tmp/.
+    if (::unlink((dir_ + "/tmp/" + n).c_str()) != 0) return fail_errno("unlink tmp/" + n, errno);
+    log::info("recover_discard").kv("msg", n).kv("reason", "interrupted reception");
+    ++rec.discarded_tmp;
+  }
+  auto names = names_in(dir_ + "/queue");
+  if (!names) return tl::unexpected(names.error());
+  for (const auto& n : *names) {
+    std::string path = dir_ + "/queue/" + n;
+    auto r = load(path);
+    if (r && r->id == n) {
+      rec.queued_bytes += r->size;
+      rec.queued.push_back(std::move(*r));
+      continue;
+    }
+    std::string reason = r ? "id does not match file name" : r.error().message();
+    std::string target = is_queue_id(n) ? n : "stray-" + new_queue_id();
+    log::error("recover_corrupt").kv("msg", n).kv("reason", reason).kv("moved_to", "failed/" + target);
+    if (::rename(path.c_str(), (dir_ + "/failed/" + target).c_str()) != 0) return fail_errno("rename " + path, errno);
+    int fd = ::open((dir_ + "/failed/" + target + ".reason").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      (void)write_all(fd, "corrupt at recovery: " + reason + "\n", "reason");
+      ::fsync(fd);
+      ::close(fd);
+    }
+    ++rec.moved_corrupt;
+  }
+  if (rec.discarded_tmp + rec.moved_corrupt > 0) {
+    auto a = fsync_dir(dir_ + "/tmp");
+    if (!a) return tl::unexpected(a.error());
+    auto b = fsync_dir(dir_ + "/failed");
+    if (!b) return tl::unexpected(b.error());
+    auto c = sync_queue_dir();
+    if (!c) return tl::unexpected(c.error());
+  }
+  return rec;
+}
+
+Result<std::vector<Record>> Spool::list(std::vector<std::string>* corrupt) const {
+  auto names = names_in(dir_ + "/queue");
+  if (!names) return tl::unexpected(names.error());
+  std::vector<Record> out;
+  for (const auto& n : *names) {
+    auto r = load(dir_ + "/queue/" + n);
+    if (r)
+      out.push_back(std::move(*r));
+    else if (r.error().code == Errc::Io && r.error().sys == ENOENT)
+      continue;  // delivered meanwhile
+    else if (corrupt)
+      corrupt->push_back(n + ": " + r.error().message());
+  }
+  return out;
+}
+
+Result<void> Spool::sync_queue_dir() {
+  if (::fsync(queue_fd_) != 0) return fail_errno("fsync " + dir_ + "/queue", errno);
+  return {};
+}
+
+Result<std::uint64_t> Spool::free_bytes() const {
+  struct statvfs vfs {};
+  if (::statvfs(dir_.c_str(), &vfs) != 0) return fail_errno("statvfs " + dir_, errno);
+  return static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
+Result<void> Spool::move_to_failed(const std::string& id, std::string_view reason) {
+  std::string reason_path = failed_path(id) + ".reason";
+  int fd = ::open(reason_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("open " + reason_path, errno);
+  auto w = write_all(fd, std::string(reason) + "\n", reason_path);
+  if (w && ::fsync(fd) != 0) w = fail_errno("fsync " + reason_path, errno);
+  ::close(fd);
+  if (!w) return w;
+  if (::rename(queue_path(id).c_str(), failed_path(id).c_str()) != 0) return fail_errno("rename " + id, errno);
+  auto a = fsync_dir(dir_ + "/failed");
+  if (!a) return a;
+  return sync_queue_dir();
+}
+
+Result<std::unique_ptr<Writer>> Writer::create(std::shared_ptr<Spool> spool, const Record& r) {
+  auto header = encode_header(r);
+  if (!header) return tl::unexpected(header.error());
+  std::unique_ptr<Writer> w(new Writer());
+  w->spool_ = std::move(spool);
+  w->id_ = r.id;
+  std::string path = w->spool_->tmp_path(r.id);
+  w->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (w->fd_ < 0) return fail_errno("create " + path, errno);
+  auto wr = write_all(w->fd_, *header, path);
+  if (!wr) return tl::unexpected(wr.error());  // the destructor removes the file
+  return w;
+}
+
+Writer::~Writer() {
+  if (!committed_) rollback();
+}
+
+Result<void> Writer::append(std::string_view bytes) {
+  if (fd_ < 0) return fail(Errc::Io, "writer is closed");
+  auto r = write_all(fd_, bytes, spool_->tmp_path(id_));
+  if (r) size_ += bytes.size();
+  return r;
+}
+
+Result<void> Writer::commit() {
+  std::string tmp = spool_->tmp_path(id_);
+  auto crash = [&](CommitStep s) {
+    if (g_crash_after && g_crash_after(s)) {
+      ::close(fd_);
+      fd_ = -1;
+      committed_ = true;  // leave the files exactly as a dead process would
+      return true;
+    }
+    return false;
+  };
+  std::string digits = encode_size(size_);
+  if (::pwrite(fd_, digits.data(), digits.size(), static_cast<off_t>(content_size_offset())) !=
+      static_cast<ssize_t>(digits.size())) {
+    auto e = fail_errno("write " + tmp, errno);
+    rollback();
+    return e;
+  }
+  if (crash(CommitStep::Written)) return fail(Errc::Io, "injected crash");
+  if (::fsync(fd_) != 0) {
+    auto e = fail_errno("fsync " + tmp, errno);
+    rollback();
+    return e;
+  }
+  if (crash(CommitStep::FileSynced)) return fail(Errc::Io, "injected crash");
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp.c_str(), spool_->queue_path(id_).c_str()) != 0) {
+    auto e = fail_errno("rename " + tmp, errno);
+    rollback();
+    return e;
+  }
+  committed_ = true;
+  if (crash(CommitStep::Renamed)) return fail(Errc::Io, "injected crash");
+  return {};
+}
+
+void Writer::rollback() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!committed_) ::unlink(spool_->tmp_path(id_).c_str());
+  committed_ = true;
+}
+
+}  // namespace spoolgate::spool

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures that run the real spoolgate binary with a generated config.
+
+Every daemon listens on port 0 (the kernel picks a free port) and the test
+reads the bound address from the daemon's own `event=listening` log line, so
+tests never race for ports. Waiting is always "poll with a deadline" on an
+observable event (a log line, a file, a socket reply), never a bare sleep.
+Teardown sends SIGTERM and requires exit status 0, which the daemon returns
+only when its event loop closed with no handle left.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = os.environ.get("SPOOLGATE_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate"))
+SANITIZED = "sanitize" in BIN
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def yaml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(json.dumps(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {yaml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return str(v)
+
+
+class Daemon:
+    def __init__(self, workdir: Path, settings: dict, prefix=None, env=None):
+        self.dir = workdir
+        self.spool = workdir / "spool"
+        self.config = workdir / "spoolgate.yaml"
+        self.log_path = workdir / "daemon.log"
+        self.prefix = prefix or []
+        self.env = env
+        self.proc = None
+        self.write_config(settings)
+
+    def write_config(self, settings):
+        cfg = {
+            "hostname": "relay.test",
+            "listen": ["127.0.0.1:0"],
+            "spool": {"dir": str(self.spool)},
+        }
+        for k, v in settings.items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k] = {**cfg[k], **v}
+            else:
+                cfg[k] = v
+        self.config.write_text("".join(f"{k}: {yaml_value(v)}\n" for k, v in cfg.items()))
+
+    def start(self, expect_ready=True):
+        self.log_file = open(self.log_path, "ab")
+        self.log_offset = self.log_path.stat().st_size
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.prefix + [BIN, "run", "-c", str(self.config)],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        if expect_ready:
+            wait_for(lambda: "event=ready" in self.log() or self.proc.poll() is not None, what="ready")
+            assert self.proc.poll() is None, self.log()
+            self.addresses = re.findall(r"event=listening address=(\S+)", self.log())
+        return self
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
+
+    @property
+    def port(self):
+        return int(self.addresses[0].rsplit(":", 1)[1])
+
+    @property
+    def pid(self):
+        """The daemon's pid, also when it runs under a wrapper such as strace."""
+        if not self.prefix:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return int(wait_for(lambda: children.read_text().split(), what="daemon child")[0])
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return Client(s)
+
+    def stop(self, expect=0):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.kill(self.pid, signal.SIGTERM)
+        rc = self.proc.wait(timeout=60)
+        self.log_file.close()
+        assert rc == expect, f"exit status {rc}\n{self.log()}"
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.log_file.close()
+
+    def queue(self):
+        out = subprocess.run([BIN, "queue", "list", "--json", "-c", str(self.config)],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    def queued_files(self):
+        return sorted(p for p in (self.spool / "queue").iterdir())
+
+    def tmp_files(self):
+        return sorted((self.spool / "tmp").iterdir())
+
+    def content(self, msg_id):
+        """The canonical content of a queued message (after the spool header)."""
+        data = (self.spool / "queue" / msg_id).read_bytes()
+        return data[data.index(b"\n\n") + 2:]
+
+    def rss_peak_kib(self):
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+
+class Client:
+    """A raw SMTP client: exact bytes out, reply lines in."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed; pending {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode(errors="replace")
+
+    def reply(self):
+        """One whole (possibly multiline) reply as a list of lines."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def code(self):
+        return int(self.reply()[-1][:3])
+
+    def cmd(self, text):
+        self.send(text.encode() + b"\r\n")
+        return self.reply()
+
+    def closed(self, timeout=10):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="spoolgate-it-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def daemon_factory(workdir):
+    made = []
+
+    def make(settings=None, start=True, **kw):
+        sub = workdir / f"d{len(made)}"
+        sub.mkdir()
+        d = Daemon(sub, settings or {}, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in made:
+        if d.proc is not None and d.proc.poll() is None:
+            d.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory()

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: MIT
+"""The CLI verbs: check-config, queue list, version, --help."""
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, env=None):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_version_and_help():
+    assert run("version").stdout.startswith("spoolgate ")
+    for verb in (["run"], ["check-config"], ["queue", "list"]):
+        out = run(*verb, "--help")
+        assert out.returncode == 0
+        assert "--config" in out.stdout
+
+
+def test_check_config_prints_the_effective_config():
+    out = run("check-config", "-c", str(ROOT / "conf/spoolgate.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert "listen: [\"127.0.0.1:2525\"]" in out.stdout
+    assert "store-only" in out.stdout
+
+
+def test_check_config_reports_every_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: [\"0.0.0.0:25\"]\nlimits:\n  max_message_size: lots\n  idle_timeout: 5\nspool:\n  dri: /x\n")
+    out = run("check-config", "-c", str(bad))
+    assert out.returncode == 1
+    err = out.stderr
+    assert f"{bad}:3: limits.max_message_size: expected a size like 35MiB" in err
+    assert f"{bad}:4: limits.idle_timeout: expected a duration like 30s" in err
+    assert f"{bad}:6: spool.dri: unknown key" in err
+    assert "'0.0.0.0:25' is not a loopback address" in err
+    assert "4 configuration error(s)" in err
+
+
+def test_environment_only_configuration(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_SPOOL_DIR": str(tmp_path / "s"),
+           "SPOOLGATE_UPSTREAM_URL": "smtps://alerts@smtp.gmail.com:465",
+           "SPOOLGATE_PASSWORD_FILE": "/run/secrets/gmail"}
+    out = run("check-config", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "url: \"smtps://alerts@smtp.gmail.com:465\"" in out.stdout
+    assert "password_file: \"/run/secrets/gmail\"" in out.stdout
+    bad = run("check-config", env={**env, "SPOOLGATE_LIMITS_IDLE_TIMEOUT": "forever"})
+    assert bad.returncode == 1
+    assert "$SPOOLGATE_LIMITS_IDLE_TIMEOUT: limits.idle_timeout: expected a duration" in bad.stderr
+
+
+def test_queue_list_on_an_empty_spool(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"spool:\n  dir: {tmp_path / 'spool'}\n")
+    assert json.loads(run("queue", "list", "--json", "-c", str(cfg)).stdout) == []
+    assert "0 message(s)" in run("queue", "list", "-c", str(cfg)).stdout

@@ -1,0 +1,418 @@
+# SPDX-License-Identifier: MIT
+"""The inbound half through the real binary with real clients."""
+import os
+import re
+import smtplib
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, SANITIZED, wait_for
+
+EHLO_LINES = ["250-relay.test", "250-SIZE 36700160", "250-8BITMIME", "250-PIPELINING",
+              "250-ENHANCEDSTATUSCODES", "250 SMTPUTF8"]
+
+
+def queued_id(reply_line):
+    m = re.match(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]{16})$", reply_line)
+    assert m, reply_line
+    return m.group(1)
+
+
+def strip_trace(content: bytes) -> bytes:
+    """Drops the Received: field we add (three lines) so bodies compare exactly."""
+    assert content.startswith(b"Received: from ")
+    first = content.index(b"\r\n", content.index(b"\r\n", content.index(b"\r\n") + 2) + 2) + 2
+    return content[first:]
+
+
+def send_raw(daemon, data: bytes, rcpts=("b@example.com",)):
+    c = daemon.connect()
+    assert c.code() == 220
+    assert c.cmd("EHLO dev")[-1] == "250 SMTPUTF8"
+    assert c.cmd("MAIL FROM:<a@example.com>") == ["250 2.1.0 Ok"]
+    for r in rcpts:
+        assert c.cmd(f"RCPT TO:<{r}>") == ["250 2.1.5 Ok"]
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(data)
+    return c
+
+
+def test_swaks_message_is_queued_byte_for_byte(daemon):
+    body = "line one\nline two\n.leading dot\n"
+    out = subprocess.run(["swaks", "--server", f"127.0.0.1:{daemon.port}", "--from", "dev@printer.lan",
+                          "--to", "ops@example.com", "--helo", "printer.lan",
+                          "--header", "Subject: toner", "--header", "Date: Tue, 17 Nov 2026 10:00:00 +0000",
+                          "--header", "Message-Id: <x1@printer.lan>", "--body", body,
+                          "--add-header", "X-Test: 1", "--suppress-data"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    msg_id = re.search(r"queued as ([0-9A-Z]{16})", out.stdout).group(1)
+    [entry] = daemon.queue()
+    assert entry["id"] == msg_id
+    assert entry["sender"] == "dev@printer.lan"
+    assert entry["recipients"] == ["ops@example.com"]
+    assert entry["state"] == "queued"
+    assert entry["attempts"] == 0
+    content = daemon.content(msg_id)
+    assert content.startswith(b"Received: from printer.lan ([127.0.0.1])\r\n\tby relay.test (spoolgate) with ESMTP id "
+                              + msg_id.encode() + b";\r\n\t")
+    rest = strip_trace(content)
+    # swaks sends CRLF lines and stuffs the leading dot; we store the stuffed form.
+    assert b"\r\n\r\nline one\r\nline two\r\n..leading dot\r\n" in rest
+    assert b"Message-Id: <x1@printer.lan>\r\n" in rest
+    assert b"Message-ID:" not in rest  # present already: not added
+    assert rest.count(b"Date:") == 1
+    assert entry["size"] == len(content)
+
+
+def test_smtplib_message_gains_date_and_message_id(daemon):
+    with smtplib.SMTP("127.0.0.1", daemon.port, local_hostname="cron.lan", timeout=30) as s:
+        s.ehlo()
+        assert s.has_extn("pipelining") and s.has_extn("smtputf8") and s.has_extn("8bitmime")
+        assert int(s.esmtp_features["size"]) == 35 * 1024 * 1024
+        refused = s.sendmail("cron@host.lan", ["ops@example.com", "dba@example.com"],
+                             b"Subject: backup done\r\n\r\nok\r\n")
+        assert refused == {}
+    [entry] = daemon.queue()
+    assert entry["recipients"] == ["ops@example.com", "dba@example.com"]
+    rest = strip_trace(daemon.content(entry["id"]))
+    assert re.fullmatch(rb"Subject: backup done\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000\r\n"
+                        rb"Message-ID: <" + entry["id"].encode() + rb"\.\d+@relay\.test>\r\n\r\nok\r\n", rest), rest
+
+
+def test_curl_upload(daemon, workdir):
+    mail = workdir / "mail.txt"
+    mail.write_bytes(b"From: curl@host\r\nSubject: via curl\r\n\r\nhello from curl\r\n")
+    out = subprocess.run(["curl", "-sS", f"smtp://127.0.0.1:{daemon.port}/curlhost", "--mail-from", "curl@host",
+                          "--mail-rcpt", "ops@example.com", "--upload-file", str(mail)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [entry] = daemon.queue()
+    assert strip_trace(daemon.content(entry["id"])).endswith(b"\r\n\r\nhello from curl\r\n")
+
+
+def test_pipelined_batch_is_answered_in_order(daemon):
+    c = daemon.connect()
+    assert c.code() == 220
+    c.send(b"EHLO dev\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<bad>\r\n"
+           b"RCPT TO:<c@example.com>\r\nDATA\r\n")
+    assert c.reply() == EHLO_LINES
+    assert c.reply() == ["250 2.1.0 Ok"]
+    assert c.reply() == ["250 2.1.5 Ok"]
+    assert c.reply() == ["501 5.1.3 Bad recipient address syntax"]
+    assert c.reply() == ["250 2.1.5 Ok"]
+    assert c.reply()[0].startswith("354")
+    c.send(b"Subject: p\r\n\r\nbody\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n")
+    msg_id = queued_id(c.reply()[0])
+    assert c.reply() == ["250 2.0.0 Ok"]
+    assert c.reply() == ["250 2.0.0 Ok"]
+    assert c.reply() == ["221 2.0.0 Bye"]
+    assert c.closed()
+    [entry] = daemon.queue()
+    assert entry["id"] == msg_id
+    assert entry["recipients"] == ["b@example.com", "c@example.com"]
+
+
+def test_hundred_recipients(daemon):
+    rcpts = [f"user{i}@example.com" for i in range(100)]
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
+        assert s.sendmail("a@example.com", rcpts, b"Subject: many\r\n\r\nx\r\n") == {}
+        refused = s.sendmail("a@example.com", rcpts + ["one.too.many@example.com"], b"x\r\n")
+        assert refused == {"one.too.many@example.com": (452, b"4.5.3 Error: too many recipients")}
+    assert [e["recipients"] for e in daemon.queue()] == [rcpts, rcpts]
+
+
+def test_recipient_limit_keeps_earlier_recipients(daemon_factory):
+    d = daemon_factory({"limits": {"max_recipients": 3}})
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO dev")
+    c.cmd("MAIL FROM:<a@example.com>")
+    codes = [c.cmd(f"RCPT TO:<r{i}@example.com>")[0] for i in range(5)]
+    assert codes[:3] == ["250 2.1.5 Ok"] * 3
+    assert codes[3:] == ["452 4.5.3 Error: too many recipients"] * 2
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(b"x\r\n.\r\n")
+    queued_id(c.reply()[0])
+    assert d.queue()[0]["recipients"] == ["r0@example.com", "r1@example.com", "r2@example.com"]
+
+
+def test_twenty_megabyte_message_streams_with_bounded_memory(daemon):
+    line = b"0123456789" * 9 + b"\r\n"  # 92 bytes
+    chunk = line * 1000
+    total = 20 * 1024 * 1024
+    c = send_raw(daemon, b"Subject: big\r\n\r\n")
+    sent = 0
+    while sent < total:
+        c.send(chunk)
+        sent += len(chunk)
+    c.send(b".\r\n")
+    msg_id = queued_id(c.reply()[0])
+    content = daemon.content(msg_id)
+    assert strip_trace(content).startswith(b"Subject: big\r\nDate:")
+    assert content.endswith(line)
+    assert len(content) > total
+    if not SANITIZED:
+        peak = daemon.rss_peak_kib()
+        assert peak < 30 * 1024, f"peak RSS {peak} KiB"
+
+
+SMUGGLING = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\r\r\n",
+             b"\r\n\x00.\r\n", b"\r\n.\x00\r\n", b"\n.\n\r\n"]
+
+
+@pytest.mark.parametrize("variant", SMUGGLING, ids=[repr(v) for v in SMUGGLING])
+def test_smuggling_variant_yields_one_message(daemon, variant):
+    smuggled = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n"
+    c = send_raw(daemon, b"Subject: real\r\n\r\nbody" + variant + smuggled + b".\r\n")
+    msg_id = queued_id(c.reply()[0])
+    assert c.cmd("QUIT") == ["221 2.0.0 Bye"]
+    entries = daemon.queue()
+    assert [e["id"] for e in entries] == [msg_id]
+    assert entries[0]["recipients"] == ["b@example.com"]
+    content = daemon.content(msg_id)
+    assert b"MAIL FROM:<evil@attacker.example>\r\n" in content
+    # Canonical: no bare CR or LF, no lone-dot line.
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", content) is None
+    assert b"\r\n.\r\n" not in content and not content.startswith(b".\r\n")
+
+
+def test_http_post_is_dropped_with_nothing_queued(daemon):
+    c = daemon.connect()
+    c.send(b"POST /send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 80\r\n\r\n"
+           b"HELO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n")
+    assert c.closed()
+    assert b"250 2.1.0" not in c.buf
+    assert daemon.queue() == []
+    wait_for(lambda: "event=http_request" in daemon.log(), what="http log line")
+
+
+def test_client_drop_mid_data_leaves_nothing(daemon):
+    c = send_raw(daemon, b"Subject: cut\r\n\r\n" + b"x" * 200000 + b"\r\nmore")
+    c.close()
+    wait_for(lambda: "reason=\"client disconnected during DATA\"" in daemon.log(), what="disconnect")
+    wait_for(lambda: daemon.tmp_files() == [], what="tmp cleanup")
+    assert daemon.queue() == []
+    assert daemon.queued_files() == []
+
+
+def test_kill_9_after_250_keeps_the_message(daemon):
+    c = send_raw(daemon, b"Subject: durable\r\n\r\nkeep me\r\n.\r\n")
+    msg_id = queued_id(c.reply()[0])
+    daemon.kill9()
+    daemon.start()
+    assert [e["id"] for e in daemon.queue()] == [msg_id]
+    assert f"queued=1" in daemon.log()
+    assert strip_trace(daemon.content(msg_id)).endswith(b"\r\n\r\nkeep me\r\n")
+
+
+def test_spool_over_watermark_gives_452(daemon_factory):
+    d = daemon_factory({"spool": {"max_messages": 2}})
+    for _ in range(2):
+        c = send_raw(d, b"x\r\n.\r\n")
+        queued_id(c.reply()[0])
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("HELO dev")
+    assert c.cmd("MAIL FROM:<a@example.com>") == ["452 4.3.1 Insufficient system storage"]
+    assert len(d.queue()) == 2
+    wait_for(lambda: "event=watermark_high" in d.log(), what="watermark log")
+
+
+def test_disallowed_client_is_refused(daemon_factory):
+    d = daemon_factory({"allow_networks": ["192.0.2.0/24"]})
+    c = d.connect()
+    assert c.reply() == ["554 5.7.1 Error: access denied for 127.0.0.1"]
+    assert c.closed()
+
+
+def test_non_loopback_listen_without_allow_networks_refuses_to_start(daemon_factory):
+    d = daemon_factory({"listen": ["0.0.0.0:0"]}, start=False)
+    out = subprocess.run([BIN, "run", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "'0.0.0.0:0' is not a loopback address; set allow_networks explicitly" in out.stderr
+
+
+def test_ipv6_and_unix_socket_listeners(daemon_factory, workdir):
+    sock_path = str(workdir / "smtp.sock")
+    d = daemon_factory({"listen": ["[::1]:0", f"unix:{sock_path}"]})
+    v6 = [a for a in d.addresses if a.startswith("[::1]")][0]
+    port = int(v6.rsplit(":", 1)[1])
+    with smtplib.SMTP("::1", port, timeout=30) as s:
+        assert s.sendmail("a@example.com", ["b@example.com"], b"x\r\n") == {}
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(sock_path)
+    from conftest import Client
+    c = Client(u)
+    assert c.code() == 220
+    assert c.cmd("HELO dev") == ["250 relay.test"]
+    assert c.cmd("MAIL FROM:<a@example.com>") == ["250 2.1.0 Ok"]
+    assert c.cmd("RCPT TO:<b@example.com>") == ["250 2.1.5 Ok"]
+    c.cmd("DATA")
+    c.send(b"x\r\n.\r\n")
+    queued_id(c.reply()[0])
+    clients = sorted(e["client"] for e in d.queue())
+    assert clients == ["::1", "unix"]
+
+
+def test_oversize_during_data_is_552_and_leaves_nothing(daemon_factory):
+    d = daemon_factory({"limits": {"max_message_size": "64KiB"}})
+    c = send_raw(d, b"Subject: x\r\n\r\n" + (b"y" * 998 + b"\r\n") * 100 + b".\r\n")
+    assert c.reply() == ["552 5.3.4 Error: message size exceeds fixed limit"]
+    assert c.cmd("NOOP") == ["250 2.0.0 Ok"]
+    assert d.queue() == [] and d.tmp_files() == []
+
+
+def test_megabyte_without_newline_is_one_error(daemon):
+    c = daemon.connect()
+    assert c.code() == 220
+    c.send(b"NOOP " + b"x" * (1024 * 1024))
+    c.send(b"\r\nNOOP\r\n")
+    assert c.reply() == ["500 5.5.2 Error: line too long"]
+    assert c.reply() == ["250 2.0.0 Ok"]
+    if not SANITIZED:
+        assert daemon.rss_peak_kib() < 30 * 1024
+
+
+def test_early_talker_gets_554(daemon_factory):
+    d = daemon_factory({"limits": {"greeting_delay": "2s"}})
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"EHLO impatient\r\n")
+    from conftest import Client
+    c = Client(s)
+    assert c.reply() == ["554 5.5.0 Error: SMTP protocol synchronization"]
+    assert c.closed()
+
+
+def test_idle_timeout_gives_421(daemon_factory):
+    d = daemon_factory({"limits": {"idle_timeout": "300ms"}})
+    c = d.connect()
+    assert c.code() == 220
+    assert c.reply() == ["421 4.4.2 relay.test Error: timeout exceeded"]
+    assert c.closed()
+
+
+def test_twenty_bad_commands_then_421(daemon):
+    c = daemon.connect()
+    assert c.code() == 220
+    c.send(b"BOGUS\r\n" * 25)
+    for _ in range(20):
+        assert c.reply() == ["500 5.5.2 Error: command not recognized"]
+    assert c.reply() == ["421 4.7.0 relay.test Error: too many errors"]
+    assert c.closed()
+
+
+def test_connection_limits(daemon_factory):
+    d = daemon_factory({"limits": {"max_connections_per_client": 2}})
+    a, b = d.connect(), d.connect()
+    assert a.code() == 220 and b.code() == 220
+    c = d.connect()
+    assert c.reply() == ["421 4.7.0 relay.test Error: too many connections from 127.0.0.1"]
+    assert c.closed()
+    a.cmd("QUIT")
+    assert a.closed()
+    wait_for(lambda: d.log().count("event=disconnect") >= 2, what="disconnects")
+    e = d.connect()
+    assert e.code() == 220
+
+
+def test_bare_newlines_reject_mode(daemon_factory):
+    d = daemon_factory({"bare_newlines": "reject"})
+    c = send_raw(d, b"Subject: x\r\n\r\na\nb\r\n.\r\n")
+    assert c.reply() == ["550 5.6.0 Error: message contains bare CR or LF line endings"]
+    assert d.queue() == [] and d.tmp_files() == []
+
+
+def test_rewrite_from(daemon_factory):
+    d = daemon_factory({"headers": {"rewrite_from": "alerts@example.com"}})
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.sendmail("nas@lan", ["ops@example.com"], b"From: NAS <nas@lan>\r\nSubject: disk\r\n\r\nx\r\n")
+    [entry] = d.queue()
+    assert entry["sender"] == "alerts@example.com"
+    rest = strip_trace(d.content(entry["id"]))
+    assert rest.startswith(b"From: NAS <alerts@example.com>\r\nSubject: disk\r\nReply-To: NAS <nas@lan>\r\n")
+
+
+def test_sigterm_during_idle_session_says_421_and_exits_0(daemon):
+    c = daemon.connect()
+    assert c.code() == 220
+    daemon.stop()
+    assert c.reply() == ["421 4.3.2 relay.test Service shutting down, try again later"]
+
+
+def test_concurrent_senders(daemon):
+    errors = []
+
+    def send(i):
+        try:
+            with smtplib.SMTP("127.0.0.1", daemon.port, timeout=60) as s:
+                for j in range(5):
+                    s.sendmail(f"s{i}@example.com", ["r@example.com"], f"Subject: {i}.{j}\r\n\r\nx\r\n".encode())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(daemon.queue()) == 100
+
+
+def test_strace_order_write_fsync_rename_fsyncdir_then_250(daemon_factory):
+    d = daemon_factory(start=False)
+    trace = d.dir / "strace.txt"
+    d.prefix = ["strace", "-f", "-y", "-s", "64", "-o", str(trace),
+                "-e", "trace=write,writev,pwrite64,fsync,fdatasync,rename,renameat,renameat2"]
+    d.start()
+    ids = []
+    for _ in range(3):
+        c = send_raw(d, b"Subject: traced\r\n\r\nbody\r\n.\r\n")
+        ids.append(queued_id(c.reply()[0]))
+        c.cmd("QUIT")
+    d.stop()
+    lines = trace.read_text().splitlines()
+
+    def done_index(pattern):
+        """Index of the line where a matching syscall completed (handles unfinished/resumed)."""
+        rx = re.compile(pattern)
+        for i, line in enumerate(lines):
+            if rx.search(line):
+                if "<unfinished ...>" not in line:
+                    return i
+                pid, name = line.split()[0], line.split()[1].split("(")[0]
+                for j in range(i + 1, len(lines)):
+                    if lines[j].startswith(pid + " ") and f"<... {name} resumed>" in lines[j]:
+                        return j
+        raise AssertionError(f"no syscall matching {pattern}")
+
+    def start_index(pattern, after=0):
+        rx = re.compile(pattern)
+        for i in range(after, len(lines)):
+            if rx.search(lines[i]):
+                return i
+        raise AssertionError(f"no syscall matching {pattern}")
+
+    spool = re.escape(str(d.spool))
+    for msg_id in ids:
+        write = done_index(rf"write\(\d+<{spool}/tmp/{msg_id}>")
+        fsync = done_index(rf"fsync\(\d+<{spool}/tmp/{msg_id}>")
+        rename = done_index(rf"rename\w*\(.*{spool}/tmp/{msg_id}\".*{spool}/queue/{msg_id}\"")
+        reply = start_index(rf"(write|writev)\(\d+<(TCP|socket).*250 2\.0\.0 Ok: queued as {msg_id}")
+        dirsync = [i for i in range(rename, reply) if re.search(rf"fsync\(\d+<{spool}/queue>", lines[i])]
+        assert write < fsync < rename < reply, (msg_id, write, fsync, rename, reply)
+        # The directory fsync that covers the rename completed before the reply.
+        assert any("<unfinished" not in lines[i] or done_index_after(lines, i) < reply for i in dirsync), msg_id
+
+
+def done_index_after(lines, i):
+    pid = lines[i].split()[0]
+    for j in range(i + 1, len(lines)):
+        if lines[j].startswith(pid + " ") and "<... fsync resumed>" in lines[j]:
+            return j
+    return len(lines)

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+#include "config/config.h"
+
+#include <doctest/doctest.h>
+
+using namespace spoolgate::config;
+
+namespace {
+std::string first_error(const std::string& yaml, const Env& env = {}) {
+  auto c = load_text(yaml, "t.yaml", env);
+  if (c) return "";
+  return c.error().front();
+}
+}  // namespace
+
+TEST_SUITE("config") {
+  TEST_CASE("the shipped configuration loads") {
+    auto c = load(std::string(SPOOLGATE_SOURCE_DIR) + "/conf/spoolgate.yaml", {});
+    if (!c)
+      for (const auto& e : c.error()) MESSAGE(e);
+    REQUIRE(c);
+    CHECK(c->listen.size() == 1);
+    CHECK(c->listen[0].port == 2525);
+    CHECK(c->upstreams.empty());
+    CHECK(c->limits.max_message_size == 35ULL << 20);
+  }
+
+  TEST_CASE("defaults with no file") {
+    auto c = load("", {});
+    REQUIRE(c);
+    CHECK(c->listen[0].text == "127.0.0.1:2525");
+    CHECK(c->spool.dir == "./var/spool");
+    CHECK(c->delivery.timeouts.done == spoolgate::Millis(600'000));
+  }
+
+  TEST_CASE("bad input names file:line, the key path and what was expected") {
+    struct Case {
+      const char* yaml;
+      const char* expect;
+    } cases[] = {
+        {"spool:\n  dir: /x\n  max_byts: 1GiB\n",
+         "t.yaml:3: spool.max_byts: unknown key (expected one of: dir, max_bytes, max_messages, min_free_disk)"},
+        {"limits:\n  max_message_size: 35MB\n", "t.yaml:2: limits.max_message_size: expected a size like 35MiB"},
+        {"limits:\n  idle_timeout: 30\n", "t.yaml:2: limits.idle_timeout: expected a duration like 30s"},
+        {"limits:\n  max_recipients: many\n", "t.yaml:2: limits.max_recipients: expected a whole number"},
+        {"listen: [\"localhost:25\"]\n", "t.yaml:1: listen: expected host:port"},
+        {"allow_networks: [\"10.0.0.0/40\"]\n", "t.yaml:1: allow_networks: expected an address or network"},
+        {"listen: [\"0.0.0.0:2525\"]\n",
+         "listen: '0.0.0.0:2525' is not a loopback address; set allow_networks explicitly"},
+        {"headers:\n  add_missing: perhaps\n", "t.yaml:2: headers.add_missing: expected true or false"},
+        {"bare_newlines: fix\n", "t.yaml:1: bare_newlines: expected one of normalize, reject"},
+        {"spool: [1, 2]\n", "t.yaml:1: spool: expected a mapping of keys"},
+        {"upstreams:\n  - url: ftp://x\n", "t.yaml:2: upstreams[0].url: unknown scheme"},
+        {"upstreams:\n  - url: smtp://mail.example.com\n",
+         "upstreams[0].url: smtp:// sends mail and credentials in clear text"},
+        {"upstreams:\n  - url: smtp://mail.example.com\n    insecure_plaintext: true\n",
+         "only allowed to a loopback host"},
+        {"upstreams:\n  - url: smtps://u:secret@mail.example.com\n", "a password in the URL is not accepted"},
+        {"upstreams:\n  - url: smtps://mail.example.com\n    colour: blue\n",
+         "t.yaml:3: upstreams[0].colour: unknown key"},
+        {"upstreams:\n  - url: smtps://h\n    pins: [abc]\n", "upstreams[0].pins: expected a base64 SHA-256"},
+        {"delivery:\n  retry: {first: 1h, max: 1m}\n",
+         "delivery.retry.max: must not be shorter than delivery.retry.first"},
+        {"delivery:\n  retry: {jitter: 2}\n", "delivery.retry.jitter: expected a number from 0 to 1"},
+        {"headers:\n  rewrite_from: \"Alerts <a@b>\"\n", "headers.rewrite_from: expected a plain mailbox"},
+        {"spool: {dir: x\n", "YAML syntax error"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.yaml);
+      std::string e = first_error(c.yaml);
+      CAPTURE(e);
+      CHECK(e.find(c.expect) != std::string::npos);
+    }
+  }
+
+  TEST_CASE("every error is reported, not just the first") {
+    auto c = load_text("limits:\n  max_recipients: x\n  idle_timeout: y\nfoo: 1\n", "t.yaml", {});
+    REQUIRE_FALSE(c);
+    CHECK(c.error().size() == 3);
+  }
+
+  TEST_CASE("environment overrides, by the documented rule") {
+    Env env{{"SPOOLGATE_SPOOL_DIR", "/data/spool"},
+            {"SPOOLGATE_LISTEN", "0.0.0.0:2525, [::]:2525"},
+            {"SPOOLGATE_ALLOW_NETWORKS", "10.0.0.0/8"},
+            {"SPOOLGATE_LIMITS_MAX_MESSAGE_SIZE", "10MiB"},
+            {"SPOOLGATE_DELIVERY_RETRY_FIRST", "30s"},
+            {"SPOOLGATE_UPSTREAM_URL", "smtp+starttls://user@smtp.office365.com:587"},
+            {"SPOOLGATE_PASSWORD_FILE", "/run/secrets/smtp"}};
+    auto c = load_text("spool:\n  dir: /file/value\n", "t.yaml", env);
+    if (!c)
+      for (const auto& e : c.error()) MESSAGE(e);
+    REQUIRE(c);
+    CHECK(c->spool.dir == "/data/spool");
+    CHECK(c->listen.size() == 2);
+    CHECK(c->listen[1].host == "::");
+    CHECK(c->limits.max_message_size == 10ULL << 20);
+    CHECK(c->delivery.retry.first == spoolgate::Millis(30'000));
+    REQUIRE(c->upstreams.size() == 1);
+    CHECK(c->upstreams[0].scheme == Scheme::StartTls);
+    CHECK(c->upstreams[0].host == "smtp.office365.com");
+    CHECK(c->upstreams[0].port == 587);
+    CHECK(c->upstreams[0].username == "user");
+    CHECK(c->upstreams[0].password_file == "/run/secrets/smtp");
+  }
+
+  TEST_CASE("a bad environment value names the variable; unknown variables are listed") {
+    CHECK(first_error("", {{"SPOOLGATE_LIMITS_IDLE_TIMEOUT", "soon"}})
+              .starts_with("$SPOOLGATE_LIMITS_IDLE_TIMEOUT: limits.idle_timeout"));
+    auto c = load_text("", "t.yaml", {{"SPOOLGATE_SPOL_DIR", "/x"}, {"SPOOLGATE_CONFIG", "/y"}});
+    REQUIRE(c);
+    CHECK(c->ignored_env == std::vector<std::string>{"SPOOLGATE_SPOL_DIR"});
+    CHECK(dump(*c).find("# ignored: $SPOOLGATE_SPOL_DIR") != std::string::npos);
+  }
+
+  TEST_CASE("CR, LF or NUL in credentials are rejected") {
+    CHECK(first_error("upstreams:\n  - url: smtps://h\n    username: \"a\\nb\"\n")
+              .find("must not contain CR, LF or NUL") != std::string::npos);
+  }
+
+  TEST_CASE("dump masks nothing it should show and prints every section") {
+    auto c =
+        load_text("upstreams:\n  - url: smtps://alerts@smtp.gmail.com:465\n    password_env: GMAIL_PW\n", "t.yaml", {});
+    REQUIRE(c);
+    std::string d = dump(*c);
+    CHECK(d.find("url: \"smtps://alerts@smtp.gmail.com:465\"") != std::string::npos);
+    CHECK(d.find("password_env: \"GMAIL_PW\"") != std::string::npos);
+    CHECK(d.find("timeouts: {connect: 30s") != std::string::npos);
+    // What dump prints loads again to the same configuration.
+    auto again = load_text(d, "dump.yaml", {});
+    if (!again)
+      for (const auto& e : again.error()) MESSAGE(e);
+    REQUIRE(again);
+    std::string d2 = dump(*again);
+    CHECK(d2.substr(d2.find('\n')) == d.substr(d.find('\n')));
+  }
+}
