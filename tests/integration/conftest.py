@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-BIN = os.environ.get("SPOOLGATE_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate"))
+BIN = os.environ.get("SG_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate"))
 SANITIZED = "sanitize" in BIN
 
 
