@@ -417,3 +417,12 @@ def done_index_after(lines, i):
         if lines[j].startswith(pid + " ") and "<... fsync resumed>" in lines[j]:
             return j
     return len(lines)
+
+
+def test_global_connection_limit(daemon_factory):
+    d = daemon_factory({"limits": {"max_connections": 2}})
+    a, b = d.connect(), d.connect()
+    assert a.code() == 220 and b.code() == 220
+    c = d.connect()
+    assert c.reply() == ["421 4.7.0 relay.test Error: too many connections"]
+    assert c.closed()
