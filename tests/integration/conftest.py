@@ -38,7 +38,7 @@ def yaml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(json.dumps(x) for x in v) + "]"
+        return "[" + ", ".join(json.dumps(x) if not isinstance(x, dict) else yaml_value(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {yaml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, str):
@@ -198,8 +198,15 @@ def workdir():
         yield Path(d)
 
 
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 @pytest.fixture
-def daemon_factory(workdir):
+def daemon_factory(workdir, request):
     made = []
 
     def make(settings=None, start=True, **kw):
@@ -212,7 +219,10 @@ def daemon_factory(workdir):
         return d
 
     yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for d in made:
+        if failed:
+            print(f"--- daemon log {d.log_path}:\n{d.log_path.read_text(errors='replace') if d.log_path.exists() else ''}")
         if d.proc is not None and d.proc.poll() is None:
             d.stop()
 
@@ -220,3 +230,84 @@ def daemon_factory(workdir):
 @pytest.fixture
 def daemon(daemon_factory):
     return daemon_factory()
+
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    import sys
+    sys.path.insert(0, str(SUPPORT))
+    from pki import Pki
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+class Sink:
+    """tests/support/smtp_sink.py as a subprocess."""
+
+    def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None):
+        self.dir = dir
+        args = ["/usr/bin/python3", str(SUPPORT / "smtp_sink.py"), "--dir", str(dir), "--tls", tls]
+        if cert:
+            args += ["--cert", cert, "--key", key]
+        if user:
+            args += ["--user", user, "--password", password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
+                                     text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+
+    def messages(self):
+        out = []
+        for eml in sorted(self.dir.glob("*.eml")):
+            meta = json.loads(eml.with_suffix(".json").read_text())
+            meta["content"] = eml.read_bytes()
+            out.append(meta)
+        return out
+
+    def events(self):
+        p = self.dir / "events.log"
+        return p.read_text().splitlines() if p.exists() else []
+
+    def wait_messages(self, n, timeout=30):
+        return wait_for(lambda: len(self.messages()) >= n and self.messages(), timeout, f"{n} message(s) at the sink")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sink_factory(workdir):
+    made = []
+
+    def make(name="sink", **kw):
+        s = Sink(workdir / name, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user="relay@example.com",
+                    password="s3cret-pw", **extra):
+    pw = workdir / "password"
+    pw.write_text(password + "\n")
+    u = {"url": f"{scheme}://{host}:{sink.port}", "ca_file": pki.ca_file}
+    if user:
+        u.update(username=user, password_file=str(pw))
+    u.update(extra)
+    return u
+
+
+def daemon_upstream_settings(upstreams, **extra):
+    s = {"upstreams": upstreams,
+         "delivery": {"retry": {"first": "1s", "max": "2s", "factor": 2, "jitter": 0},
+                      "timeouts": {"connect": "5s", "greeting": "5s", "mail": "5s", "rcpt": "5s", "data": "5s",
+                                   "block": "5s", "done": "5s"}}}
+    s.update(extra)
+    return s

@@ -4,10 +4,13 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "app/upstreams.h"
 #include "core/log.h"
 #include "listener/inbound.h"
 #include "loop/loop.h"
+#include "scheduler/scheduler.h"
 #include "spool/spool.h"
+#include "upstream/delivery.h"
 
 namespace spoolgate::app {
 namespace {
@@ -49,6 +52,12 @@ int run_daemon(const config::Config& cfg) {
   log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
   std::signal(SIGPIPE, SIG_IGN);
 
+  auto delivery_settings = delivery_settings_from(cfg);
+  if (!delivery_settings) {
+    log::error("fatal").kv("reason", delivery_settings.error().message());
+    return 1;
+  }
+
   auto spool = spool::Spool::open(cfg.spool.dir);
   if (!spool) {
     log::error("fatal").kv("reason", "cannot open spool: " + spool.error().message());
@@ -79,13 +88,21 @@ int run_daemon(const config::Config& cfg) {
   usage.bytes = rec->queued_bytes;
   usage.messages = rec->queued.size();
   if (auto f = (*spool)->free_bytes()) usage.free_disk = *f;
+  scheduler::Scheduler sched(scheduler_policy(cfg));
+  auto delivery = std::make_unique<upstream::Delivery>(loop, *spool, sched, std::move(*delivery_settings));
   auto inbound = std::make_unique<listener::Inbound>(loop, *spool, inbound_settings(cfg), usage);
   if (auto s = inbound->start(); !s) {
     log::error("fatal").kv("reason", s.error().message());
     inbound.reset();
+    delivery.reset();
     loop.close();
     return 1;
   }
+  // The listener never knows the scheduler: committed mail goes to delivery
+  // here, and what delivery removes lowers the spool usage there.
+  inbound->on_committed = [&](const spool::Record& r) { delivery->insert(r); };
+  delivery->on_removed = [&](std::uint64_t bytes) { inbound->removed(bytes); };
+  for (const auto& r : rec->queued) delivery->insert(r);
 
   // Free disk is sampled off the loop (statvfs can block on a sick disk).
   bool sampling = false;
@@ -115,9 +132,15 @@ int run_daemon(const config::Config& cfg) {
     deadline = loop::Timer::create(loop, [&] {
       log::warn("shutdown_deadline").kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
       inbound->abort_sessions();
+      delivery->abort();
     });
     deadline->start(cfg.shutdown_timeout);
-    inbound->shutdown([&] { deadline.reset(); });
+    auto pending = std::make_shared<int>(2);
+    auto one_done = [&, pending] {
+      if (--*pending == 0) deadline.reset();
+    };
+    inbound->shutdown(one_done);
+    delivery->shutdown(one_done);
   };
   sigterm = loop::Signal::create(loop, SIGTERM, [&] { stop("SIGTERM"); });
   sigint = loop::Signal::create(loop, SIGINT, [&] { stop("SIGINT"); });
@@ -135,6 +158,7 @@ int run_daemon(const config::Config& cfg) {
 
   loop.run();
   inbound.reset();
+  delivery.reset();
   int rc = loop.close();
   if (rc != 0) {
     log::error("loop_close").kv("result", rc);

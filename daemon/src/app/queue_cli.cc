@@ -43,15 +43,22 @@ int queue_list(const config::Config& cfg, bool json) {
       out += first ? "\n  {" : ",\n  {";
       first = false;
       out += "\"id\": " + json_quote(r.id);
-      out += ", \"state\": \"queued\"";
+      out += std::string(", \"state\": ") + (r.attempts ? "\"deferred\"" : "\"queued\"");
       out += ", \"sender\": " + json_quote(r.sender);
       out += ", \"recipients\": [";
       for (size_t i = 0; i < r.recipients.size(); ++i) out += (i ? ", " : "") + json_quote(r.recipients[i]);
+      out += "], \"pending\": [";
+      bool first_p = true;
+      for (std::size_t i : r.pending()) {
+        out += (first_p ? "" : ", ") + json_quote(r.recipients[i]);
+        first_p = false;
+      }
       out += "], \"size\": " + std::to_string(r.size);
       out += ", \"arrived\": " + json_quote(iso8601(r.arrived));
       out += ", \"age_seconds\": " + std::to_string(now - r.arrived);
       out += ", \"attempts\": " + std::to_string(r.attempts);
       out += ", \"last_error\": " + json_quote(r.last_error);
+      out += ", \"next_attempt\": " + (r.attempts ? json_quote(iso8601(r.next_attempt)) : std::string("null"));
       out += ", \"client\": " + json_quote(r.client) + "}";
     }
     out += first ? "]\n" : "\n]\n";
@@ -64,7 +71,7 @@ int queue_list(const config::Config& cfg, bool json) {
     for (const auto& r : *records) {
       total += r.size;
       std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
-                    static_cast<unsigned long long>(r.size), "queued");
+                    static_cast<unsigned long long>(r.size), r.attempts ? "deferred" : "queued");
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";

@@ -46,9 +46,9 @@ void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
 void on_stream_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* impl = static_cast<Connection::Impl*>(s->data);
   if (nread > 0)
-    impl->owner->deliver(std::string_view(buf->base, static_cast<size_t>(nread)), false);
+    impl->owner->deliver_raw(std::string_view(buf->base, static_cast<size_t>(nread)), false);
   else if (nread < 0)
-    impl->owner->deliver({}, true);  // EOF or error: nread == 0 is not EOF
+    impl->owner->deliver_raw({}, true);  // EOF or error: nread == 0 is not EOF
 }
 
 void on_write(uv_write_t* req, int status) noexcept {
@@ -101,7 +101,75 @@ void Connection::deliver(std::string_view bytes, bool eof) {
   if (read_fn_) read_fn_(bytes, eof);
 }
 
+void Connection::deliver_raw(std::string_view bytes, bool eof) {
+  if (!tls_ || eof) {
+    if (eof && tls_done_) {
+      auto done = std::move(tls_done_);
+      tls_done_ = nullptr;
+      done(fail(Errc::Closed, "connection closed during the TLS handshake"));
+      if (closing_) return;
+    }
+    deliver(bytes, eof);
+    return;
+  }
+  bool was_up = tls_->established();
+  auto r = tls_->receive(bytes);
+  write_raw(tls_->take_encrypted());  // handshake messages, alerts
+  if (!r) {
+    if (tls_done_) {
+      auto done = std::move(tls_done_);
+      tls_done_ = nullptr;
+      done(tl::unexpected(r.error()));
+    } else {
+      deliver({}, true);
+    }
+    return;
+  }
+  if (!was_up && tls_->established() && tls_done_) {
+    auto done = std::move(tls_done_);
+    tls_done_ = nullptr;
+    done({});
+    if (closing_) return;
+  }
+  std::string plain = tls_->take_plain();
+  if (!plain.empty()) deliver(plain, false);
+  if (tls_ && tls_->peer_closed()) deliver({}, true);
+}
+
+void Connection::start_tls(std::unique_ptr<tls::Session> session, std::function<void(Result<void>)> done) {
+  tls_ = std::move(session);
+  tls_done_ = std::move(done);
+  auto r = tls_->handshake();
+  write_raw(tls_->take_encrypted());
+  if (!r) {
+    auto d = std::move(tls_done_);
+    tls_done_ = nullptr;
+    d(tl::unexpected(r.error()));
+    return;
+  }
+  start_reading();
+}
+
+void Connection::tls_close_notify() {
+  if (!tls_ || !tls_->established() || closing_) return;
+  tls_->close_notify();
+  write_raw(tls_->take_encrypted());
+}
+
 void Connection::write(std::string bytes) {
+  if (closing_ || bytes.empty()) return;
+  if (tls_) {
+    if (!tls_->send(bytes)) {
+      deliver({}, true);
+      return;
+    }
+    write_raw(tls_->take_encrypted());
+    return;
+  }
+  write_raw(std::move(bytes));
+}
+
+void Connection::write_raw(std::string bytes) {
   if (closing_ || bytes.empty()) return;
   auto* w = new WriteReq{{}, std::move(bytes), this};
   w->req.data = w;
@@ -119,6 +187,11 @@ void Connection::write_done(int status) {
   --pending_writes_;
   if (status < 0 && status != UV_ECANCELED) deliver({}, true);
   if (close_when_drained_ && pending_writes_ == 0) close();
+  if (pending_writes_ == 0 && drain_fn_ && !closing_) {
+    auto fn = std::move(drain_fn_);
+    drain_fn_ = nullptr;
+    fn();
+  }
 }
 
 void Connection::close_after_writes() {
@@ -134,6 +207,8 @@ void Connection::close() {
   stop_reading();
   closing_ = true;
   read_fn_ = nullptr;
+  tls_done_ = nullptr;
+  drain_fn_ = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&impl_->h), on_conn_closed);
 }
 
@@ -236,6 +311,150 @@ void Listener::close() {
     delete i->owner;
     delete i;
   });
+}
+
+// Outbound connections: resolve, then try each address until one connects.
+struct ConnectorAccess {
+  static std::unique_ptr<Connection> make(loop::Loop& loop) {
+    std::unique_ptr<Connection> c(new Connection());
+    c->impl_ = new Connection::Impl{};
+    c->impl_->owner = c.get();
+    uv_tcp_init(loop.raw(), &c->impl_->h.tcp);
+    c->impl_->h.tcp.data = c->impl_;
+    return c;
+  }
+  static void set_peer(Connection& c, const sockaddr* sa) {
+    if (auto ip = IpAddress::from_sockaddr(sa)) {
+      c.peer_ip_ = *ip;
+      c.peer_ = ip->unmapped().str();
+    }
+  }
+  static uv_tcp_t* tcp(Connection& c) { return &c.impl_->h.tcp; }
+};
+
+namespace {
+
+struct ConnectOp {
+  loop::Loop* loop = nullptr;
+  std::string host;
+  std::uint16_t port = 0;
+  Millis timeout{0};
+  std::function<void(Result<std::unique_ptr<Connection>>)> done;
+  uv_getaddrinfo_t gai{};
+  uv_connect_t req{};
+  std::vector<sockaddr_storage> addrs;
+  size_t next = 0;
+  std::unique_ptr<Connection> conn;
+  loop::HandlePtr<loop::Timer> timer;
+  std::string last_error;
+  bool finished = false;
+  bool connecting = false;
+
+  void finish(Result<std::unique_ptr<Connection>> r) {
+    if (finished) return;
+    finished = true;
+    timer.reset();
+    auto d = std::move(done);
+    d(std::move(r));
+    maybe_free();
+  }
+  void maybe_free() {
+    if (finished && !connecting) delete this;
+  }
+  void try_next();
+};
+
+void on_connected(uv_connect_t* req, int status) noexcept {
+  auto* op = static_cast<ConnectOp*>(req->data);
+  op->connecting = false;
+  if (op->finished) {  // timed out meanwhile: drop the half-made connection
+    Connection* c = op->conn.release();
+    if (c) {
+      c->on_closed([c] { delete c; });
+      c->close();
+    }
+    op->maybe_free();
+    return;
+  }
+  if (status == 0) {
+    op->finish(std::move(op->conn));
+    return;
+  }
+  op->last_error = uv_strerror(status);
+  Connection* c = op->conn.release();
+  c->on_closed([c] { delete c; });
+  c->close();
+  op->try_next();
+}
+
+void ConnectOp::try_next() {
+  if (next >= addrs.size()) {
+    finish(fail(Errc::Io, "cannot connect to " + host + ":" + std::to_string(port) + ": " + last_error));
+    return;
+  }
+  conn = ConnectorAccess::make(*loop);
+  const sockaddr* sa = reinterpret_cast<const sockaddr*>(&addrs[next++]);
+  ConnectorAccess::set_peer(*conn, sa);
+  req.data = this;
+  int rc = uv_tcp_connect(&req, ConnectorAccess::tcp(*conn), sa, on_connected);
+  if (rc != 0) {
+    last_error = uv_strerror(rc);
+    Connection* c = conn.release();
+    c->on_closed([c] { delete c; });
+    c->close();
+    try_next();
+    return;
+  }
+  connecting = true;
+}
+
+void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) noexcept {
+  auto* op = static_cast<ConnectOp*>(req->data);
+  op->connecting = false;
+  if (op->finished) {
+    uv_freeaddrinfo(res);
+    op->maybe_free();
+    return;
+  }
+  if (status != 0) {
+    op->finish(fail(Errc::Io, "cannot resolve " + op->host + ": " + uv_strerror(status)));
+    return;
+  }
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    op->addrs.push_back(ss);
+  }
+  uv_freeaddrinfo(res);
+  op->try_next();
+}
+
+}  // namespace
+
+void connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
+             std::function<void(Result<std::unique_ptr<Connection>>)> done) {
+  auto* op = new ConnectOp();
+  op->loop = &loop;
+  op->host = host;
+  op->port = port;
+  op->timeout = timeout;
+  op->done = std::move(done);
+  op->timer = loop::Timer::create(loop, [op] {
+    op->finish(fail(Errc::Timeout, "connect to " + op->host + ":" + std::to_string(op->port) + " timed out"));
+  });
+  op->timer->start(timeout);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  op->gai.data = op;
+  op->connecting = true;
+  std::string port_s = std::to_string(port);
+  int rc = uv_getaddrinfo(loop.raw(), &op->gai, on_resolved, host.c_str(), port_s.c_str(), &hints);
+  if (rc != 0) {
+    op->connecting = false;
+    op->finish(fail(Errc::Io, "cannot resolve " + host + ": " + uv_strerror(rc)));
+  }
 }
 
 }  // namespace spoolgate::net

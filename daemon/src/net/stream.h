@@ -24,6 +24,7 @@
 #include "core/cidr.h"
 #include "core/result.h"
 #include "loop/loop.h"
+#include "tls/tls.h"
 
 namespace spoolgate::net {
 
@@ -44,6 +45,8 @@ class Connection {
   // Queues bytes; the Connection owns them until written.
   void write(std::string bytes);
   std::size_t pending_writes() const { return pending_writes_; }
+  // Runs (once per registration) when every queued write has completed.
+  void on_drain(std::function<void()> fn) { drain_fn_ = std::move(fn); }
   void close();
   void close_after_writes();
   bool closing() const { return closing_; }
@@ -55,19 +58,33 @@ class Connection {
   // Bytes the kernel already holds for us (FIONREAD), for early-talker checks.
   std::size_t readable_bytes() const;
 
+  // Puts TLS on this connection: from now on reads are decrypted and writes
+  // encrypted. done runs once: ok when the handshake finished, or the error
+  // (verification failure included) after which the owner closes.
+  void start_tls(std::unique_ptr<tls::Session> session, std::function<void(Result<void>)> done);
+  tls::Session* tls() const { return tls_.get(); }
+  // Queues TLS close_notify (if TLS is up); use before close_after_writes().
+  void tls_close_notify();
+
   // For the trampolines.
   struct Impl;
   Impl* impl() { return impl_; }
   void deliver(std::string_view bytes, bool eof);
+  void deliver_raw(std::string_view bytes, bool eof);
+  void write_raw(std::string bytes);
   void write_done(int status);
   void handle_closed();
 
  private:
   friend class Listener;
+  friend struct ConnectorAccess;
   Connection() = default;
+  std::unique_ptr<tls::Session> tls_;
+  std::function<void(Result<void>)> tls_done_;
   Impl* impl_ = nullptr;
   ReadFn read_fn_;
   ClosedFn closed_fn_;
+  std::function<void()> drain_fn_;
   std::string peer_;
   IpAddress peer_ip_;
   bool unix_ = false;
@@ -104,5 +121,11 @@ class Listener final : public loop::Handle {
   std::string address_;
   std::string unlink_on_close_;
 };
+
+// Connects to host:port (a name is resolved; every address is tried in turn)
+// within `timeout`. done runs exactly once on the loop with the connection or
+// the error; if the loop is torn down first it runs with Errc::Closed.
+void connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
+             std::function<void(Result<std::unique_ptr<Connection>>)> done);
 
 }  // namespace spoolgate::net

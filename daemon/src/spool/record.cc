@@ -117,7 +117,103 @@ Result<Record> decode_header(std::string_view head, std::uint64_t file_size) {
   if (file_size != r.content_offset + r.size)
     return corrupt("size mismatch: file has " + std::to_string(file_size) + " bytes, header says " +
                    std::to_string(r.content_offset + r.size));
+  r.normalize();
   return r;
+}
+
+void Record::normalize() {
+  rcpt_state.resize(recipients.size(), RcptState::Pending);
+  rcpt_reply.resize(recipients.size());
+}
+
+bool Record::all_done() const {
+  for (size_t i = 0; i < recipients.size(); ++i)
+    if (i >= rcpt_state.size() || rcpt_state[i] == RcptState::Pending) return false;
+  return true;
+}
+
+std::vector<size_t> Record::pending() const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < recipients.size(); ++i)
+    if (i >= rcpt_state.size() || rcpt_state[i] == RcptState::Pending) out.push_back(i);
+  return out;
+}
+
+std::string_view to_string(Record::RcptState s) {
+  switch (s) {
+    case Record::RcptState::Pending:
+      return "pending";
+    case Record::RcptState::Delivered:
+      return "delivered";
+    case Record::RcptState::Failed:
+      return "failed";
+  }
+  return "pending";
+}
+
+namespace {
+std::string one_line(std::string_view v) {
+  std::string out;
+  for (char c : v.substr(0, 500)) out += (c == '\n' || c == '\r' || c == '\0') ? ' ' : c;
+  return out;
+}
+}  // namespace
+
+std::string encode_state(const Record& r) {
+  std::string s = "SPOOLGATE-STATE 1\n";
+  s += "attempts: " + std::to_string(r.attempts) + "\n";
+  s += "next-attempt: " + std::to_string(r.next_attempt) + "\n";
+  s += "last-error: " + one_line(r.last_error) + "\n";
+  for (size_t i = 0; i < r.recipients.size(); ++i) {
+    auto st = i < r.rcpt_state.size() ? r.rcpt_state[i] : Record::RcptState::Pending;
+    std::string reply = i < r.rcpt_reply.size() ? one_line(r.rcpt_reply[i]) : "";
+    s += "rcpt: " + std::to_string(i) + " " + std::string(to_string(st)) + " " + reply + "\n";
+  }
+  return s;
+}
+
+Result<void> decode_state(std::string_view text, Record& r) {
+  auto corrupt = [](std::string what) { return fail(Errc::SpoolCorrupt, "state file: " + std::move(what)); };
+  constexpr std::string_view kStateMagic = "SPOOLGATE-STATE 1\n";
+  if (!text.starts_with(kStateMagic)) return corrupt("bad magic or version");
+  r.normalize();
+  size_t pos = kStateMagic.size();
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) return corrupt("truncated");
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    size_t colon = line.find(": ");
+    if (colon == std::string_view::npos) return corrupt("malformed line");
+    std::string_view key = line.substr(0, colon), val = line.substr(colon + 2);
+    if (key == "attempts") {
+      if (!parse_num(val, r.attempts)) return corrupt("bad attempts");
+    } else if (key == "next-attempt") {
+      if (!parse_num(val, r.next_attempt)) return corrupt("bad next-attempt");
+    } else if (key == "last-error") {
+      r.last_error = val;
+    } else if (key == "rcpt") {
+      size_t sp1 = val.find(' ');
+      size_t idx = 0;
+      if (sp1 == std::string_view::npos || !parse_num(val.substr(0, sp1), idx) || idx >= r.recipients.size())
+        return corrupt("bad rcpt index");
+      std::string_view rest = val.substr(sp1 + 1);
+      size_t sp2 = rest.find(' ');
+      std::string_view st = rest.substr(0, sp2);
+      if (st == "pending")
+        r.rcpt_state[idx] = Record::RcptState::Pending;
+      else if (st == "delivered")
+        r.rcpt_state[idx] = Record::RcptState::Delivered;
+      else if (st == "failed")
+        r.rcpt_state[idx] = Record::RcptState::Failed;
+      else
+        return corrupt("bad rcpt state");
+      r.rcpt_reply[idx] = sp2 == std::string_view::npos ? "" : std::string(rest.substr(sp2 + 1));
+    } else {
+      return corrupt("unknown field");
+    }
+  }
+  return {};
 }
 
 }  // namespace spoolgate::spool

@@ -21,9 +21,18 @@
 // never delivered (it is moved to failed/). Values never hold CR, LF or NUL:
 // addresses come re-serialised from the parser, helo is sanitised.
 //
-// Delivery state (attempts, per-recipient results) will live beside it in a
-// small state file that is rewritten atomically; the message file stays
-// immutable so a crash while updating state can never damage content.
+// Delivery state, queue/<id>.state (format version 1), rewritten atomically
+// (tmp/<id>.state, fsync, rename, fsync queue/) after each attempt:
+//
+//   SPOOLGATE-STATE 1\n
+//   attempts: 2\n
+//   next-attempt: 1795003800\n              unix seconds
+//   last-error: 451 4.3.0 try again later\n
+//   rcpt: 0 delivered 250 2.0.0 ok\n        index into the rcpt lines above,
+//   rcpt: 1 pending 451 4.2.1 mailbox busy\n  state, last reply
+//
+// The message file stays immutable, so a crash while updating state can
+// never damage content; a lost state update only repeats an attempt.
 #pragma once
 
 #include <cstdint>
@@ -48,10 +57,24 @@ struct Record {
   std::vector<std::string> recipients;  // without brackets
   std::uint64_t size = 0;               // content bytes
   std::uint64_t content_offset = 0;     // where content starts in the file
-  // Delivery state; zero until the outbound half records attempts.
+  // Delivery state (from the .state file; defaults before the first attempt).
+  enum class RcptState { Pending, Delivered, Failed };
   unsigned attempts = 0;
+  std::int64_t next_attempt = 0;
   std::string last_error;
+  std::vector<RcptState> rcpt_state;  // parallel to recipients
+  std::vector<std::string> rcpt_reply;
+
+  // Makes rcpt_state/rcpt_reply as long as recipients.
+  void normalize();
+  bool all_done() const;  // no recipient pending
+  std::vector<size_t> pending() const;
 };
+
+std::string_view to_string(Record::RcptState s);
+std::string encode_state(const Record& r);
+// Overlays a state file onto r (whose recipients are already known).
+Result<void> decode_state(std::string_view text, Record& r);
 
 // The header text for r (with a zero content-size placeholder); fails when a
 // field holds a byte that would break the line format.

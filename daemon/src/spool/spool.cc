@@ -57,8 +57,24 @@ Result<std::vector<std::string>> names_in(const std::string& dir) {
   return out;
 }
 
-// Reads and decodes the header of a message file.
-Result<Record> load(const std::string& path) {
+Result<std::string> read_small(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open " + path, errno);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > 1 << 20) break;
+  }
+  ::close(fd);
+  return out;
+}
+
+// Reads and decodes the header of a message file, and its state file if any.
+Result<Record> load_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail_errno("open " + path, errno);
   struct stat st {};
@@ -73,8 +89,19 @@ Result<Record> load(const std::string& path) {
   ::close(fd);
   if (n < 0) return fail_errno("read " + path, e);
   head.resize(static_cast<size_t>(n));
-  return decode_header(head, static_cast<std::uint64_t>(st.st_size));
+  auto r = decode_header(head, static_cast<std::uint64_t>(st.st_size));
+  if (!r) return r;
+  auto state = read_small(path + ".state");
+  if (state) {
+    auto d = decode_state(*state, *r);
+    if (!d) return tl::unexpected(d.error());
+  } else if (state.error().sys != ENOENT) {
+    return tl::unexpected(state.error());
+  }
+  return r;
 }
+
+bool is_state_name(std::string_view n) { return n.ends_with(".state"); }
 
 Result<void> fsync_dir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -138,7 +165,16 @@ Result<Recovery> Spool::recover() {
   if (!names) return tl::unexpected(names.error());
   for (const auto& n : *names) {
     std::string path = dir_ + "/queue/" + n;
-    auto r = load(path);
+    if (is_state_name(n)) {
+      // A state file whose message is gone (delivered, crash before the
+      // state was removed): nothing to deliver.
+      if (::access((dir_ + "/queue/" + n.substr(0, n.size() - 6)).c_str(), F_OK) != 0) {
+        ::unlink(path.c_str());
+        ++rec.discarded_tmp;
+      }
+      continue;
+    }
+    auto r = load_file(path);
     if (r && r->id == n) {
       rec.queued_bytes += r->size;
       rec.queued.push_back(std::move(*r));
@@ -172,7 +208,8 @@ Result<std::vector<Record>> Spool::list(std::vector<std::string>* corrupt) const
   if (!names) return tl::unexpected(names.error());
   std::vector<Record> out;
   for (const auto& n : *names) {
-    auto r = load(dir_ + "/queue/" + n);
+    if (is_state_name(n)) continue;
+    auto r = load_file(dir_ + "/queue/" + n);
     if (r)
       out.push_back(std::move(*r));
     else if (r.error().code == Errc::Io && r.error().sys == ENOENT)
@@ -203,9 +240,67 @@ Result<void> Spool::move_to_failed(const std::string& id, std::string_view reaso
   ::close(fd);
   if (!w) return w;
   if (::rename(queue_path(id).c_str(), failed_path(id).c_str()) != 0) return fail_errno("rename " + id, errno);
+  if (::rename((queue_path(id) + ".state").c_str(), (failed_path(id) + ".state").c_str()) != 0 && errno != ENOENT)
+    return fail_errno("rename " + id + ".state", errno);
   auto a = fsync_dir(dir_ + "/failed");
   if (!a) return a;
   return sync_queue_dir();
+}
+
+Result<Record> Spool::load(const std::string& id) const { return load_file(queue_path(id)); }
+
+Result<void> Spool::write_state(const Record& r) {
+  std::string tmp = tmp_path(r.id) + ".state";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("create " + tmp, errno);
+  auto w = write_all(fd, encode_state(r), tmp);
+  if (w && ::fsync(fd) != 0) w = fail_errno("fsync " + tmp, errno);
+  ::close(fd);
+  if (w && ::rename(tmp.c_str(), (queue_path(r.id) + ".state").c_str()) != 0) w = fail_errno("rename " + tmp, errno);
+  if (!w) {
+    ::unlink(tmp.c_str());
+    return w;
+  }
+  return sync_queue_dir();
+}
+
+Result<void> Spool::remove(const std::string& id) {
+  if (::unlink(queue_path(id).c_str()) != 0 && errno != ENOENT) return fail_errno("unlink " + id, errno);
+  if (::unlink((queue_path(id) + ".state").c_str()) != 0 && errno != ENOENT)
+    return fail_errno("unlink " + id + ".state", errno);
+  return sync_queue_dir();
+}
+
+Result<std::unique_ptr<Reader>> Reader::open(const Spool& spool, const Record& r) {
+  std::unique_ptr<Reader> rd(new Reader());
+  std::string path = spool.queue_path(r.id);
+  rd->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rd->fd_ < 0) return fail_errno("open " + path, errno);
+  rd->pos_ = r.content_offset;
+  rd->end_ = r.content_offset + r.size;
+  return rd;
+}
+
+Reader::~Reader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::size_t> Reader::read(std::string& out, std::size_t max) {
+  std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, end_ - pos_));
+  if (want == 0) return std::size_t{0};
+  size_t old = out.size();
+  out.resize(old + want);
+  ssize_t n;
+  do {
+    n = ::pread(fd_, out.data() + old, want, static_cast<off_t>(pos_));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    out.resize(old);
+    return n == 0 ? fail(Errc::SpoolCorrupt, "message file shorter than recorded") : fail_errno("read", errno);
+  }
+  out.resize(old + static_cast<size_t>(n));
+  pos_ += static_cast<std::uint64_t>(n);
+  return static_cast<std::size_t>(n);
 }
 
 Result<std::unique_ptr<Writer>> Writer::create(std::shared_ptr<Spool> spool, const Record& r) {

@@ -63,8 +63,15 @@ class Spool {
   Result<void> sync_queue_dir();
   Result<std::uint64_t> free_bytes() const;
 
-  // Moves queue/<id> to failed/<id> with a reason file.
+  // Moves queue/<id> (and its state) to failed/<id> with a reason file.
   Result<void> move_to_failed(const std::string& id, std::string_view reason);
+  // Atomically replaces queue/<id>.state with r's delivery state.
+  Result<void> write_state(const Record& r);
+  // Removes a delivered message: the message file first (that uncommits it),
+  // then its state, then fsync(queue/).
+  Result<void> remove(const std::string& id);
+  // Loads one queued message (header and state).
+  Result<Record> load(const std::string& id) const;
 
   const std::string& dir() const { return dir_; }
   std::string tmp_path(std::string_view id) const { return dir_ + "/tmp/" + std::string(id); }
@@ -76,6 +83,24 @@ class Spool {
   std::string dir_;
   int queue_fd_ = -1;
   int lock_fd_ = -1;
+};
+
+// Reads the content of a queued message in pieces, for delivery.
+class Reader {
+ public:
+  static Result<std::unique_ptr<Reader>> open(const Spool& spool, const Record& r);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  // Appends up to max bytes to out; returns how many (0 at the end).
+  Result<std::size_t> read(std::string& out, std::size_t max);
+  std::uint64_t remaining() const { return end_ - pos_; }
+
+ private:
+  Reader() = default;
+  int fd_ = -1;
+  std::uint64_t pos_ = 0;
+  std::uint64_t end_ = 0;
 };
 
 // The steps of a commit, for crash-injection tests.

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+#include "app/upstreams.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace spoolgate::app {
+namespace {
+
+Result<std::string> read_secret(const config::Upstream& u, const std::string& where) {
+  if (!u.password_file.empty()) {
+    std::ifstream in(u.password_file, std::ios::binary);
+    if (!in) return fail(Errc::NotFound, where + ".password_file: cannot read " + u.password_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string s = ss.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    if (s.find_first_of("\r\n") != std::string::npos || s.find('\0') != std::string::npos)
+      return fail(Errc::Invalid, where + ".password_file: the secret must be one line");
+    return s;
+  }
+  if (!u.password_env.empty()) {
+    const char* v = std::getenv(u.password_env.c_str());
+    if (!v) return fail(Errc::NotFound, where + ".password_env: $" + u.password_env + " is not set");
+    std::string s = v;
+    if (s.find_first_of("\r\n") != std::string::npos)
+      return fail(Errc::Invalid, where + ".password_env: the secret must be one line");
+    return s;
+  }
+  return std::string();
+}
+
+}  // namespace
+
+Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
+  upstream::Settings s;
+  s.helo = cfg.hostname;
+  s.max_connections = cfg.delivery.max_connections;
+  s.messages_per_connection = cfg.delivery.messages_per_connection;
+  const auto& t = cfg.delivery.timeouts;
+  s.timeouts = {t.connect, t.greeting, t.mail, t.rcpt, t.data, t.block, t.done};
+  for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const config::Upstream& c = cfg.upstreams[i];
+    std::string where = "upstreams[" + std::to_string(i) + "]";
+    upstream::Upstream u;
+    u.name = c.url;
+    u.host = c.host;
+    u.port = c.port;
+    u.tls = c.scheme == config::Scheme::Smtps      ? smtp::TlsMode::Implicit
+            : c.scheme == config::Scheme::StartTls ? smtp::TlsMode::StartTls
+                                                   : smtp::TlsMode::None;
+    u.auth = c.auth == config::AuthMode::Plain     ? smtp::AuthMech::Plain
+             : c.auth == config::AuthMode::Login   ? smtp::AuthMech::Login
+             : c.auth == config::AuthMode::XOAuth2 ? smtp::AuthMech::XOAuth2
+                                                   : smtp::AuthMech::Auto;
+    u.username = c.username;
+    auto secret = read_secret(c, where);
+    if (!secret) return tl::unexpected(secret.error());
+    u.secret = std::move(*secret);
+    if (!u.username.empty() && u.secret.empty())
+      return fail(Errc::Invalid, where + ": username is set but no password_file or password_env");
+    if (u.tls != smtp::TlsMode::None) {
+      auto ctx = tls::client_context({c.ca_file, c.pins, c.client_cert, c.client_key});
+      if (!ctx) return fail(Errc::Invalid, where + ": " + ctx.error().message());
+      u.tls_ctx = *ctx;
+    }
+    s.upstreams.push_back(std::move(u));
+  }
+  return s;
+}
+
+scheduler::Policy scheduler_policy(const config::Config& cfg) {
+  const auto& r = cfg.delivery.retry;
+  return scheduler::Policy{r.first, r.max, r.factor, r.jitter, cfg.delivery.max_lifetime};
+}
+
+}  // namespace spoolgate::app

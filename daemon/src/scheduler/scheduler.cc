@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <random>
+
+namespace spoolgate::scheduler {
+
+Scheduler::Scheduler(Policy p, std::function<double()> random01) : p_(p), random01_(std::move(random01)) {
+  if (!random01_) {
+    // Thread-safe: due_after() may run on a worker thread.
+    struct Rng {
+      std::mutex mu;
+      std::mt19937_64 gen{std::random_device{}()};
+    };
+    auto rng = std::make_shared<Rng>();
+    random01_ = [rng] {
+      std::lock_guard lock(rng->mu);
+      return std::uniform_real_distribution<double>(0, 1)(rng->gen);
+    };
+  }
+}
+
+void Scheduler::schedule(const std::string& id, Entry& e, std::int64_t due) {
+  if (!e.flying)
+    queue_.erase({e.due, id});
+  else
+    --in_flight_;
+  e.flying = false;
+  e.due = due;
+  queue_.insert({due, id});
+}
+
+void Scheduler::insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms) {
+  if (entries_.count(id)) return;
+  Entry& e = entries_[id];
+  e.arrived = arrived_ms;
+  e.due = due_ms;
+  queue_.insert({due_ms, id});
+}
+
+std::vector<std::string> Scheduler::next_batch(std::int64_t now_ms, std::size_t n) {
+  std::vector<std::string> out;
+  while (out.size() < n && !queue_.empty() && queue_.begin()->first <= now_ms) {
+    std::string id = queue_.begin()->second;
+    queue_.erase(queue_.begin());
+    entries_[id].flying = true;
+    ++in_flight_;
+    out.push_back(std::move(id));
+  }
+  return out;
+}
+
+Millis Scheduler::backoff(unsigned attempts) const {
+  double d = static_cast<double>(p_.first.count()) * std::pow(p_.factor, attempts > 0 ? attempts - 1 : 0);
+  d = std::min(d, static_cast<double>(p_.max.count()));
+  return Millis(static_cast<Millis::rep>(d));
+}
+
+std::int64_t Scheduler::due_after(unsigned attempts, std::int64_t now_ms) const {
+  double base = static_cast<double>(backoff(attempts).count());
+  double j = base * p_.jitter * (2 * random01_() - 1);
+  // Never sooner than a second: no tight retry loop whatever the clock does.
+  return now_ms + std::max<std::int64_t>(1000, static_cast<std::int64_t>(base + j));
+}
+
+void Scheduler::release(const std::string& id, std::int64_t due_ms) {
+  auto it = entries_.find(id);
+  if (it != entries_.end()) schedule(id, it->second, due_ms);
+}
+
+void Scheduler::remove(const std::string& id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (it->second.flying)
+    --in_flight_;
+  else
+    queue_.erase({it->second.due, id});
+  entries_.erase(it);
+}
+
+bool Scheduler::expired(const std::string& id, std::int64_t now_ms) const {
+  auto it = entries_.find(id);
+  return it != entries_.end() && now_ms - it->second.arrived >= p_.max_lifetime.count();
+}
+
+void Scheduler::flush(std::int64_t now_ms) {
+  std::vector<std::string> ids;
+  for (const auto& [due, id] : queue_)
+    if (due > now_ms) ids.push_back(id);
+  for (const auto& id : ids) schedule(id, entries_[id], now_ms);
+}
+
+std::optional<std::int64_t> Scheduler::next_due() const {
+  if (queue_.empty()) return std::nullopt;
+  return queue_.begin()->first;
+}
+
+}  // namespace spoolgate::scheduler

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// scheduler/scheduler: which message goes when. Pure logic, no I/O.
+//
+// Rebuilt from the spool at start (insert every queued message with its
+// persisted attempts and next-attempt time); keeps no durable state of its
+// own. A message is queued (due at some time), in flight (handed out by
+// next_batch, never twice), or gone (done). Retries back off exponentially
+// from delivery.retry.first by factor up to max, with +-jitter; the next
+// attempt time is persisted by the caller, so a restart keeps the schedule.
+// Times are milliseconds of the wall clock; the caller passes `now`, which
+// makes the whole thing testable with a fake clock.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+
+namespace spoolgate::scheduler {
+
+struct Policy {
+  Millis first{60'000};
+  Millis max{3'600'000};
+  double factor = 2;
+  double jitter = 0.2;
+  Millis max_lifetime{5 * 86'400'000LL};
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(Policy p, std::function<double()> random01 = {});
+
+  void set_policy(Policy p) { p_ = p; }
+  // due_ms 0 = now.
+  void insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms);
+  bool contains(const std::string& id) const { return entries_.count(id) != 0; }
+  // Up to n messages due at now_ms, earliest first; they are now in flight.
+  std::vector<std::string> next_batch(std::int64_t now_ms, std::size_t n);
+  // Thread-safe (the default random source is locked).
+  // When a message that failed temporarily after `attempts` attempts is due
+  // again (backoff with jitter, at least a second away). Persist it, then
+  // release(id, due).
+  std::int64_t due_after(unsigned attempts, std::int64_t now_ms) const;
+  // Handed back without an attempt (shutdown, failover): due at due_ms.
+  void release(const std::string& id, std::int64_t due_ms);
+  // Delivered, failed or deleted: forgotten.
+  void remove(const std::string& id);
+  // True when the message has outlived delivery.max_lifetime.
+  bool expired(const std::string& id, std::int64_t now_ms) const;
+  // Every queued message becomes due now (queue flush).
+  void flush(std::int64_t now_ms);
+  // When the next queued (not in flight) message is due; nullopt when none.
+  std::optional<std::int64_t> next_due() const;
+  // The retry delay after `attempts` attempts, before jitter.
+  Millis backoff(unsigned attempts) const;
+
+  std::size_t size() const { return entries_.size(); }
+  std::size_t in_flight() const { return in_flight_; }
+
+ private:
+  struct Entry {
+    std::int64_t arrived = 0;
+    std::int64_t due = 0;
+    bool flying = false;
+  };
+  void schedule(const std::string& id, Entry& e, std::int64_t due);
+
+  Policy p_;
+  std::function<double()> random01_;
+  std::map<std::string, Entry> entries_;
+  std::set<std::pair<std::int64_t, std::string>> queue_;  // (due, id), not in flight
+  std::size_t in_flight_ = 0;
+};
+
+}  // namespace spoolgate::scheduler

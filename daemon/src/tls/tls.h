@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// tls/tls: BoringSSL client contexts and TLS sessions over memory BIOs.
+//
+// The only code that includes BoringSSL. A Session never owns a socket: the
+// caller feeds it the bytes received from the network (receive) and sends
+// what it produces (take_encrypted), so it can sit on any transport and be
+// tested without one.
+//
+// Verification is always on: the chain must lead to a trust anchor (the
+// system bundle, or ca_file; with ca_file any certificate in it may be the
+// anchor, so an intermediate works: partial chain), the configured host must
+// match a DNS SAN (wildcards for one whole left-most label, case-insensitive;
+// the subject CN is never used), SNI carries the host, TLS 1.2 is the minimum.
+// With pins, at least one certificate of the verified chain must have a
+// SubjectPublicKeyInfo whose SHA-256 (base64) is pinned. A failed check fails
+// the handshake; nothing is ever sent over an unverified session.
+//
+// Errors come back as Result with Errc::Protocol (handshake or record layer)
+// and a detail naming the verification failure when there is one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace spoolgate::tls {
+
+constexpr const char* kSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
+
+struct ClientOptions {
+  std::string ca_file;            // "" = the system bundle
+  std::vector<std::string> pins;  // base64 SHA-256 of SPKI
+  std::string client_cert;        // PEM chain file
+  std::string client_key;         // PEM key file
+};
+
+struct CertInfo {
+  std::string subject;
+  std::string issuer;
+  std::int64_t not_before = 0;  // unix seconds
+  std::int64_t not_after = 0;
+  std::string spki_pin;  // base64 SHA-256 of SubjectPublicKeyInfo
+};
+
+class Context;
+
+// Builds a client context; fails with a readable reason (file missing, no
+// certificate in the CA file, key does not match the certificate, ...).
+Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts);
+
+class Session {
+ public:
+  // A client session for `host` (SNI and the name to verify).
+  static Result<std::unique_ptr<Session>> client(std::shared_ptr<Context> ctx, const std::string& host);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Bytes from the network. Advances the handshake and decrypts what it can.
+  Result<void> receive(std::string_view encrypted);
+  // Starts (or continues) the handshake; call once after creation.
+  Result<void> handshake();
+  bool established() const { return established_; }
+  // Application data to encrypt; only once established.
+  Result<void> send(std::string_view plain);
+  // What to write to the network now.
+  std::string take_encrypted();
+  // Decrypted application data received so far.
+  std::string take_plain();
+  // The peer sent close_notify.
+  bool peer_closed() const { return peer_closed_; }
+  // Queues our close_notify (take_encrypted then holds it).
+  void close_notify();
+
+  std::string version() const;
+  std::string cipher() const;
+  // The verified chain, leaf first (after the handshake, or after a failed
+  // verification: what the peer presented).
+  std::vector<CertInfo> chain() const;
+  // Why verification failed ("certificate has expired", "hostname mismatch",
+  // "no pinned key in the chain", ...), empty when it did not.
+  const std::string& verify_error() const { return verify_error_; }
+
+  struct Impl;
+
+ private:
+  Session() = default;
+  Result<void> pump_read();
+  std::unique_ptr<Impl> impl_;
+  bool established_ = false;
+  bool peer_closed_ = false;
+  std::string plain_;
+  std::string verify_error_;
+};
+
+// base64(SHA-256(SubjectPublicKeyInfo)) of the first certificate in a PEM file
+// (used by tests and `spoolgate probe`).
+Result<std::string> pin_of_pem_file(const std::string& path);
+
+}  // namespace spoolgate::tls

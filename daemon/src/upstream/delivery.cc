@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+#include "upstream/delivery.h"
+
+#include <chrono>
+
+#include "core/log.h"
+#include "upstream/session.h"
+
+namespace spoolgate::upstream {
+
+Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s)
+    : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(s_.upstreams.size()) {
+  timer_ = loop::Timer::create(loop_, [this] { kick(); });
+}
+
+Delivery::~Delivery() = default;
+
+std::int64_t Delivery::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Delivery::insert(const spool::Record& r) {
+  std::int64_t due = r.attempts == 0 ? 0 : r.next_attempt * 1000;
+  sched_.insert(r.id, r.arrived * 1000, due);
+  kick();
+}
+
+std::optional<std::size_t> Delivery::usable_upstream() const {
+  std::int64_t now = now_ms();
+  for (std::size_t i = 0; i < sites_.size(); ++i)
+    if (sites_[i].down_until <= now) return i;
+  return std::nullopt;
+}
+
+bool Delivery::other_upstream_usable(std::size_t upstream) const {
+  std::int64_t now = now_ms();
+  for (std::size_t i = 0; i < sites_.size(); ++i)
+    if (i != upstream && sites_[i].down_until <= now) return true;
+  return false;
+}
+
+std::optional<std::string> Delivery::take_job() {
+  if (draining_ || !usable_upstream()) return std::nullopt;
+  auto ids = sched_.next_batch(now_ms(), 1);
+  if (ids.empty()) return std::nullopt;
+  return ids.front();
+}
+
+void Delivery::kick() {
+  if (draining_ || s_.upstreams.empty()) return;
+  while (sessions_.size() < s_.max_connections) {
+    auto up = usable_upstream();
+    if (!up) break;
+    auto ids = sched_.next_batch(now_ms(), 1);
+    if (ids.empty()) break;
+    auto* session = new Session(*this, *up, ids.front());
+    sessions_.insert(session);
+    session->start();
+  }
+  arm_timer();
+}
+
+void Delivery::arm_timer() {
+  if (!timer_ || draining_) return;
+  auto due = sched_.next_due();
+  if (!due) {
+    timer_->stop();
+    return;
+  }
+  std::int64_t at = *due;
+  // While every upstream is down, wake when the first comes back.
+  if (!usable_upstream()) {
+    std::int64_t up_at = INT64_MAX;
+    for (const auto& s : sites_) up_at = std::min(up_at, s.down_until);
+    at = std::max(at, up_at);
+  }
+  std::int64_t wait = std::max<std::int64_t>(0, at - now_ms());
+  // A session slot frees up on release, which kicks anyway.
+  timer_->start(Millis(std::min<std::int64_t>(wait, 3'600'000)));
+}
+
+void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
+  Site& s = sites_[upstream];
+  ++s.failures;
+  Millis backoff = sched_.backoff(s.failures);
+  s.down_until = now_ms() + backoff.count();
+  if (f.kind == smtp::Failure::Auth) {
+    ++stats_.auth_failures;
+    if (!s.auth_logged) {
+      // Loud and once: a wrong password is a configuration problem, and
+      // hammering the provider gets the account locked.
+      log::error("auth_failed")
+          .kv("upstream", s_.upstreams[upstream].name)
+          .kv("reason", f.reason)
+          .kv("action", "check username and password; mail stays queued; retrying with backoff");
+      s.auth_logged = true;
+    }
+  }
+  log::warn("upstream_down")
+      .kv("upstream", s_.upstreams[upstream].name)
+      .kv("failures", s.failures)
+      .kv("retry_in", format_duration(backoff));
+}
+
+void Delivery::site_success(std::size_t upstream) {
+  Site& s = sites_[upstream];
+  if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
+  s = Site{};
+}
+
+void Delivery::release(Session* s) {
+  sessions_.erase(s);
+  delete s;
+  if (draining_) {
+    if (sessions_.empty() && drained_) {
+      auto done = std::move(drained_);
+      drained_ = nullptr;
+      done();
+    }
+    return;
+  }
+  kick();
+}
+
+void Delivery::shutdown(std::function<void()> done) {
+  draining_ = true;
+  timer_.reset();
+  if (sessions_.empty()) {
+    done();
+    return;
+  }
+  drained_ = std::move(done);
+}
+
+void Delivery::abort() {
+  std::vector<Session*> snapshot(sessions_.begin(), sessions_.end());
+  for (Session* s : snapshot) s->abort();
+}
+
+}  // namespace spoolgate::upstream

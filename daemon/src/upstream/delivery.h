@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// upstream/delivery: outbound sessions to the providers.
+//
+// Delivery decides nothing about timing (the scheduler does) and nothing
+// about bytes on the wire (smtp::Client does). It starts sessions while the
+// scheduler has due messages and an upstream is usable, up to
+// max_connections; each session takes one message, connects, delivers, and
+// takes the next (RSET between) up to messages_per_connection, then QUITs.
+//
+// Upstreams are tried in order. Site trouble (connect/TLS failure, a refused
+// greeting, STARTTLS missing, 421, authentication refused) marks that
+// upstream down for a backoff; a message carried then goes to the next usable
+// upstream at once, or is deferred when none is left. The first session that
+// gets through resumes normal flow.
+//
+// Outcomes are written to the spool (remove, move to failed/, or the state
+// file) on a worker thread before the scheduler hears of them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "loop/loop.h"
+#include "scheduler/scheduler.h"
+#include "smtp/client.h"
+#include "spool/spool.h"
+#include "tls/tls.h"
+
+namespace spoolgate::upstream {
+
+struct Upstream {
+  std::string name;  // the URL, for logs (never holds a secret)
+  std::string host;
+  std::uint16_t port = 465;
+  smtp::TlsMode tls = smtp::TlsMode::Implicit;
+  smtp::AuthMech auth = smtp::AuthMech::Auto;
+  std::string username;
+  std::string secret;  // password or token, loaded by app; never logged
+  std::shared_ptr<tls::Context> tls_ctx;
+};
+
+struct Timeouts {
+  Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};
+};
+
+struct Settings {
+  std::vector<Upstream> upstreams;
+  std::string helo = "localhost";
+  std::size_t max_connections = 4;
+  std::size_t messages_per_connection = 100;
+  Timeouts timeouts;
+};
+
+struct Stats {
+  std::uint64_t delivered = 0, deferred = 0, failed = 0, sessions = 0, tls_failures = 0, auth_failures = 0,
+                duplicate_risk = 0;
+};
+
+class Session;
+
+class Delivery {
+ public:
+  Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s);
+  ~Delivery();
+  Delivery(const Delivery&) = delete;
+  Delivery& operator=(const Delivery&) = delete;
+
+  // A committed (or recovered) message: schedule it and start work.
+  void insert(const spool::Record& r);
+  void kick();
+  // Stop starting sessions; sessions finish the message they carry and QUIT.
+  void shutdown(std::function<void()> done);
+  void abort();
+  bool idle() const { return sessions_.empty(); }
+  const Stats& stats() const { return stats_; }
+
+  // A message left the spool (delivered or failed): its size, for usage.
+  std::function<void(std::uint64_t bytes)> on_removed;
+
+  // For sessions.
+  loop::Loop& loop() { return loop_; }
+  const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
+  scheduler::Scheduler& scheduler() { return sched_; }
+  const Settings& settings() const { return s_; }
+  Stats& stats() { return stats_; }
+  std::optional<std::string> take_job();
+  // Where a message goes after a site failure of `upstream`: the next usable
+  // upstream (hand it back due now) or none (defer it).
+  bool other_upstream_usable(std::size_t upstream) const;
+  void site_failure(std::size_t upstream, const smtp::Failure& f);
+  void site_success(std::size_t upstream);
+  void release(Session* s);
+  bool draining() const { return draining_; }
+
+ private:
+  std::optional<std::size_t> usable_upstream() const;
+  void arm_timer();
+  std::int64_t now_ms() const;
+
+  loop::Loop& loop_;
+  std::shared_ptr<spool::Spool> spool_;
+  scheduler::Scheduler& sched_;
+  Settings s_;
+  Stats stats_;
+  struct Site {
+    std::int64_t down_until = 0;
+    unsigned failures = 0;
+    bool auth_logged = false;
+  };
+  std::vector<Site> sites_;
+  std::set<Session*> sessions_;
+  loop::HandlePtr<loop::Timer> timer_;
+  bool draining_ = false;
+  std::function<void()> drained_;
+};
+
+}  // namespace spoolgate::upstream

@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: MIT
+#include "upstream/session.h"
+
+#include <chrono>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/log.h"
+
+namespace spoolgate::upstream {
+namespace {
+
+constexpr std::size_t kReadChunk = 256 * 1024;
+constexpr Millis kLinger{5000};
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
+  smtp::ClientSettings c;
+  c.helo = d.settings().helo;
+  c.tls = u.tls;
+  c.auth = u.auth;
+  c.username = u.username;
+  c.secret = u.secret;
+  return c;
+}
+
+const char* stage_name(smtp::Stage s) {
+  switch (s) {
+    case smtp::Stage::Greeting:
+      return "greeting";
+    case smtp::Stage::Command:
+      return "command";
+    case smtp::Stage::Mail:
+      return "MAIL";
+    case smtp::Stage::Rcpt:
+      return "RCPT";
+    case smtp::Stage::DataInit:
+      return "DATA";
+    case smtp::Stage::DataBlock:
+      return "data block";
+    case smtp::Stage::DataEnd:
+      return "end of data";
+    case smtp::Stage::Quit:
+      return "QUIT";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Session::Session(Delivery& d, std::size_t upstream, std::string first_job)
+    : d_(d),
+      up_(upstream),
+      u_(d.settings().upstreams.at(upstream)),
+      id_(new_session_id('u')),
+      machine_(client_settings(d, u_)),
+      job_id_(std::move(first_job)) {}
+
+Session::~Session() = default;
+
+void Session::start() {
+  ++d_.stats().sessions;
+  log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
+  connecting_ = true;
+  timer_ = loop::Timer::create(d_.loop(), [this] {
+    smtp::Stage st = machine_.stage();
+    std::string reason = std::string("timeout waiting for the server at ") + stage_name(st);
+    if (st == smtp::Stage::DataEnd) {
+      // The server may have taken the message without our seeing its reply.
+      ++d_.stats().duplicate_risk;
+      log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
+    }
+    on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true});
+  });
+  net::connect(d_.loop(), u_.host, u_.port, d_.settings().timeouts.connect,
+               [this](Result<std::unique_ptr<net::Connection>> r) { on_connect(std::move(r)); });
+}
+
+void Session::on_connect(Result<std::unique_ptr<net::Connection>> r) {
+  connecting_ = false;
+  if (closing_) {
+    if (r) {
+      net::Connection* c = r->release();
+      c->on_closed([c] { delete c; });
+      c->close();
+    }
+    maybe_release();
+    return;
+  }
+  if (!r) {
+    on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true});
+    return;
+  }
+  conn_ = std::move(*r);
+  conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
+  conn_->on_closed([this] {
+    conn_closed_ = true;
+    maybe_release();
+  });
+  arm(smtp::Stage::Greeting);
+  if (u_.tls == smtp::TlsMode::Implicit) {
+    // RFC 8314: TLS before anything else; a plaintext greeting fails the handshake.
+    auto s = tls::Session::client(u_.tls_ctx, u_.host);
+    if (!s) {
+      on_failed(smtp::Failure{smtp::Failure::Temporary, s.error().message(), false, true});
+      return;
+    }
+    conn_->start_tls(std::move(*s), [this](Result<void> t) { on_tls(std::move(t)); });
+  } else {
+    conn_->start_reading();
+  }
+}
+
+void Session::on_tls(Result<void> r) {
+  if (closing_) return;
+  if (!r) {
+    ++d_.stats().tls_failures;
+    on_failed(smtp::Failure{smtp::Failure::Temporary, "TLS with " + u_.host + " failed: " + r.error().message(), false,
+                            true});
+    return;
+  }
+  log::debug("upstream_tls")
+      .kv("session", id_)
+      .kv("upstream", u_.name)
+      .kv("version", conn_->tls()->version())
+      .kv("cipher", conn_->tls()->cipher());
+  if (u_.tls == smtp::TlsMode::StartTls) {
+    machine_.tls_established();
+    pump();
+  }
+}
+
+void Session::on_read(std::string_view bytes, bool eof) {
+  if (closing_) return;
+  if (eof)
+    machine_.connection_lost("closed by the server");
+  else
+    machine_.receive(bytes);
+  pump();
+}
+
+void Session::flush() {
+  if (conn_ && machine_.has_output()) conn_->write(machine_.take_output());
+}
+
+void Session::arm(smtp::Stage stage) {
+  if (!timer_) return;
+  const Timeouts& t = d_.settings().timeouts;
+  Millis ms = t.mail;
+  switch (stage) {
+    case smtp::Stage::Greeting:
+      ms = t.greeting;
+      break;
+    case smtp::Stage::Command:
+    case smtp::Stage::Mail:
+    case smtp::Stage::Quit:
+      ms = t.mail;
+      break;
+    case smtp::Stage::Rcpt:
+      ms = t.rcpt;
+      break;
+    case smtp::Stage::DataInit:
+      ms = t.data;
+      break;
+    case smtp::Stage::DataBlock:
+      ms = t.block;
+      break;
+    case smtp::Stage::DataEnd:
+      ms = t.done;
+      break;
+  }
+  timer_->start(ms);
+}
+
+void Session::pump() {
+  while (!closing_ && !disk_busy_) {
+    switch (machine_.next()) {
+      case smtp::ClientEvent::NeedInput:
+        flush();
+        arm(machine_.stage());
+        return;
+      case smtp::ClientEvent::StartTls: {
+        flush();
+        auto s = tls::Session::client(u_.tls_ctx, u_.host);
+        if (!s) {
+          on_failed(smtp::Failure{smtp::Failure::Temporary, s.error().message(), false, true});
+          return;
+        }
+        conn_->start_tls(std::move(*s), [this](Result<void> t) { on_tls(std::move(t)); });
+        arm(smtp::Stage::Command);
+        return;
+      }
+      case smtp::ClientEvent::Ready:
+        d_.site_success(up_);
+        log::info("upstream_ready")
+            .kv("session", id_)
+            .kv("upstream", u_.name)
+            .kv("tls", conn_->tls() ? conn_->tls()->version() : std::string("none"))
+            .kv("auth", machine_.authenticated() ? "yes" : "no");
+        next_job();
+        return;
+      case smtp::ClientEvent::SendContent:
+        flush();
+        content_started_ = true;
+        send_chunk();
+        return;
+      case smtp::ClientEvent::Delivered:
+        flush();
+        on_delivered();
+        return;
+      case smtp::ClientEvent::Failed:
+        on_failed(machine_.failure());
+        return;
+      case smtp::ClientEvent::Closed:
+        finalize("done", true);
+        return;
+    }
+  }
+}
+
+void Session::next_job() {
+  if (!job_id_) {
+    if (d_.draining() || jobs_done_ >= d_.settings().messages_per_connection) {
+      machine_.quit();
+      flush();
+      arm(smtp::Stage::Quit);
+      return;
+    }
+    job_id_ = d_.take_job();
+    if (!job_id_) {
+      machine_.quit();
+      flush();
+      arm(smtp::Stage::Quit);
+      return;
+    }
+  }
+  load_job();
+}
+
+void Session::load_job() {
+  disk_busy_ = true;
+  loaded_ = false;
+  content_started_ = false;
+  auto result = std::make_shared<Result<void>>();
+  auto rec = std::make_shared<spool::Record>();
+  auto reader = std::make_shared<std::unique_ptr<spool::Reader>>();
+  auto chunk = std::make_shared<std::string>();
+  auto spool = d_.spool();
+  std::string id = *job_id_;
+  d_.loop().queue_work(
+      [=] {
+        auto r = spool->load(id);
+        if (!r) {
+          *result = tl::unexpected(r.error());
+          return;
+        }
+        *rec = std::move(*r);
+        auto rd = spool::Reader::open(*spool, *rec);
+        if (!rd) {
+          *result = tl::unexpected(rd.error());
+          return;
+        }
+        auto n = (*rd)->read(*chunk, kReadChunk);
+        if (!n) *result = tl::unexpected(n.error());
+        *reader = std::move(*rd);
+      },
+      [=, this] {
+        disk_busy_ = false;
+        if (!*result) {
+          log::error("spool_read").kv("session", id_).kv("msg", id).kv("reason", result->error().message());
+          // Gone (deleted by the CLI) or unreadable: nothing to deliver from here.
+          d_.scheduler().remove(id);
+          job_id_.reset();
+          if (closing_) return maybe_release();
+          next_job();
+          return;
+        }
+        rec_ = std::move(*rec);
+        reader_ = std::move(*reader);
+        chunk_ = std::move(*chunk);
+        loaded_ = true;
+        if (closing_) {
+          hand_back(Hand::Untouched, "");
+          return maybe_release();
+        }
+        smtp::Job job;
+        job.sender = rec_.sender;
+        job.size = rec_.size;
+        job.smtputf8 = rec_.smtputf8;
+        job.body_8bit = rec_.body_8bit;
+        job_rcpts_ = rec_.pending();
+        for (std::size_t i : job_rcpts_) job.recipients.push_back(rec_.recipients[i]);
+        if (job.recipients.empty()) {  // a crash after the last outcome, before removal
+          on_delivered();
+          return;
+        }
+        log::debug("upstream_send")
+            .kv("session", id_)
+            .kv("msg", rec_.id)
+            .kv("nrcpt", static_cast<std::uint64_t>(job.recipients.size()));
+        machine_.begin(job);
+        pump();
+      });
+}
+
+void Session::send_chunk() {
+  if (!chunk_.empty()) {
+    last_[0] = chunk_.size() >= 2 ? chunk_[chunk_.size() - 2] : last_[1];
+    last_[1] = chunk_.back();
+    conn_->write(std::move(chunk_));
+    chunk_.clear();
+  }
+  if (reader_ && reader_->remaining() > 0) {
+    arm(smtp::Stage::DataBlock);
+    conn_->on_drain([this] { read_more(); });
+    return;
+  }
+  // Canonical content ends with CRLF (or is empty); the end of data follows.
+  bool crlf = last_[0] == '\r' && last_[1] == '\n';
+  conn_->write(crlf ? ".\r\n" : "\r\n.\r\n");
+  reader_.reset();
+  machine_.content_sent();
+  arm(smtp::Stage::DataEnd);
+}
+
+void Session::read_more() {
+  if (closing_) return;
+  disk_busy_ = true;
+  auto result = std::make_shared<Result<std::size_t>>();
+  spool::Reader* rd = reader_.get();
+  std::string* chunk = &chunk_;
+  d_.loop().queue_work([=] { *result = rd->read(*chunk, kReadChunk); },
+                       [=, this] {
+                         disk_busy_ = false;
+                         if (closing_) return maybe_release();
+                         if (!*result) {
+                           on_failed(smtp::Failure{smtp::Failure::Temporary,
+                                                   "spool read failed: " + result->error().message(), true, false});
+                           return;
+                         }
+                         send_chunk();
+                       });
+}
+
+void Session::on_delivered() {
+  const smtp::Outcome& o = machine_.outcome();
+  std::string last_error;
+  std::vector<std::string> failed;
+  for (std::size_t k = 0; k < job_rcpts_.size() && k < o.recipients.size(); ++k) {
+    std::size_t i = job_rcpts_[k];
+    const smtp::Reply& r = o.recipients[k];
+    rec_.rcpt_reply[i] = r.summary();
+    if (r.positive()) {
+      rec_.rcpt_state[i] = spool::Record::RcptState::Delivered;
+    } else if (r.permanent()) {
+      rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
+      failed.push_back("<" + rec_.recipients[i] + ">: " + r.summary());
+      if (last_error.empty()) last_error = r.summary();
+    } else if (last_error.empty()) {
+      last_error = r.summary();
+    }
+  }
+  ++rec_.attempts;
+  if (!last_error.empty()) rec_.last_error = last_error;
+  ++jobs_done_;
+  std::int64_t now = wall_ms();
+  enum class Action { Remove, Fail, Defer } action = Action::Defer;
+  std::string reason;
+  std::int64_t due = 0;
+  if (rec_.all_done()) {
+    action = failed.empty() ? Action::Remove : Action::Fail;
+    for (const auto& f : failed) reason += (reason.empty() ? "" : "; ") + f;
+  } else if (d_.scheduler().expired(rec_.id, now)) {
+    action = Action::Fail;
+    reason = "delivery time expired (delivery.max_lifetime) with " + std::to_string(rec_.pending().size()) +
+             " recipient(s) pending; last error: " + rec_.last_error;
+    for (std::size_t i : rec_.pending()) rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
+  } else {
+    due = d_.scheduler().due_after(rec_.attempts, now);
+    rec_.next_attempt = due / 1000;
+  }
+  disk_busy_ = true;
+  auto result = std::make_shared<Result<void>>();
+  auto spool = d_.spool();
+  auto rec = std::make_shared<spool::Record>(rec_);
+  d_.loop().queue_work(
+      [=] {
+        if (action == Action::Remove)
+          *result = spool->remove(rec->id);
+        else if (action == Action::Fail)
+          *result = spool->move_to_failed(rec->id, reason);
+        else
+          *result = spool->write_state(*rec);
+      },
+      [=, this] {
+        disk_busy_ = false;
+        if (!*result)
+          log::error("spool_update").kv("session", id_).kv("msg", rec->id).kv("reason", result->error().message());
+        std::string delivered_to;
+        for (std::size_t i : job_rcpts_)
+          if (rec->rcpt_state[i] == spool::Record::RcptState::Delivered)
+            delivered_to += (delivered_to.empty() ? "" : ",") + rec->recipients[i];
+        if (!delivered_to.empty()) {
+          ++d_.stats().delivered;
+          log::info("delivered").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("rcpt", delivered_to);
+        }
+        if (action == Action::Remove || action == Action::Fail) {
+          d_.scheduler().remove(rec->id);
+          if (d_.on_removed) d_.on_removed(rec->size);
+          if (action == Action::Fail) {
+            ++d_.stats().failed;
+            log::warn("failed").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("reason", reason);
+          }
+        } else {
+          ++d_.stats().deferred;
+          d_.scheduler().release(rec->id, *result ? due : wall_ms() + 60'000);
+          log::info("deferred")
+              .kv("session", id_)
+              .kv("msg", rec->id)
+              .kv("upstream", u_.name)
+              .kv("reason", rec->last_error)
+              .kv("attempts", rec->attempts)
+              .kv("next", iso8601(due / 1000));
+        }
+        job_id_.reset();
+        loaded_ = false;
+        if (closing_) return maybe_release();
+        next_job();
+      });
+}
+
+void Session::on_failed(const smtp::Failure& f) {
+  if (closing_) return;
+  log::warn("upstream_failed").kv("session", id_).kv("upstream", u_.name).kv("reason", f.reason);
+  if (f.site) d_.site_failure(up_, f);
+  if (job_id_) {
+    bool failover = f.kind != smtp::Failure::Auth && !content_started_ && d_.other_upstream_usable(up_);
+    hand_back(failover ? Hand::Failover : Hand::Defer, f.reason);
+  }
+  finalize(f.reason, false);
+}
+
+void Session::hand_back(Hand how, const std::string& reason) {
+  if (!job_id_) return;
+  std::string id = *job_id_;
+  job_id_.reset();
+  std::int64_t now = wall_ms();
+  if (how != Hand::Defer) {
+    // Untouched (shutdown) or to the next upstream: due again now.
+    d_.scheduler().release(id, now);
+    if (how == Hand::Failover) d_.kick();
+    return;
+  }
+  // Count the attempt and keep its reason, so `queue list` says why the
+  // message waits. A message not loaded yet is read from the spool first.
+  disk_busy_ = true;
+  auto result = std::make_shared<Result<void>>();
+  auto spool = d_.spool();
+  auto rec = std::make_shared<spool::Record>(rec_);
+  bool loaded = loaded_;
+  auto due = std::make_shared<std::int64_t>(0);
+  const scheduler::Scheduler& sched = d_.scheduler();
+  d_.loop().queue_work(
+      [=, &sched] {
+        if (!loaded) {
+          auto r = spool->load(id);
+          if (!r) {
+            *result = tl::unexpected(r.error());
+            return;
+          }
+          *rec = std::move(*r);
+        }
+        ++rec->attempts;
+        rec->last_error = reason;
+        *due = sched.due_after(rec->attempts, now);
+        rec->next_attempt = *due / 1000;
+        *result = spool->write_state(*rec);
+      },
+      [=, this] {
+        disk_busy_ = false;
+        ++d_.stats().deferred;
+        std::int64_t when = *result ? *due : now + 60'000;
+        if (!*result)
+          log::error("spool_update").kv("session", id_).kv("msg", id).kv("reason", result->error().message());
+        d_.scheduler().release(id, when);
+        log::info("deferred")
+            .kv("session", id_)
+            .kv("msg", id)
+            .kv("upstream", u_.name)
+            .kv("reason", reason)
+            .kv("attempts", rec->attempts)
+            .kv("next", iso8601(when / 1000));
+        maybe_release();
+      });
+}
+
+void Session::abort() {
+  if (closing_) return;
+  hand_back(Hand::Untouched, "");
+  finalize("shutdown deadline", false);
+}
+
+void Session::finalize(const std::string& reason, bool graceful) {
+  if (closing_) return;
+  closing_ = true;
+  timer_.reset();
+  if (job_id_ && !disk_busy_) hand_back(Hand::Defer, reason);
+  log::debug("upstream_close")
+      .kv("session", id_)
+      .kv("upstream", u_.name)
+      .kv("reason", reason)
+      .kv("graceful", graceful ? "yes" : "no");
+  if (conn_) {
+    conn_->tls_close_notify();
+    conn_->close_after_writes();
+    linger_ = loop::Timer::create(d_.loop(), [this] { conn_->close(); });
+    linger_->start(kLinger);
+  } else if (!connecting_) {
+    conn_closed_ = true;
+  }
+  maybe_release();
+}
+
+void Session::maybe_release() {
+  if (closing_ && !connecting_ && !disk_busy_ && conn_closed_) {
+    linger_.reset();
+    d_.release(this);  // deletes this: the last statement
+  }
+}
+
+}  // namespace spoolgate::upstream

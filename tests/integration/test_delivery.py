@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: MIT
+"""The outbound half: the real binary delivering to real TLS SMTP servers."""
+import re
+import smtplib
+
+import pytest
+
+from conftest import daemon_upstream_settings, upstream_config, wait_for
+
+USER, PASSWORD = "relay@example.com", "s3cret-pw"
+
+
+def send(daemon, rcpts=("ops@example.com",), body=b"Subject: hello\r\n\r\nline one\r\n.dot line\r\n", sender="dev@lan"):
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
+        s.sendmail(sender, list(rcpts), body)
+
+
+def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme="smtps", leaf="server",
+              sink_kw=None, **up):
+    cert, key = pki.leaf(leaf)
+    sink = sink_factory(tls=tls, cert=cert, key=key, user=USER, password=PASSWORD, **(sink_kw or {}))
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme=scheme, **up)]))
+    return d, sink
+
+
+@pytest.mark.parametrize("tls,scheme", [("implicit", "smtps"), ("starttls", "smtp+starttls")])
+def test_round_trip(daemon_factory, sink_factory, pki, workdir, tls, scheme):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, tls=tls, scheme=scheme)
+    send(d, rcpts=("ops@example.com", "dba@example.com"))
+    [m] = sink.wait_messages(1)
+    assert m["mail_from"] == "dev@lan"
+    assert m["rcpt_tos"] == ["ops@example.com", "dba@example.com"]
+    assert m["auth_user"] == USER
+    content = m["content"]
+    assert content.startswith(b"Received: from ")
+    assert content.endswith(b"Subject: hello\r\nDate: " + content.split(b"Date: ")[1].split(b"\r\n")[0] +
+                            b"\r\nMessage-ID: " + content.split(b"Message-ID: ")[1].split(b"\r\n")[0] +
+                            b"\r\n\r\nline one\r\n.dot line\r\n")
+    wait_for(lambda: d.queue() == [], what="queue empty")
+    events = sink.events()
+    if tls == "starttls":
+        assert events[0].endswith("tls=no") and events[1].endswith("tls=yes")
+    assert any(e.startswith("AUTH PLAIN relay@example.com ok") for e in events)
+    assert "event=delivered" in d.log()
+
+
+def test_per_recipient_results(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
+    send(d, rcpts=("ok@example.com", "busy+451@example.com", "gone+550@example.com"))
+    [m] = sink.wait_messages(1)
+    assert m["rcpt_tos"] == ["ok@example.com"]
+    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred entry")
+    assert entry["state"] == "deferred"
+    assert entry["pending"] == ["busy+451@example.com"]
+    assert entry["last_error"].startswith("451 4.1.1 scripted reply") or entry["last_error"].startswith("550")
+    # The retry goes to the 451 recipient alone.
+    wait_for(lambda: sum(1 for e in sink.events() if e.startswith("RCPT busy+451")) >= 2, what="retry")
+    rcpts = [e for e in sink.events() if e.startswith("RCPT")]
+    assert rcpts.count("RCPT ok@example.com") == 1 and rcpts.count("RCPT gone+550@example.com") == 1
+    assert len(sink.messages()) == 1
+
+
+def test_wrong_password_defers_and_never_sends_mail(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, password="wrong")
+    send(d)
+    wait_for(lambda: "event=auth_failed" in d.log(), what="auth failure log")
+    [entry] = d.queue()
+    assert "authentication failed: 535" in entry["last_error"]
+    assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())
+    assert PASSWORD not in d.log() and "wrong" not in d.log()
+    assert d.log().count("event=auth_failed") == 1
+
+
+CERT_CASES = {
+    "unknown CA": dict(ca="other"),
+    "wrong host": dict(leaf_kw=dict(cn="mail.other.example", dns=("mail.other.example",), ips=())),
+    "expired": dict(leaf_kw=dict(not_after_days=-1)),
+    "not yet valid": dict(leaf_kw=dict(not_before_days=2)),
+    "wildcard mismatch": dict(leaf_kw=dict(cn="*.example.com", dns=("*.example.com",), ips=())),
+    "CN only": dict(leaf_kw=dict(cn="localhost", dns=(), ips=())),
+    "pin mismatch": dict(pins="other"),
+}
+
+
+@pytest.mark.parametrize("case", list(CERT_CASES), ids=list(CERT_CASES))
+@pytest.mark.parametrize("tls,scheme", [("implicit", "smtps"), ("starttls", "smtp+starttls")])
+def test_bad_certificates_keep_mail_queued(daemon_factory, sink_factory, pki, workdir, case, tls, scheme):
+    import datetime
+    spec = CERT_CASES[case]
+    kw = dict(spec.get("leaf_kw", {}))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if "not_after_days" in kw:
+        kw["not_before"] = now - datetime.timedelta(days=10)
+        kw["not_after"] = now + datetime.timedelta(days=kw.pop("not_after_days"))
+    if "not_before_days" in kw:
+        kw["not_before"] = now + datetime.timedelta(days=kw.pop("not_before_days"))
+    cert, key = pki.leaf(f"bad-{abs(hash(case))}", **kw)
+    sink = sink_factory(tls=tls, cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir, scheme=scheme)
+    if spec.get("ca") == "other":
+        up["ca_file"] = pki.other_ca_file
+    if spec.get("pins") == "other":
+        up["pins"] = [pki.spki_pin(pki.other_root)]
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred")
+    assert "certificate verification failed" in entry["last_error"], entry
+    assert not any(e.startswith(("AUTH", "MAIL", "RCPT", "DATA")) for e in sink.events())
+    assert sink.messages() == []
+
+
+@pytest.mark.parametrize("anchor", ["intermediate", "pin-leaf", "pin-intermediate"])
+def test_intermediate_anchor_and_pins(daemon_factory, sink_factory, pki, workdir, anchor):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir)
+    if anchor == "intermediate":
+        up["ca_file"] = pki.inter_file
+    elif anchor == "pin-intermediate":
+        up["pins"] = [pki.spki_pin(pki.inter)]
+    else:
+        import subprocess
+        pin = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pin, capture_output=True).stdout
+        import base64
+        import hashlib
+        up["pins"] = [base64.b64encode(hashlib.sha256(der).digest()).decode()]
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    sink.wait_messages(1)
+    wait_for(lambda: d.queue() == [], what="queue empty")
+
+
+def test_starttls_missing_is_a_failure_not_a_fallback(daemon_factory, sink_factory, pki, workdir):
+    sink = sink_factory(tls="none")
+    up = upstream_config(sink, pki, workdir, scheme="smtp+starttls")
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred")
+    assert "STARTTLS is required but the server does not offer it" in entry["last_error"]
+    assert [e.split()[0] for e in sink.events()] == ["EHLO"] * len(sink.events())

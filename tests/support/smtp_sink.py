@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+"""A real SMTP server for tests (aiosmtpd): implicit TLS, STARTTLS or plain,
+AUTH PLAIN/LOGIN, and scripted per-recipient replies.
+
+    smtp_sink.py --dir DIR [--tls implicit|starttls|none] [--cert C --key K]
+                 [--user U --password P]
+
+Prints "PORT <n>" on stdout once listening (port chosen by the kernel). Each
+message is stored as DIR/<n>.eml (the content as received, transparency
+removed) with DIR/<n>.json (envelope, authenticated user). DIR/events.log
+gets one line per command that reached the server (EHLO, AUTH, MAIL, RCPT,
+DATA), so tests can assert what was never sent.
+
+A recipient whose local part contains +451 or +550 (etc.) gets that reply.
+"""
+import argparse
+import asyncio
+import json
+import re
+import ssl
+import sys
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Handler:
+    def __init__(self, dir: Path):
+        self.dir = dir
+        self.n = 0
+        self.events = open(dir / "events.log", "a", buffering=1)
+
+    def event(self, text):
+        self.events.write(text + "\n")
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.event(f"EHLO {hostname} tls={'yes' if session.ssl else 'no'}")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.event(f"MAIL {address} {' '.join(mail_options)}")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.event(f"RCPT {address}")
+        m = re.search(r"\+([45]\d\d)@", address)
+        if m:
+            code = m.group(1)
+            return f"{code} {code[0]}.1.1 scripted reply for {address}"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.event(f"DATA {len(envelope.original_content)}")
+        self.n += 1
+        base = self.dir / f"{self.n:06d}"
+        base.with_suffix(".eml").write_bytes(envelope.original_content)
+        user = getattr(session, "spoolgate_user", None)
+        base.with_suffix(".json").write_text(json.dumps({
+            "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+            "mail_options": envelope.mail_options, "auth_user": user}))
+        return "250 2.0.0 queued as test-%d" % self.n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--tls", default="implicit", choices=["implicit", "starttls", "none"])
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    ap.add_argument("--host", default="127.0.0.1")
+    args = ap.parse_args()
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    handler = Handler(d)
+
+    ctx = None
+    if args.tls != "none":
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key)
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and args.user is not None
+              and auth_data.login.decode() == args.user and auth_data.password.decode() == args.password)
+        if ok:
+            session.spoolgate_user = auth_data.login.decode()
+        handler.event(f"AUTH {mechanism} {auth_data.login.decode() if isinstance(auth_data, LoginPassword) else '?'} "
+                      f"{'ok' if ok else 'refused'}")
+        return AuthResult(success=ok, handled=False)
+
+    def factory():
+        kw = dict(hostname="sink.test", enable_SMTPUTF8=True, data_size_limit=64 * 1024 * 1024)
+        if args.user:
+            kw.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=(args.tls == "starttls"))
+        if args.tls == "starttls":
+            kw.update(tls_context=ctx, require_starttls=True)
+        return SMTP(handler, **kw)
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(
+        factory, host=args.host, port=0, ssl=ctx if args.tls == "implicit" else None))
+    port = server.sockets[0].getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
