@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+#include <doctest/doctest.h>
+
+#include "scheduler/scheduler.h"
+
+using namespace spoolgate;
+using namespace spoolgate::scheduler;
+
+namespace {
+Policy policy() { return Policy{Millis(60'000), Millis(3'600'000), 2.0, 0.0, Millis(5 * 86'400'000LL)}; }
+}  // namespace
+
+TEST_SUITE("scheduler") {
+  TEST_CASE("new mail is due at once and never handed out twice") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 0, 0);
+    s.insert("B", 0, 0);
+    auto first = s.next_batch(1000, 10);
+    CHECK(first == std::vector<std::string>{"A", "B"});
+    CHECK(s.next_batch(1000, 10).empty());
+    CHECK(s.in_flight() == 2);
+  }
+  TEST_CASE("backoff doubles from first up to max") {
+    Scheduler s(policy(), [] { return 0.5; });
+    CHECK(s.backoff(1) == Millis(60'000));
+    CHECK(s.backoff(2) == Millis(120'000));
+    CHECK(s.backoff(6) == Millis(1'920'000));
+    CHECK(s.backoff(7) == Millis(3'600'000));
+    CHECK(s.backoff(50) == Millis(3'600'000));
+  }
+  TEST_CASE("jitter stays within its fraction and never below a second") {
+    Policy p = policy();
+    p.jitter = 0.2;
+    Scheduler lo(p, [] { return 0.0; }), hi(p, [] { return 1.0; });
+    CHECK(lo.due_after(1, 0) == 48'000);
+    CHECK(hi.due_after(1, 0) == 72'000);
+    Policy tiny = policy();
+    tiny.first = Millis(1);
+    CHECK(Scheduler(tiny, [] { return 0.5; }).due_after(1, 5) == 1005);
+  }
+  TEST_CASE("a deferred message comes back when due, not before") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 0, 0);
+    s.next_batch(0, 1);
+    std::int64_t due = s.due_after(1, 1000);
+    s.release("A", due);
+    CHECK(s.next_batch(due - 1, 1).empty());
+    CHECK(s.next_due() == due);
+    CHECK(s.next_batch(due, 1) == std::vector<std::string>{"A"});
+  }
+  TEST_CASE("flush makes deferred mail due now; remove forgets") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 0, 1'000'000);
+    s.insert("B", 0, 2'000'000);
+    s.flush(10);
+    CHECK(s.next_batch(10, 5).size() == 2);
+    s.remove("A");
+    s.remove("B");
+    CHECK(s.size() == 0);
+    CHECK(s.in_flight() == 0);
+  }
+  TEST_CASE("lifetime is measured from arrival") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 1000, 0);
+    CHECK_FALSE(s.expired("A", 1000 + 5 * 86'400'000LL - 1));
+    CHECK(s.expired("A", 1000 + 5 * 86'400'000LL));
+  }
+}

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+#include <doctest/doctest.h>
+
+#include "core/base64.h"
+#include "smtp/client.h"
+
+using namespace spoolgate;
+using namespace spoolgate::smtp;
+
+namespace {
+
+ClientSettings settings(TlsMode tls, std::string user = "u@example.com") {
+  ClientSettings s;
+  s.helo = "relay.test";
+  s.tls = tls;
+  s.username = std::move(user);
+  s.secret = "pw";
+  return s;
+}
+
+// Feeds a server reply and returns the next event.
+ClientEvent feed(Client& c, std::string_view reply) {
+  c.receive(reply);
+  return c.next();
+}
+
+const char* kEhloTls = "250-sink.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
+
+}  // namespace
+
+TEST_SUITE("smtp/reply") {
+  TEST_CASE("multiline replies split anywhere") {
+    std::string text = "250-first\r\n250-second\r\n250 last\r\n";
+    for (size_t cut = 0; cut <= text.size(); ++cut) {
+      ReplyParser p;
+      REQUIRE(p.feed(text.substr(0, cut)));
+      REQUIRE(p.feed(text.substr(cut)));
+      auto r = p.next();
+      REQUIRE(r);
+      CHECK(r->code == 250);
+      CHECK(r->lines == std::vector<std::string>{"first", "second", "last"});
+      CHECK_FALSE(p.next());
+    }
+  }
+  TEST_CASE("garbage, inconsistent and out-of-range codes are protocol errors") {
+    for (const char* bad : {"hello\r\n", "250-a\r\n251 b\r\n", "650 x\r\n", "290 x\r\n", "25\r\n", "250x\r\n"}) {
+      ReplyParser p;
+      CAPTURE(bad);
+      CHECK_FALSE(p.feed(bad));
+    }
+  }
+  TEST_CASE("a bare code line and bounds") {
+    ReplyParser p;
+    REQUIRE(p.feed("250\r\n"));
+    CHECK(p.next()->code == 250);
+    ReplyParser q;
+    CHECK_FALSE(q.feed(std::string(5000, '2')));
+    ReplyParser m;
+    std::string many;
+    for (int i = 0; i < 200; ++i) many += "250-x\r\n";
+    CHECK_FALSE(m.feed(many));
+  }
+  TEST_CASE("capabilities, including the old AUTH= form") {
+    ReplyParser p;
+    REQUIRE(p.feed("250-mx\r\n250-SIZE 35882577\r\n250-AUTH=LOGIN\r\n250-auth plain xoauth2\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"));
+    auto caps = Capabilities::parse(*p.next());
+    CHECK(caps.max_size == 35882577);
+    CHECK(caps.starttls);
+    CHECK(caps.smtputf8);
+    CHECK(caps.has_auth("LOGIN"));
+    CHECK(caps.has_auth("XOAUTH2"));
+    CHECK_FALSE(caps.pipelining);
+  }
+}
+
+TEST_SUITE("smtp/client") {
+  TEST_CASE("STARTTLS: required, injection-proof, and everything is learned again") {
+    Client c(settings(TlsMode::StartTls));
+    CHECK(feed(c, "220 hi\r\n") == ClientEvent::NeedInput);
+    CHECK(c.take_output() == "EHLO relay.test\r\n");
+    // Before TLS the server claims AUTH; we must not believe or use it.
+    CHECK(feed(c, "250-x\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n") == ClientEvent::NeedInput);
+    CHECK(c.take_output() == "STARTTLS\r\n");
+    CHECK(feed(c, "220 go ahead\r\n") == ClientEvent::StartTls);
+    c.tls_established();
+    CHECK(c.capabilities().auth.empty());
+    CHECK(c.take_output() == "EHLO relay.test\r\n");
+    CHECK(feed(c, kEhloTls) == ClientEvent::NeedInput);
+    std::string auth = c.take_output();
+    CHECK(auth == "AUTH PLAIN " + base64_encode(std::string("\0u@example.com\0pw", 17)) + "\r\n");
+    CHECK(feed(c, "235 ok\r\n") == ClientEvent::Ready);
+  }
+
+  TEST_CASE("bytes after the STARTTLS 220 abort the session") {
+    Client c(settings(TlsMode::StartTls));
+    feed(c, "220 hi\r\n");
+    feed(c, "250-x\r\n250 STARTTLS\r\n");
+    c.take_output();
+    CHECK(feed(c, "220 ...\r\n250-x\r\n250 AUTH LOGIN\r\n") == ClientEvent::Failed);
+    CHECK(c.failure().reason.find("response injection") != std::string::npos);
+    CHECK(c.take_output().empty());
+  }
+
+  TEST_CASE("STARTTLS missing or refused is a failure, never a fallback") {
+    Client a(settings(TlsMode::StartTls));
+    feed(a, "220 hi\r\n");
+    CHECK(feed(a, "250-x\r\n250 AUTH PLAIN\r\n") == ClientEvent::Failed);
+    CHECK(a.take_output() == "EHLO relay.test\r\n");
+    for (const char* refusal : {"454 4.7.0 TLS not available\r\n", "502 5.5.1 no\r\n"}) {
+      Client b(settings(TlsMode::StartTls));
+      feed(b, "220 hi\r\n");
+      feed(b, "250-x\r\n250 STARTTLS\r\n");
+      b.take_output();
+      CHECK(feed(b, refusal) == ClientEvent::Failed);
+      CHECK(b.take_output().empty());
+    }
+  }
+
+  TEST_CASE("no credentials without TLS, whatever the configuration") {
+    Client c(settings(TlsMode::None));
+    feed(c, "220 hi\r\n");
+    CHECK(feed(c, "250-x\r\n250 AUTH PLAIN\r\n") == ClientEvent::Failed);
+    CHECK(c.failure().kind == Failure::Auth);
+    CHECK(c.take_output() == "EHLO relay.test\r\n");
+  }
+
+  TEST_CASE("LOGIN and XOAUTH2 exchanges; 535 is an authentication failure") {
+    auto s = settings(TlsMode::Implicit);
+    s.auth = AuthMech::Login;
+    Client c(s);
+    feed(c, "220 hi\r\n");
+    c.take_output();
+    feed(c, kEhloTls);
+    CHECK(c.take_output() == "AUTH LOGIN\r\n");
+    feed(c, "334 VXNlcm5hbWU6\r\n");
+    CHECK(c.take_output() == base64_encode("u@example.com") + "\r\n");
+    feed(c, "334 UGFzc3dvcmQ6\r\n");
+    CHECK(c.take_output() == base64_encode("pw") + "\r\n");
+    CHECK(feed(c, "535 5.7.8 bad credentials\r\n") == ClientEvent::Failed);
+    CHECK(c.failure().kind == Failure::Auth);
+
+    s.auth = AuthMech::XOAuth2;
+    s.secret = "tok";
+    Client x(s);
+    feed(x, "220 hi\r\n");
+    x.take_output();
+    feed(x, kEhloTls);
+    CHECK(x.take_output() == "AUTH XOAUTH2 " + base64_encode("user=u@example.com\x01" "auth=Bearer tok\x01\x01") + "\r\n");
+    feed(x, "334 " + base64_encode("{\"status\":\"401\"}") + "\r\n");
+    CHECK(x.take_output() == "\r\n");
+    CHECK(feed(x, "535 5.7.8 rejected\r\n") == ClientEvent::Failed);
+    CHECK(x.failure().reason.find("401") != std::string::npos);
+  }
+
+  TEST_CASE("a pipelined transaction with per-recipient results") {
+    Client c(settings(TlsMode::Implicit, ""));
+    feed(c, "220 hi\r\n");
+    c.take_output();
+    CHECK(feed(c, kEhloTls) == ClientEvent::Ready);
+    Job j{"a@example.com", {"ok@x", "busy@x", "gone@x"}, 500, false, true};
+    c.begin(j);
+    CHECK(c.take_output() ==
+          "MAIL FROM:<a@example.com> SIZE=500 BODY=8BITMIME\r\nRCPT TO:<ok@x>\r\nRCPT TO:<busy@x>\r\nRCPT TO:<gone@x>\r\nDATA\r\n");
+    CHECK(feed(c, "250 ok\r\n250 ok\r\n451 later\r\n550 no\r\n354 go\r\n") == ClientEvent::SendContent);
+    c.content_sent();
+    CHECK(feed(c, "250 queued\r\n") == ClientEvent::Delivered);
+    const auto& o = c.outcome();
+    CHECK(o.recipients[0].code == 250);
+    CHECK(o.recipients[1].code == 451);
+    CHECK(o.recipients[2].code == 550);
+    CHECK(o.content_sent);
+    // The next message starts with RSET.
+    c.begin(Job{"", {"r@x"}, 10, false, false});
+    CHECK(c.take_output() == "RSET\r\n");
+    feed(c, "250 ok\r\n");
+    CHECK(c.take_output() == "MAIL FROM:<> SIZE=10\r\nRCPT TO:<r@x>\r\nDATA\r\n");
+  }
+
+  TEST_CASE("all recipients refused: a 354 anyway gets an empty data end") {
+    Client c(settings(TlsMode::Implicit, ""));
+    feed(c, "220 hi\r\n");
+    c.take_output();
+    feed(c, kEhloTls);
+    c.begin(Job{"a@x", {"b@x"}, 5, false, false});
+    c.take_output();
+    CHECK(feed(c, "250 ok\r\n550 no\r\n354 go\r\n") == ClientEvent::NeedInput);
+    CHECK(c.take_output() == ".\r\n");
+    CHECK(feed(c, "554 no valid recipients\r\n") == ClientEvent::Delivered);
+    CHECK(c.outcome().recipients[0].code == 550);
+    CHECK_FALSE(c.outcome().content_sent);
+  }
+
+  TEST_CASE("without PIPELINING one command at a time") {
+    Client c(settings(TlsMode::Implicit, ""));
+    feed(c, "220 hi\r\n");
+    c.take_output();
+    feed(c, "250-mx\r\n250 SIZE\r\n");
+    c.begin(Job{"a@x", {"b@x", "c@x"}, 5, false, false});
+    CHECK(c.take_output() == "MAIL FROM:<a@x> SIZE=5\r\n");
+    feed(c, "250 ok\r\n");
+    CHECK(c.take_output() == "RCPT TO:<b@x>\r\n");
+    feed(c, "250 ok\r\n");
+    CHECK(c.take_output() == "RCPT TO:<c@x>\r\n");
+    feed(c, "250 ok\r\n");
+    CHECK(c.take_output() == "DATA\r\n");
+  }
+
+  TEST_CASE("too big for the server, or needing SMTPUTF8: refused before anything is sent") {
+    Client c(settings(TlsMode::Implicit, ""));
+    feed(c, "220 hi\r\n");
+    c.take_output();
+    feed(c, kEhloTls);
+    c.begin(Job{"a@x", {"b@x"}, 5000, false, false});
+    CHECK(c.next() == ClientEvent::Delivered);
+    CHECK(c.outcome().recipients[0].code == 552);
+    CHECK(c.take_output().empty());
+    c.begin(Job{"a@x", {"b@x"}, 10, true, false});
+    CHECK(c.next() == ClientEvent::Delivered);
+    CHECK(c.outcome().recipients[0].code == 553);
+    CHECK(c.take_output().empty());
+  }
+
+  TEST_CASE("421 anywhere ends the session") {
+    Client c(settings(TlsMode::Implicit, ""));
+    feed(c, "220 hi\r\n");
+    feed(c, kEhloTls);
+    c.begin(Job{"a@x", {"b@x"}, 5, false, false});
+    CHECK(feed(c, "421 4.3.2 shutting down\r\n") == ClientEvent::Failed);
+    CHECK(c.failure().during_job);
+    CHECK(c.failure().kind == Failure::Temporary);
+  }
+
+  TEST_CASE("greeting refusals and garbage") {
+    for (const char* g : {"554 go away\r\n", "421 busy\r\n", "HTTP/1.1 400\r\n"}) {
+      Client c(settings(TlsMode::Implicit, ""));
+      CAPTURE(g);
+      CHECK(feed(c, g) == ClientEvent::Failed);
+    }
+  }
+}
