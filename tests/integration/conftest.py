@@ -246,9 +246,12 @@ def pki(tmp_path_factory):
 class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
-    def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None):
+    def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None):
         self.dir = dir
-        args = ["/usr/bin/python3", str(SUPPORT / "smtp_sink.py"), "--dir", str(dir), "--tls", tls]
+        if scenario:
+            args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
+        else:
+            args = ["/usr/bin/python3", str(SUPPORT / "smtp_sink.py"), "--dir", str(dir), "--tls", tls]
         if cert:
             args += ["--cert", cert, "--key", key]
         if user:
@@ -262,7 +265,8 @@ class Sink:
     def messages(self):
         out = []
         for eml in sorted(self.dir.glob("*.eml")):
-            meta = json.loads(eml.with_suffix(".json").read_text())
+            meta_path = eml.with_suffix(".json")
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
             meta["content"] = eml.read_bytes()
             out.append(meta)
         return out

@@ -322,6 +322,7 @@ void Session::send_chunk() {
   // Canonical content ends with CRLF (or is empty); the end of data follows.
   bool crlf = last_[0] == '\r' && last_[1] == '\n';
   conn_->write(crlf ? ".\r\n" : "\r\n.\r\n");
+  dot_sent_ = true;
   reader_.reset();
   machine_.content_sent();
   arm(smtp::Stage::DataEnd);
@@ -347,6 +348,7 @@ void Session::read_more() {
 }
 
 void Session::on_delivered() {
+  dot_sent_ = false;
   const smtp::Outcome& o = machine_.outcome();
   std::string last_error;
   std::vector<std::string> failed;
@@ -435,6 +437,11 @@ void Session::on_delivered() {
 
 void Session::on_failed(const smtp::Failure& f) {
   if (closing_) return;
+  if (dot_sent_ && f.reason.rfind("timeout", 0) != 0) {
+    // The final dot went out and no reply came: the server may have the message.
+    ++d_.stats().duplicate_risk;
+    log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
+  }
   log::warn("upstream_failed").kv("session", id_).kv("upstream", u_.name).kv("reason", f.reason);
   if (f.site) d_.site_failure(up_, f);
   if (job_id_) {

@@ -80,6 +80,7 @@ class Session {
   char last_[2] = {'\r', '\n'};  // the last two content bytes written
   bool loaded_ = false;
   bool content_started_ = false;
+  bool dot_sent_ = false;  // awaiting the reply to the final dot
 
   unsigned jobs_done_ = 0;
   bool connecting_ = false;

@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: MIT
+"""A scriptable misbehaving SMTP server (raw sockets + ssl) for fault tests.
+
+    fake_upstream.py --dir DIR --scenario NAME [--cert C --key K]
+
+Prints "PORT <n>" once listening. DIR/events.log gets one line per command
+received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
+
+  ok                    STARTTLS offered and done properly, AUTH, PIPELINING
+  no-starttls           EHLO without STARTTLS
+  starttls-454 / starttls-502
+  starttls-220-no-tls   answers 220 to STARTTLS, then keeps talking plaintext
+  inject                "220 ...\\r\\n250-x\\r\\n250 AUTH LOGIN\\r\\n" in one write
+  caps-differ           AUTH PLAIN before TLS, only AUTH LOGIN after
+  greeting-421 / greeting-554 / greeting-garbage / greeting-none
+  mail-421              421 after MAIL
+  drop-after-dot        first transaction: close after the final dot, no reply
+  hang-ehlo / hang-mail / hang-rcpt / hang-data / hang-dot
+  size-10               SIZE 10 in EHLO
+  plaintext-smtps       a plaintext 220 where TLS is expected (implicit port)
+"""
+import argparse
+import socket
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+class Conn:
+    def __init__(self, sock, args, state):
+        self.sock = sock
+        self.args = args
+        self.state = state
+        self.buf = b""
+        self.tls = False
+
+    def event(self, text):
+        with self.state["lock"]:
+            with open(Path(self.args.dir) / "events.log", "a") as f:
+                f.write(f"{text} tls={'yes' if self.tls else 'no'}\n")
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode(errors="replace")
+
+    def hang(self):
+        time.sleep(3600)
+
+    def ehlo(self):
+        sc = self.args.scenario
+        caps = ["250-fake.test", "250-PIPELINING", "250-8BITMIME"]
+        caps.append("250-SIZE 10" if sc == "size-10" else "250-SIZE 100000000")
+        if not self.tls and sc not in ("no-starttls",):
+            caps.append("250-STARTTLS")
+        if sc == "caps-differ":
+            caps.append("250-AUTH LOGIN" if self.tls else "250-AUTH PLAIN")
+        else:
+            caps.append("250-AUTH PLAIN LOGIN")
+        caps[-1] = caps[-1].replace("250-", "250 ", 1)
+        self.send(("\r\n".join(caps) + "\r\n").encode())
+
+    def run(self):
+        sc = self.args.scenario
+        if sc == "plaintext-smtps":
+            self.send(b"220 fake.test ESMTP plaintext\r\n")
+            self.hang()
+        greetings = {"greeting-421": b"421 4.3.2 busy\r\n", "greeting-554": b"554 5.7.1 go away\r\n",
+                     "greeting-garbage": b"HTTP/1.1 400 Bad Request\r\n"}
+        if sc == "greeting-none":
+            self.hang()
+        self.send(greetings.get(sc, b"220 fake.test ESMTP\r\n"))
+        if sc in greetings:
+            time.sleep(0.5)
+            return
+        login_step = 0
+        while True:
+            line = self.line()
+            verb = line.split(" ")[0].upper()
+            self.event(line if not line.upper().startswith("AUTH") else "AUTH " + line.split(" ")[1])
+            if login_step:
+                login_step = login_step + 1 if login_step < 2 else 0
+                self.send(b"334 UGFzc3dvcmQ6\r\n" if login_step == 2 else b"235 2.7.0 ok\r\n")
+                continue
+            if verb in ("EHLO", "HELO"):
+                if sc == "hang-ehlo":
+                    self.hang()
+                self.ehlo()
+            elif verb == "STARTTLS":
+                if sc == "starttls-454":
+                    self.send(b"454 4.7.0 TLS not available\r\n")
+                elif sc == "starttls-502":
+                    self.send(b"502 5.5.1 not implemented\r\n")
+                elif sc == "starttls-220-no-tls":
+                    self.send(b"220 2.0.0 ready\r\n")
+                elif sc == "inject":
+                    self.send(b"220 2.0.0 ready\r\n250-x\r\n250 AUTH LOGIN\r\n")
+                else:
+                    self.send(b"220 2.0.0 ready\r\n")
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(self.args.cert, self.args.key)
+                    self.sock = ctx.wrap_socket(self.sock, server_side=True)
+                    self.tls = True
+                    self.buf = b""
+            elif verb == "AUTH":
+                mech = line.split(" ")[1].upper()
+                if mech == "LOGIN":
+                    self.send(b"334 VXNlcm5hbWU6\r\n")
+                    login_step = 1
+                else:
+                    self.send(b"235 2.7.0 ok\r\n")
+            elif verb == "MAIL":
+                if sc == "hang-mail":
+                    self.hang()
+                if sc == "mail-421":
+                    self.send(b"421 4.3.2 closing\r\n")
+                    return
+                self.send(b"250 2.1.0 ok\r\n")
+            elif verb == "RCPT":
+                if sc == "hang-rcpt":
+                    self.hang()
+                self.send(b"250 2.1.5 ok\r\n")
+            elif verb == "DATA":
+                if sc == "hang-data":
+                    self.hang()
+                self.send(b"354 go\r\n")
+                content = b""
+                while True:
+                    l = self.line()
+                    if l == ".":
+                        break
+                    content += (l[1:] if l.startswith(".") else l).encode() + b"\r\n"
+                with self.state["lock"]:
+                    self.state["n"] += 1
+                    n = self.state["n"]
+                (Path(self.args.dir) / f"{n:06d}.eml").write_bytes(content)
+                self.event(f"MESSAGE {n}")
+                if sc == "hang-dot":
+                    self.hang()
+                if sc == "drop-after-dot" and n == 1:
+                    return
+                self.send(b"250 2.0.0 ok\r\n")
+            elif verb == "RSET" or verb == "NOOP":
+                self.send(b"250 2.0.0 ok\r\n")
+            elif verb == "QUIT":
+                self.send(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                self.send(b"500 5.5.2 what\r\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    args = ap.parse_args()
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    state = {"lock": threading.Lock(), "n": 0}
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    print(f"PORT {srv.getsockname()[1]}", flush=True)
+
+    def serve(sock):
+        c = Conn(sock, args, state)
+        try:
+            c.run()
+        except (EOFError, OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+
+    while True:
+        s, _ = srv.accept()
+        threading.Thread(target=serve, args=(s,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
