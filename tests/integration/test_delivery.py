@@ -5,7 +5,7 @@ import smtplib
 
 import pytest
 
-from conftest import daemon_upstream_settings, upstream_config, wait_for
+from conftest import SANITIZED, daemon_upstream_settings, upstream_config, wait_for
 
 USER, PASSWORD = "relay@example.com", "s3cret-pw"
 
@@ -139,3 +139,94 @@ def test_starttls_missing_is_a_failure_not_a_fallback(daemon_factory, sink_facto
     [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred")
     assert "STARTTLS is required but the server does not offer it" in entry["last_error"]
     assert [e.split()[0] for e in sink.events()] == ["EHLO"] * len(sink.events())
+
+
+def test_connection_reuse_with_rset(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    settings["delivery"]["max_connections"] = 1
+    d = daemon_factory(settings)
+    # Queue five messages while delivery is held off by a first slow session:
+    # simplest is to send them in one SMTP session quickly; whatever the
+    # timing, every message after the first in a session comes after RSET.
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        for i in range(5):
+            s.sendmail("dev@lan", ["ops@example.com"], f"Subject: {i}\r\n\r\nx\r\n".encode())
+    sink.wait_messages(5)
+    wait_for(lambda: d.queue() == [], what="queue empty")
+    events = [e.split()[0] for e in sink.events()]
+    assert events.count("MAIL") == 5
+    # Fewer sessions (one EHLO each) than messages, and every message after a
+    # session's first one follows an RSET.
+    sessions = events.count("EHLO")
+    assert sessions < 5
+    assert events.count("RSET") == 5 - sessions
+    for i, e in enumerate(events):
+        if e == "MAIL" and i > 0 and events[i - 1] not in ("EHLO", "AUTH"):
+            assert events[i - 1] == "RSET", events
+
+
+def test_failover_to_the_next_upstream(daemon_factory, sink_factory, pki, workdir):
+    import socket
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    good = upstream_config(sink, pki, workdir)
+    dead = dict(good, url=f"smtps://localhost:{dead_port}")
+    d = daemon_factory(daemon_upstream_settings([dead, good]))
+    send(d)
+    [m] = sink.wait_messages(1)
+    wait_for(lambda: d.queue() == [], what="delivered")
+    log = d.log()
+    assert f"upstream=smtps://localhost:{dead_port}" in log and "event=upstream_down" in log
+
+
+def test_plaintext_upstream_only_on_loopback_and_never_with_auth(daemon_factory, sink_factory, pki, workdir):
+    sink = sink_factory(tls="none")
+    up = {"url": f"smtp://127.0.0.1:{sink.port}", "insecure_plaintext": True}
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    [m] = sink.wait_messages(1)
+    assert m["auth_user"] is None
+
+
+def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_factory, pki, workdir):
+    import os
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    settings["delivery"]["messages_per_connection"] = 1  # a new session for every message
+    settings["delivery"]["max_connections"] = 4
+    d = daemon_factory(settings)
+
+    def fds():
+        return len(os.listdir(f"/proc/{d.pid}/fd"))
+
+    def rss():
+        for line in open(f"/proc/{d.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+    def batch(n, start):
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=60) as s:
+            for i in range(start, start + n):
+                s.sendmail("dev@lan", ["ops@example.com"], f"Subject: {i}\r\n\r\nx\r\n".encode())
+
+    batch(100, 0)
+    wait_for(lambda: len(sink.messages()) >= 100 and d.queue() == [], timeout=120, what="first 100")
+    fds0, rss0 = fds(), rss()
+    for k in range(9):
+        batch(100, 100 * (k + 1))
+    wait_for(lambda: len(list(sink.dir.glob("*.eml"))) >= 1000 and d.queue() == [], timeout=300,
+             what="1000 deliveries")
+    wait_for(lambda: "event=upstream_connect" not in d.log()[-2000:] or fds() <= fds0, timeout=10, what="settle")
+    fds1, rss1 = fds(), rss()
+    print(f"sessions=1000 fds {fds0}->{fds1} rss {rss0}->{rss1} KiB")
+    assert d.log().count("event=upstream_ready") >= 1000
+    assert fds1 <= fds0
+    if not SANITIZED:
+        assert rss1 - rss0 < 2048, (rss0, rss1)

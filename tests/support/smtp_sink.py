@@ -38,6 +38,10 @@ class Handler:
         self.event(f"EHLO {hostname} tls={'yes' if session.ssl else 'no'}")
         return responses
 
+    async def handle_RSET(self, server, session, envelope):
+        self.event("RSET")
+        return "250 2.0.0 OK"
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.event(f"MAIL {address} {' '.join(mail_options)}")
         envelope.mail_from = address

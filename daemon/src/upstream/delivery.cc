@@ -64,7 +64,9 @@ void Delivery::kick() {
 void Delivery::arm_timer() {
   if (!timer_ || draining_) return;
   auto due = sched_.next_due();
-  if (!due) {
+  // At capacity a finishing session takes the next message itself (and
+  // release() kicks): no timer, which would otherwise fire again and again.
+  if (!due || sessions_.size() >= s_.max_connections) {
     timer_->stop();
     return;
   }
@@ -75,7 +77,7 @@ void Delivery::arm_timer() {
     for (const auto& s : sites_) up_at = std::min(up_at, s.down_until);
     at = std::max(at, up_at);
   }
-  std::int64_t wait = std::max<std::int64_t>(0, at - now_ms());
+  std::int64_t wait = std::max<std::int64_t>(1, at - now_ms());
   // A session slot frees up on release, which kicks anyway.
   timer_->start(Millis(std::min<std::int64_t>(wait, 3'600'000)));
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include <doctest/doctest.h>
-
 #include "scheduler/scheduler.h"
+
+#include <doctest/doctest.h>
 
 using namespace spoolgate;
 using namespace spoolgate::scheduler;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include "smtp/client.h"
+
 #include <doctest/doctest.h>
 
 #include "core/base64.h"
-#include "smtp/client.h"
 
 using namespace spoolgate;
 using namespace spoolgate::smtp;
@@ -62,7 +63,8 @@ TEST_SUITE("smtp/reply") {
   }
   TEST_CASE("capabilities, including the old AUTH= form") {
     ReplyParser p;
-    REQUIRE(p.feed("250-mx\r\n250-SIZE 35882577\r\n250-AUTH=LOGIN\r\n250-auth plain xoauth2\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"));
+    REQUIRE(p.feed(
+        "250-mx\r\n250-SIZE 35882577\r\n250-AUTH=LOGIN\r\n250-auth plain xoauth2\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"));
     auto caps = Capabilities::parse(*p.next());
     CHECK(caps.max_size == 35882577);
     CHECK(caps.starttls);
@@ -145,7 +147,10 @@ TEST_SUITE("smtp/client") {
     feed(x, "220 hi\r\n");
     x.take_output();
     feed(x, kEhloTls);
-    CHECK(x.take_output() == "AUTH XOAUTH2 " + base64_encode("user=u@example.com\x01" "auth=Bearer tok\x01\x01") + "\r\n");
+    CHECK(x.take_output() == "AUTH XOAUTH2 " +
+                                 base64_encode("user=u@example.com\x01"
+                                               "auth=Bearer tok\x01\x01") +
+                                 "\r\n");
     feed(x, "334 " + base64_encode("{\"status\":\"401\"}") + "\r\n");
     CHECK(x.take_output() == "\r\n");
     CHECK(feed(x, "535 5.7.8 rejected\r\n") == ClientEvent::Failed);
@@ -160,7 +165,8 @@ TEST_SUITE("smtp/client") {
     Job j{"a@example.com", {"ok@x", "busy@x", "gone@x"}, 500, false, true};
     c.begin(j);
     CHECK(c.take_output() ==
-          "MAIL FROM:<a@example.com> SIZE=500 BODY=8BITMIME\r\nRCPT TO:<ok@x>\r\nRCPT TO:<busy@x>\r\nRCPT TO:<gone@x>\r\nDATA\r\n");
+          "MAIL FROM:<a@example.com> SIZE=500 BODY=8BITMIME\r\nRCPT TO:<ok@x>\r\nRCPT TO:<busy@x>\r\nRCPT "
+          "TO:<gone@x>\r\nDATA\r\n");
     CHECK(feed(c, "250 ok\r\n250 ok\r\n451 later\r\n550 no\r\n354 go\r\n") == ClientEvent::SendContent);
     c.content_sent();
     CHECK(feed(c, "250 queued\r\n") == ClientEvent::Delivered);
