@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "app/daemon.h"
+#include "app/probe.h"
 #include "app/queue_cli.h"
 #include "config/config.h"
 
@@ -58,6 +59,12 @@ int main(int argc, char** argv) {
   add_config(list);
   bool json = false;
   list->add_flag("--json", json, "print a JSON array");
+  auto* probe = app.add_subcommand("probe", "connect to an upstream as delivery would and report what was found");
+  add_config(probe);
+  std::size_t probe_index = 0;
+  bool probe_auth = false;
+  probe->add_option("--upstream", probe_index, "which upstream, counted from 0 (default 0)");
+  probe->add_flag("--auth", probe_auth, "also check that authentication succeeds");
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -78,5 +85,6 @@ int main(int argc, char** argv) {
   }
   if (list->parsed()) return spoolgate::app::queue_list(cfg, json);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
+  if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   return 2;
 }

@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: MIT
+"""spoolgate probe: what delivery would see, without sending mail."""
+import subprocess
+
+from conftest import BIN, daemon_upstream_settings, upstream_config
+
+
+def probe(d, *extra):
+    return subprocess.run([BIN, "probe", "-c", str(d.config), *extra], capture_output=True, text=True, timeout=60)
+
+
+def test_probe_reports_tls_chain_pins_capabilities_and_auth(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="starttls", cert=cert, key=key, user="relay@example.com", password="s3cret-pw")
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme="smtp+starttls")]),
+                       start=False)
+    out = probe(d, "--auth")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "connected: 127.0.0.1 port" in text or "connected: ::1 port" in text
+    assert "starttls: offered and accepted" in text
+    assert "tls: TLSv1.3" in text
+    assert "[0] subject: /CN=localhost" in text and "[1] subject: /CN=spoolgate test intermediate" in text
+    assert f"pin:     {pki.spki_pin(pki.inter)}" in text
+    assert "verification: ok" in text
+    assert "ehlo (after TLS):" in text and "AUTH LOGIN PLAIN" in text
+    assert "auth: ok as relay@example.com" in text
+    assert text.rstrip().endswith("result: ok")
+    assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())
+
+
+def test_probe_shows_why_verification_fails(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key)
+    up = upstream_config(sink, pki, workdir, user=None)
+    up["ca_file"] = pki.other_ca_file
+    d = daemon_factory(daemon_upstream_settings([up]), start=False)
+    out = probe(d)
+    assert out.returncode == 1
+    assert "verification: FAILED: unable to get local issuer certificate" in out.stdout
+    assert "result: FAILED" in out.stdout
+
+
+def test_probe_wrong_password(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user="relay@example.com", password="s3cret-pw")
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, password="nope")]),
+                       start=False)
+    out = probe(d, "--auth")
+    assert out.returncode == 1
+    assert "auth: FAILED: authentication failed: 535" in out.stdout
+    assert "nope" not in out.stdout
