@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <memory>
@@ -429,7 +430,18 @@ void parse_url(Parser& p, const Value& where, const std::string& path, Upstream&
     std::string_view user = s.substr(0, at);
     if (user.find(':') != std::string_view::npos)
       return bad("a password in the URL is not accepted; use password_file or password_env");
-    if (u.username.empty()) u.username = user;
+    // Percent-decoding lets a mailbox be the user: alerts%40example.com.
+    std::string decoded;
+    for (size_t k = 0; k < user.size(); ++k) {
+      if (user[k] == '%' && k + 2 < user.size() + 0 && std::isxdigit(static_cast<unsigned char>(user[k + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(user[k + 2]))) {
+        decoded += static_cast<char>(std::stoi(std::string(user.substr(k + 1, 2)), nullptr, 16));
+        k += 2;
+      } else {
+        decoded += user[k];
+      }
+    }
+    if (u.username.empty()) u.username = decoded;
     s.remove_prefix(at + 1);
   }
   std::string_view host = s, port;

@@ -113,6 +113,13 @@ TEST_SUITE("config") {
     CHECK(dump(*c).find("# ignored: $SPOOLGATE_SPOL_DIR") != std::string::npos);
   }
 
+  TEST_CASE("the URL's user part is percent-decoded") {
+    auto c = load_text("upstreams:\n  - url: smtps://alerts%40example.com@smtp.gmail.com\n", "t.yaml", {});
+    REQUIRE(c);
+    CHECK(c->upstreams[0].username == "alerts@example.com");
+    CHECK(c->upstreams[0].port == 465);
+  }
+
   TEST_CASE("CR, LF or NUL in credentials are rejected") {
     CHECK(first_error("upstreams:\n  - url: smtps://h\n    username: \"a\\nb\"\n")
               .find("must not contain CR, LF or NUL") != std::string::npos);
