@@ -246,7 +246,8 @@ def pki(tmp_path_factory):
 class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
-    def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None):
+    def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
+                 client_ca=None):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -256,6 +257,8 @@ class Sink:
             args += ["--cert", cert, "--key", key]
         if user:
             args += ["--user", user, "--password", password]
+        if client_ca:
+            args += ["--client-ca", client_ca]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()

@@ -230,3 +230,43 @@ def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_fac
     assert fds1 <= fds0
     if not SANITIZED:
         assert rss1 - rss0 < 2048, (rss0, rss1)
+
+
+def test_auth_login_when_forced(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, auth="login")
+    send(d)
+    [m] = sink.wait_messages(1)
+    assert m["auth_user"] == USER
+    assert any(e.startswith("AUTH LOGIN relay@example.com ok") for e in sink.events())
+
+
+@pytest.mark.parametrize("with_cert", [True, False], ids=["with-client-cert", "without"])
+def test_client_certificate(daemon_factory, sink_factory, pki, workdir, with_cert):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, client_ca=pki.ca_file)
+    up = upstream_config(sink, pki, workdir, user=None)
+    if with_cert:
+        ccert, ckey = pki.leaf("client", cn="relay.test", dns=("relay.test",), ips=(), client=True)
+        up.update(client_cert=ccert, client_key=ckey)
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    if with_cert:
+        sink.wait_messages(1)
+        wait_for(lambda: d.queue() == [], what="delivered")
+    else:
+        [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred")
+        # With TLS 1.3 the server refuses the missing certificate after our
+        # side of the handshake is done: we see it close the connection.
+        assert "TLS" in entry["last_error"] or "connection lost" in entry["last_error"]
+        assert sink.messages() == [] and sink.events() == []
+
+
+def test_relaying_twenty_megabytes_keeps_memory_bounded(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
+    body = b"Subject: big\r\n\r\n" + (b"0123456789" * 9 + b"\r\n") * (20 * 1024 * 1024 // 92)
+    send(d, body=body)
+    [m] = sink.wait_messages(1, timeout=120)
+    assert m["content"].endswith(body[body.index(b"\r\n\r\n") + 4:])
+    wait_for(lambda: d.queue() == [], what="delivered")
+    if not SANITIZED:
+        assert d.rss_peak_kib() < 30 * 1024, d.rss_peak_kib()

@@ -48,13 +48,14 @@ def make_ca(cn, issuer=None, not_before=None, not_after=None):
     return Cert(key, b.sign(issuer.key if issuer else key, hashes.SHA256()))
 
 
-def make_leaf(issuer, cn, dns=(), ips=(), not_before=None, not_after=None):
+def make_leaf(issuer, cn, dns=(), ips=(), not_before=None, not_after=None, client=False):
     key = _key()
     b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(issuer.cert.subject)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 90 * DAY)
          .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client else
+                                               x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
     sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
