@@ -142,7 +142,9 @@ class Conn:
                 with self.state["lock"]:
                     self.state["n"] += 1
                     n = self.state["n"]
-                (Path(self.args.dir) / f"{n:06d}.eml").write_bytes(content)
+                tmp = Path(self.args.dir) / f"{n:06d}.part"
+                tmp.write_bytes(content)
+                tmp.rename(tmp.with_suffix(".eml"))
                 self.event(f"MESSAGE {n}")
                 if sc == "hang-dot":
                     self.hang()

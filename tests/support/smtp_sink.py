@@ -61,11 +61,14 @@ class Handler:
         self.event(f"DATA {len(envelope.original_content)}")
         self.n += 1
         base = self.dir / f"{self.n:06d}"
-        base.with_suffix(".eml").write_bytes(envelope.original_content)
         user = getattr(session, "spoolgate_user", None)
         base.with_suffix(".json").write_text(json.dumps({
             "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
             "mail_options": envelope.mail_options, "auth_user": user}))
+        # Written under another name and renamed: readers never see half a message.
+        tmp = base.with_suffix(".part")
+        tmp.write_bytes(envelope.original_content)
+        tmp.rename(base.with_suffix(".eml"))
         return "250 2.0.0 queued as test-%d" % self.n
 
 
