@@ -59,6 +59,18 @@ int main(int argc, char** argv) {
   add_config(list);
   bool json = false;
   list->add_flag("--json", json, "print a JSON array");
+  auto* flush = queue->add_subcommand("flush", "make every deferred message due now (also: SIGUSR1)");
+  add_config(flush);
+  std::string queue_id;
+  auto* retry = queue->add_subcommand("retry", "make one message due now");
+  add_config(retry);
+  retry->add_option("ID", queue_id, "queue id")->required();
+  auto* del = queue->add_subcommand("delete", "delete one message from the queue");
+  add_config(del);
+  del->add_option("ID", queue_id, "queue id")->required();
+  auto* show = queue->add_subcommand("show", "show one message: envelope, attempts, last reply per recipient");
+  add_config(show);
+  show->add_option("ID", queue_id, "queue id")->required();
   auto* probe = app.add_subcommand("probe", "connect to an upstream as delivery would and report what was found");
   add_config(probe);
   std::size_t probe_index = 0;
@@ -84,6 +96,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (list->parsed()) return spoolgate::app::queue_list(cfg, json);
+  for (auto* verb : {flush, retry, del, show})
+    if (verb->parsed()) return spoolgate::app::queue_command(cfg, verb->get_name(), queue_id);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   return 2;

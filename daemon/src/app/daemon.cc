@@ -4,6 +4,9 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "app/control.h"
+#include "app/notify.h"
+#include "app/queue_cli.h"
 #include "app/upstreams.h"
 #include "core/log.h"
 #include "listener/inbound.h"
@@ -118,6 +121,60 @@ int run_daemon(const config::Config& cfg) {
   });
   disk_timer->start(kFreeDiskInterval, kFreeDiskInterval);
 
+  // The control socket: the queue CLI talks to the running daemon here.
+  Control control(loop, (*spool)->dir() + "/control.sock",
+                  [&](const std::string& verb, const std::string& arg, Control::Respond respond) {
+                    if (verb == "flush") {
+                      std::size_t n = delivery->flush();
+                      return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
+                    }
+                    if (verb == "retry") {
+                      if (delivery->retry(arg)) return respond("ok\n" + arg + " is due now\n");
+                      return respond("error: " + arg + " is not queued, or is being delivered\n");
+                    }
+                    if (verb == "delete") {
+                      return delivery->remove(arg, [respond, arg](bool ok, std::string why) {
+                        respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
+                      });
+                    }
+                    if (verb == "show") {
+                      auto out = std::make_shared<std::string>();
+                      auto sp = *spool;
+                      return loop.queue_work([sp, arg, out] { *out = show_message(*sp, arg); },
+                                             [respond, out] { respond(*out); });
+                    }
+                    respond("error: unknown request '" + verb + "'\n");
+                  });
+  if (auto c = control.start(); !c) {
+    log::error("fatal").kv("reason", "control socket: " + c.error().message());
+    inbound.reset();
+    delivery.reset();
+    loop.close();
+    return 1;
+  }
+
+  Notifier notifier;
+  auto status = [&] {
+    std::string s = "STATUS=queue " + std::to_string(sched.size()) + " message(s), " +
+                    std::to_string(sched.in_flight()) + " in delivery; " +
+                    (cfg.upstreams.empty() ? std::string("store-only (no upstream)")
+                                           : std::to_string(delivery->stats().delivered) + " delivered");
+    notifier.send(s);
+  };
+  loop::HandlePtr<loop::Timer> watchdog;
+  if (notifier.enabled()) {
+    // From the loop: a loop that stops turning stops the pings.
+    Millis every = notifier.watchdog_interval().value_or(Millis(10'000));
+    watchdog = loop::Timer::create(loop, [&] {
+      if (notifier.watchdog_interval()) notifier.send("WATCHDOG=1");
+      status();
+    });
+    watchdog->start(every, every);
+  }
+  loop::HandlePtr<loop::Signal> sigusr1 = loop::Signal::create(loop, SIGUSR1, [&] {
+    log::info("flush").kv("by", "SIGUSR1").kv("messages", static_cast<std::uint64_t>(delivery->flush()));
+  });
+
   loop::HandlePtr<loop::Timer> deadline;
   loop::HandlePtr<loop::Signal> sigterm, sigint, sighup;
   bool stopping = false;
@@ -125,6 +182,10 @@ int run_daemon(const config::Config& cfg) {
     if (stopping) return;
     stopping = true;
     log::info("shutdown").kv("reason", why).kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
+    notifier.send("STOPPING=1");
+    control.close();
+    watchdog.reset();
+    sigusr1.reset();
     disk_timer.reset();
     sigterm.reset();
     sigint.reset();
@@ -151,6 +212,8 @@ int run_daemon(const config::Config& cfg) {
 
   std::string addrs;
   for (const auto& a : inbound->addresses()) addrs += (addrs.empty() ? "" : ",") + a;
+  notifier.send("READY=1");
+  status();
   log::info("ready")
       .kv("listen", addrs)
       .kv("hostname", cfg.hostname)

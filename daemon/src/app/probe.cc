@@ -25,13 +25,17 @@ class Probe {
       conn_ = std::move(*r);
       out_ << "connected: " << conn_->peer() << " port " << u_.port << "\n";
       conn_->on_read([this](std::string_view b, bool eof) {
-        if (eof) machine_.connection_lost("closed by the server");
-        else machine_.receive(b);
+        if (eof)
+          machine_.connection_lost("closed by the server");
+        else
+          machine_.receive(b);
         pump();
       });
       conn_->on_closed([this] { conn_.reset(); });
-      if (u_.tls == smtp::TlsMode::Implicit) start_tls();
-      else conn_->start_reading();
+      if (u_.tls == smtp::TlsMode::Implicit)
+        start_tls();
+      else
+        conn_->start_reading();
     });
   }
 
@@ -78,8 +82,11 @@ class Probe {
            << " days left)\n"
            << "      pin:     " << c.spki_pin << "\n";
     }
-    if (r) out_ << "verification: ok (host " << u_.host << " matches, chain trusted)\n";
-    else out_ << "verification: FAILED: " << (tls_->verify_error().empty() ? r.error().message() : tls_->verify_error()) << "\n";
+    if (r)
+      out_ << "verification: ok (host " << u_.host << " matches, chain trusted)\n";
+    else
+      out_ << "verification: FAILED: " << (tls_->verify_error().empty() ? r.error().message() : tls_->verify_error())
+           << "\n";
   }
 
   void pump() {
@@ -117,8 +124,10 @@ class Probe {
           if (f.kind == smtp::Failure::Auth) out_ << "auth: FAILED: " << f.reason << "\n";
           return finish(f.reason, false);
         }
-        case smtp::ClientEvent::Closed: return finish("", ok_);
-        default: return finish("unexpected state", false);
+        case smtp::ClientEvent::Closed:
+          return finish("", ok_);
+        default:
+          return finish("unexpected state", false);
       }
     }
   }

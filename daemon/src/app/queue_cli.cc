@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "app/control.h"
 #include "core/clock.h"
+#include "core/ids.h"
 #include "core/text.h"
 #include "core/units.h"
 #include "spool/spool.h"
@@ -84,6 +86,87 @@ int queue_list(const config::Config& cfg, bool json) {
   std::cout << out;
   for (const auto& c : corrupt) std::cerr << "spoolgate: corrupt entry: " << c << "\n";
   return 0;
+}
+
+std::string show_message(const spool::Spool& spool, const std::string& id) {
+  if (!is_queue_id(id)) return "error: '" + id + "' is not a queue id\n";
+  auto r = spool.load(id);
+  if (!r) return "error: " + id + ": " + r.error().message() + "\n";
+  std::string out = "ok\n";
+  out += "id:        " + r->id + "\n";
+  out += "state:     " + std::string(r->attempts ? "deferred" : "queued") + "\n";
+  out += "arrived:   " + iso8601(r->arrived) + "\n";
+  out += "client:    " + r->client + " (helo " + r->helo + ")\n";
+  out += "size:      " + std::to_string(r->size) + " bytes\n";
+  out += "sender:    <" + r->sender + ">\n";
+  out += "attempts:  " + std::to_string(r->attempts) + "\n";
+  if (r->attempts) out += "next try:  " + iso8601(r->next_attempt) + "\n";
+  if (!r->last_error.empty()) out += "last error: " + r->last_error + "\n";
+  for (std::size_t i = 0; i < r->recipients.size(); ++i) {
+    out += "recipient: <" + r->recipients[i] + "> " + std::string(spool::to_string(r->rcpt_state[i]));
+    if (!r->rcpt_reply[i].empty()) out += " (" + r->rcpt_reply[i] + ")";
+    out += "\n";
+  }
+  return out;
+}
+
+namespace {
+
+// The daemon is down: act on the spool ourselves, holding its lock.
+std::string offline(spool::Spool& sp, const std::string& verb, const std::string& id) {
+  if (verb == "show") return show_message(sp, id);
+  if (verb == "delete") {
+    if (!is_queue_id(id)) return "error: '" + id + "' is not a queue id\n";
+    auto r = sp.load(id);
+    if (!r) return "error: " + id + ": " + r.error().message() + "\n";
+    auto rm = sp.remove(id);
+    return rm ? "ok\n" + id + " deleted\n" : "error: " + rm.error().message() + "\n";
+  }
+  // flush / retry: due at the next start.
+  std::vector<spool::Record> targets;
+  if (verb == "retry") {
+    auto r = sp.load(id);
+    if (!r) return "error: " + id + ": " + r.error().message() + "\n";
+    targets.push_back(*r);
+  } else {
+    auto all = sp.list();
+    if (!all) return "error: " + all.error().message() + "\n";
+    targets = *all;
+  }
+  std::size_t n = 0;
+  for (auto& r : targets) {
+    if (r.attempts == 0) continue;
+    r.next_attempt = 0;
+    auto w = sp.write_state(r);
+    if (!w) return "error: " + w.error().message() + "\n";
+    ++n;
+  }
+  return "ok\n" + std::to_string(n) + " message(s) due at the next start (no daemon is running)\n";
+}
+
+}  // namespace
+
+int queue_command(const config::Config& cfg, const std::string& verb, const std::string& id) {
+  auto sp = spool::Spool::open(cfg.spool.dir);
+  if (!sp) {
+    std::cerr << "spoolgate: cannot open spool: " << sp.error().message() << "\n";
+    return 1;
+  }
+  std::string line = id.empty() ? verb : verb + " " + id;
+  auto reply = control_request((*sp)->dir() + "/control.sock", line);
+  if (!reply) {
+    // No daemon answered. Take the lock so none starts while we work.
+    if (auto l = (*sp)->lock(); !l) {
+      std::cerr << "spoolgate: the daemon holds the spool but does not answer on its control socket: "
+                << l.error().message() << "\n";
+      return 1;
+    }
+    reply = offline(**sp, verb, id);
+  }
+  bool ok = reply->starts_with("ok\n");
+  std::string body = ok ? reply->substr(3) : *reply;
+  (ok ? std::cout : std::cerr) << (ok ? body : "spoolgate: " + body);
+  return ok ? 0 : 1;
 }
 
 }  // namespace spoolgate::app

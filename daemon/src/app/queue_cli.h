@@ -2,11 +2,22 @@
 // app/queue_cli: `spoolgate queue ...` verbs that read the spool directly.
 #pragma once
 
+#include <string>
+
 #include "config/config.h"
+#include "spool/spool.h"
 
 namespace spoolgate::app {
 
 // Prints the queue (mailq style, or a JSON array); returns the exit code.
 int queue_list(const config::Config& cfg, bool json);
+
+// queue flush | retry ID | delete ID | show ID: through the running daemon's
+// control socket, or on the spool directly when no daemon runs (holding the
+// spool lock meanwhile). Returns the exit code.
+int queue_command(const config::Config& cfg, const std::string& verb, const std::string& id);
+
+// The `queue show` text for one message (also used by the daemon).
+std::string show_message(const spool::Spool& spool, const std::string& id);
 
 }  // namespace spoolgate::app

@@ -39,6 +39,10 @@ class Scheduler {
   // due_ms 0 = now.
   void insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms);
   bool contains(const std::string& id) const { return entries_.count(id) != 0; }
+  bool flying(const std::string& id) const {
+    auto it = entries_.find(id);
+    return it != entries_.end() && it->second.flying;
+  }
   // Up to n messages due at now_ms, earliest first; they are now in flight.
   std::vector<std::string> next_batch(std::int64_t now_ms, std::size_t n);
   // Thread-safe (the default random source is locked).

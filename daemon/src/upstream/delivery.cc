@@ -61,6 +61,46 @@ void Delivery::kick() {
   arm_timer();
 }
 
+std::size_t Delivery::flush() {
+  std::size_t waiting = sched_.size() - sched_.in_flight();
+  for (auto& site : sites_) site.down_until = 0;
+  sched_.flush(now_ms());
+  kick();
+  return waiting;
+}
+
+bool Delivery::retry(const std::string& id) {
+  if (!sched_.contains(id) || sched_.flying(id)) return false;
+  sched_.release(id, now_ms());
+  kick();
+  return true;
+}
+
+void Delivery::remove(const std::string& id, std::function<void(bool, std::string)> done) {
+  if (sched_.flying(id)) return done(false, "message " + id + " is being delivered; try again");
+  bool known = sched_.contains(id);
+  sched_.remove(id);  // nothing hands it out while the file goes
+  auto result = std::make_shared<Result<spool::Record>>();
+  auto spool = spool_;
+  loop_.queue_work(
+      [=] {
+        *result = spool->load(id);
+        if (*result) {
+          auto r = spool->remove(id);
+          if (!r) *result = tl::unexpected(r.error());
+        }
+      },
+      [=, this] {
+        if (!*result) {
+          if (known) sched_.insert(id, now_ms(), now_ms());  // still there: keep delivering it
+          return done(false, result->error().message());
+        }
+        if (on_removed) on_removed((*result)->size);
+        log::info("deleted").kv("msg", id).kv("by", "operator");
+        done(true, "");
+      });
+}
+
 void Delivery::arm_timer() {
   if (!timer_ || draining_) return;
   auto due = sched_.next_due();

@@ -73,6 +73,14 @@ class Delivery {
   // A committed (or recovered) message: schedule it and start work.
   void insert(const spool::Record& r);
   void kick();
+  // Queue flush: every deferred message and every upstream in backoff is due
+  // now. Returns how many messages were waiting.
+  std::size_t flush();
+  // One message due now; false when unknown or being delivered.
+  bool retry(const std::string& id);
+  // Deletes a queued message from the spool; done(ok, why). A message being
+  // delivered is not deleted.
+  void remove(const std::string& id, std::function<void(bool ok, std::string why)> done);
   // Stop starting sessions; sessions finish the message they carry and QUIT.
   void shutdown(std::function<void()> done);
   void abort();

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+"""Operating the daemon: systemd notify, the queue CLI through the control
+socket (and on the spool when the daemon is down), SIGUSR1."""
+import os
+import signal
+import socket
+import stat
+import subprocess
+
+from conftest import BIN, daemon_upstream_settings, upstream_config, wait_for
+from test_delivery import USER, PASSWORD, send
+
+
+def cli(d, *args):
+    return subprocess.run([BIN, "queue", *args, "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+
+
+def test_systemd_notify_ready_status_watchdog_stopping(daemon_factory, workdir):
+    path = str(workdir / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    d = daemon_factory(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    got = []
+    while sum(1 for m in got if m == "WATCHDOG=1") < 3:
+        got.append(s.recv(4096).decode())
+    assert got[0] == "READY=1"
+    assert any(m.startswith("STATUS=queue 0 message(s)") for m in got)
+    assert "store-only" in next(m for m in got if m.startswith("STATUS="))
+    os.kill(d.pid, signal.SIGTERM)
+    while True:
+        m = s.recv(4096).decode()
+        if m == "STOPPING=1":
+            break
+    d.stop()
+
+
+def deferred_setup(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    settings["delivery"]["retry"] = {"first": "1h", "max": "2h", "factor": 2, "jitter": 0}
+    d = daemon_factory(settings)
+    send(d, rcpts=("busy+451@example.com",))
+    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] == 1], what="deferred")
+    return d, sink, entry["id"]
+
+
+def rcpt_attempts(sink):
+    return sum(1 for e in sink.events() if e.startswith("RCPT busy+451"))
+
+
+def test_control_socket_is_private(daemon):
+    st = os.stat(daemon.spool / "control.sock")
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(daemon.spool).st_mode) == 0o700
+
+
+def test_queue_flush_retry_and_sigusr1(daemon_factory, sink_factory, pki, workdir):
+    d, sink, msg_id = deferred_setup(daemon_factory, sink_factory, pki, workdir)
+    assert rcpt_attempts(sink) == 1
+    out = cli(d, "flush")
+    assert out.returncode == 0 and "flushed: 1 message(s) due now" in out.stdout
+    wait_for(lambda: rcpt_attempts(sink) == 2, what="retry after flush")
+    wait_for(lambda: d.queue()[0]["attempts"] == 2, what="second attempt recorded")
+    out = cli(d, "retry", msg_id)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: rcpt_attempts(sink) == 3, what="retry after queue retry")
+    wait_for(lambda: d.queue()[0]["attempts"] == 3, what="third attempt recorded")
+    os.kill(d.pid, signal.SIGUSR1)
+    wait_for(lambda: rcpt_attempts(sink) == 4, what="retry after SIGUSR1")
+    bad = cli(d, "retry", "0000000000000000")
+    assert bad.returncode == 1 and "is not queued" in bad.stderr
+
+
+def test_queue_show_and_delete_through_the_daemon(daemon_factory, sink_factory, pki, workdir):
+    d, sink, msg_id = deferred_setup(daemon_factory, sink_factory, pki, workdir)
+    out = cli(d, "show", msg_id)
+    assert out.returncode == 0, out.stderr
+    assert f"id:        {msg_id}" in out.stdout
+    assert "attempts:  1" in out.stdout
+    assert "recipient: <busy+451@example.com> pending (451 4.1.1 scripted reply" in out.stdout
+    out = cli(d, "delete", msg_id)
+    assert out.returncode == 0 and "deleted" in out.stdout, out.stderr
+    assert d.queue() == []
+    assert cli(d, "show", msg_id).returncode == 1
+    # The daemon forgot it too: a flush retries nothing.
+    assert "flushed: 0 message(s)" in cli(d, "flush").stdout
+
+
+def test_queue_commands_work_on_the_spool_when_the_daemon_is_down(daemon_factory, sink_factory, pki, workdir):
+    d, sink, msg_id = deferred_setup(daemon_factory, sink_factory, pki, workdir)
+    d.stop()
+    out = cli(d, "show", msg_id)
+    assert out.returncode == 0 and "attempts:  1" in out.stdout
+    out = cli(d, "retry", msg_id)
+    assert out.returncode == 0 and "due at the next start" in out.stdout
+    d.start()
+    wait_for(lambda: rcpt_attempts(sink) == 2, what="retry at start")
+    d.stop()
+    assert cli(d, "delete", msg_id).returncode == 0
+    assert d.queue() == []
