@@ -100,3 +100,42 @@ def test_queue_commands_work_on_the_spool_when_the_daemon_is_down(daemon_factory
     d.stop()
     assert cli(d, "delete", msg_id).returncode == 0
     assert d.queue() == []
+
+
+def test_sighup_reload_applies_upstreams_limits_and_listeners(daemon_factory, sink_factory, pki, workdir):
+    d = daemon_factory({"limits": {"max_recipients": 1}})  # store-only at first
+    send(d)
+    assert len(d.queue()) == 1
+    old_port = d.port
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    settings["listen"] = ["127.0.0.1:0", "[::1]:0"]
+    settings["limits"] = {"max_recipients": 3}
+    d.write_config(settings)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in d.log(), what="reload")
+    # The queued message goes out through the new upstream.
+    sink.wait_messages(1)
+    wait_for(lambda: d.queue() == [], what="delivered after reload")
+    # A listener whose spec did not change is kept; the new one is opened.
+    import re
+    new_v6 = re.findall(r"event=listening address=(\[::1\]:\d+)", d.log())
+    assert new_v6
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO x")
+    c.cmd("MAIL FROM:<a@example.com>")
+    assert [c.cmd(f"RCPT TO:<r{i}@example.com>")[0][:3] for i in range(4)] == ["250", "250", "250", "452"]
+    assert d.port == old_port
+
+
+def test_sighup_with_a_bad_config_keeps_the_old_one(daemon_factory, workdir):
+    d = daemon_factory()
+    d.config.write_text("limits:\n  max_recipients: lots\n")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reload_refused" in d.log(), what="refusal")
+    assert "limits.max_recipients: expected a whole number" in d.log()
+    c = d.connect()
+    assert c.code() == 220
+    assert c.cmd("QUIT") == ["221 2.0.0 Bye"]

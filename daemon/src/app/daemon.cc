@@ -51,6 +51,7 @@ log::Level level_of(const std::string& s) {
 }  // namespace
 
 int run_daemon(const config::Config& cfg) {
+  config::Config current = cfg;  // replaced by each successful reload
   log::set_level(level_of(cfg.log.level));
   log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
   std::signal(SIGPIPE, SIG_IGN);
@@ -157,7 +158,7 @@ int run_daemon(const config::Config& cfg) {
   auto status = [&] {
     std::string s = "STATUS=queue " + std::to_string(sched.size()) + " message(s), " +
                     std::to_string(sched.in_flight()) + " in delivery; " +
-                    (cfg.upstreams.empty() ? std::string("store-only (no upstream)")
+                    (current.upstreams.empty() ? std::string("store-only (no upstream)")
                                            : std::to_string(delivery->stats().delivered) + " delivered");
     notifier.send(s);
   };
@@ -195,7 +196,7 @@ int run_daemon(const config::Config& cfg) {
       inbound->abort_sessions();
       delivery->abort();
     });
-    deadline->start(cfg.shutdown_timeout);
+    deadline->start(current.shutdown_timeout);
     auto pending = std::make_shared<int>(2);
     auto one_done = [&, pending] {
       if (--*pending == 0) deadline.reset();
@@ -206,8 +207,35 @@ int run_daemon(const config::Config& cfg) {
   sigterm = loop::Signal::create(loop, SIGTERM, [&] { stop("SIGTERM"); });
   sigint = loop::Signal::create(loop, SIGINT, [&] { stop("SIGINT"); });
   sighup = loop::Signal::create(loop, SIGHUP, [&] {
-    log::warn("reload_unsupported")
-        .kv("reason", "configuration reload arrives with the scheduler; restart to apply changes");
+    notifier.send("RELOADING=1");
+    auto done = [&] {
+      notifier.send("READY=1");
+      status();
+    };
+    auto refuse = [&](const std::string& why) {
+      log::error("reload_refused").kv("reason", why).kv("action", "keeping the running configuration");
+      done();
+    };
+    auto next = config::load(current.source, config::process_env());
+    if (!next) {
+      for (const auto& e : next.error()) log::error("reload_error").kv("reason", e);
+      return refuse(std::to_string(next.error().size()) + " configuration error(s)");
+    }
+    if (next->spool.dir != current.spool.dir)
+      log::warn("reload_partial").kv("reason", "spool.dir changes need a restart; the running spool stays");
+    next->spool.dir = current.spool.dir;
+    auto ds = delivery_settings_from(*next);
+    if (!ds) return refuse(ds.error().message());
+    if (auto r = inbound->reconfigure(inbound_settings(*next)); !r) return refuse(r.error().message());
+    delivery->reconfigure(std::move(*ds));
+    sched.set_policy(scheduler_policy(*next));
+    log::set_level(level_of(next->log.level));
+    log::set_format(next->log.format == "json" ? log::Format::Json : log::Format::Text);
+    current = std::move(*next);
+    log::info("reloaded")
+        .kv("source", current.source.empty() ? std::string("(environment)") : current.source)
+        .kv("upstreams", static_cast<std::uint64_t>(current.upstreams.size()));
+    done();
   });
 
   std::string addrs;

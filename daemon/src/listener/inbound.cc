@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "listener/inbound.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "listener/session.h"
 
@@ -11,22 +13,62 @@ Inbound::Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings
 
 Inbound::~Inbound() = default;
 
+namespace {
+std::string spec_key(const net::ListenSpec& s) {
+  return s.unix_socket ? "unix:" + s.path : s.host + "|" + std::to_string(s.port);
+}
+}  // namespace
+
+Result<loop::HandlePtr<net::Listener>> Inbound::listen_on(const net::ListenSpec& spec) {
+  auto l = net::Listener::create(loop_, spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+  if (l) log::info("listening").kv("address", (*l)->address());
+  return l;
+}
+
 Result<void> Inbound::start() {
   for (const auto& spec : settings_.listen) {
-    auto l = net::Listener::create(loop_, spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+    auto l = listen_on(spec);
     if (!l) {
       listeners_.clear();
       return tl::unexpected(l.error());
     }
-    log::info("listening").kv("address", (*l)->address());
-    listeners_.push_back(std::move(*l));
+    listeners_.emplace_back(spec_key(spec), std::move(*l));
   }
+  return {};
+}
+
+Result<void> Inbound::reconfigure(Settings s) {
+  // Open what is new first; only when all of it worked, close what went away.
+  decltype(listeners_) next;
+  for (const auto& spec : s.listen) {
+    std::string key = spec_key(spec);
+    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](auto& p) { return p.first == key && p.second; });
+    if (it != listeners_.end()) {
+      next.emplace_back(key, std::move(it->second));
+      continue;
+    }
+    auto l = listen_on(spec);
+    if (!l) {
+      // Put back what was moved; new listeners in `next` close when it goes.
+      for (auto& [k, lst] : next)
+        for (auto& [ok, old] : listeners_)
+          if (ok == k && !old && lst) old = std::move(lst);
+      return tl::unexpected(l.error());
+    }
+    next.emplace_back(key, std::move(*l));
+  }
+  for (auto& [k, old] : listeners_)
+    if (old) log::info("unlistening").kv("address", old->address());
+  listeners_ = std::move(next);
+  settings_ = std::move(s);
+  over_ = false;
   return {};
 }
 
 std::vector<std::string> Inbound::addresses() const {
   std::vector<std::string> out;
-  for (const auto& l : listeners_) out.push_back(l->address());
+  for (const auto& [k, l] : listeners_)
+    if (l) out.push_back(l->address());
   return out;
 }
 

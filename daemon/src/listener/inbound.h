@@ -62,6 +62,10 @@ class Inbound {
   // Binds every listen address; on error nothing is left listening.
   Result<void> start();
   std::vector<std::string> addresses() const;
+  // A reload: new sessions get the new settings (sessions in progress keep
+  // theirs); listeners are opened and closed to match `listen`. On error the
+  // old settings and listeners stay.
+  Result<void> reconfigure(Settings s);
   // Stops listening, says 421 to idle clients, lets messages in progress
   // finish; all_closed runs once the last session is gone.
   void shutdown(std::function<void()> all_closed);
@@ -93,7 +97,8 @@ class Inbound {
   Usage usage_;
   bool over_ = false;
   Committer committer_;
-  std::vector<loop::HandlePtr<net::Listener>> listeners_;
+  Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
+  std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::map<std::string, std::uint64_t> per_client_;
   bool shutting_down_ = false;

@@ -34,6 +34,7 @@ std::optional<std::size_t> Delivery::usable_upstream() const {
 }
 
 bool Delivery::other_upstream_usable(std::size_t upstream) const {
+  // (An index a reload made stale just means "some other one".)
   std::int64_t now = now_ms();
   for (std::size_t i = 0; i < sites_.size(); ++i)
     if (i != upstream && sites_[i].down_until <= now) return true;
@@ -59,6 +60,12 @@ void Delivery::kick() {
     session->start();
   }
   arm_timer();
+}
+
+void Delivery::reconfigure(Settings s) {
+  s_ = std::move(s);
+  sites_.assign(s_.upstreams.size(), Site{});
+  kick();
 }
 
 std::size_t Delivery::flush() {
@@ -123,6 +130,7 @@ void Delivery::arm_timer() {
 }
 
 void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
+  if (upstream >= sites_.size()) return;  // an upstream a reload removed
   Site& s = sites_[upstream];
   ++s.failures;
   Millis backoff = sched_.backoff(s.failures);
@@ -146,6 +154,7 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
 }
 
 void Delivery::site_success(std::size_t upstream) {
+  if (upstream >= sites_.size()) return;
   Site& s = sites_[upstream];
   if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
   s = Site{};

@@ -73,6 +73,9 @@ class Delivery {
   // A committed (or recovered) message: schedule it and start work.
   void insert(const spool::Record& r);
   void kick();
+  // A reload: sessions in progress keep the upstream they have; new sessions
+  // use the new list. Site backoff starts afresh.
+  void reconfigure(Settings s);
   // Queue flush: every deferred message and every upstream in backoff is due
   // now. Returns how many messages were waiting.
   std::size_t flush();
