@@ -270,3 +270,35 @@ def test_relaying_twenty_megabytes_keeps_memory_bounded(daemon_factory, sink_fac
     wait_for(lambda: d.queue() == [], what="delivered")
     if not SANITIZED:
         assert d.rss_peak_kib() < 30 * 1024, d.rss_peak_kib()
+
+
+def test_permanent_failure_bounces_to_the_sender(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
+    send(d, rcpts=("ok@example.com", "gone+550@example.com"), sender="dev@lan")
+    msgs = sink.wait_messages(2)
+    wait_for(lambda: d.queue() == [], what="queue empty")
+    original, report = msgs
+    assert original["rcpt_tos"] == ["ok@example.com"]
+    assert report["mail_from"] in ("", "<>") and report["rcpt_tos"] == ["dev@lan"]
+    text = report["content"].decode()
+    assert "Content-Type: multipart/report; report-type=delivery-status;" in text
+    assert "Final-Recipient: rfc822; gone+550@example.com" in text
+    assert "Status: 5.1.1" in text and "Diagnostic-Code: smtp; 550 5.1.1 scripted reply" in text
+    assert "Content-Type: text/rfc822-headers\r\n\r\nReceived: from " in text
+    assert "ok@example.com" not in text.split("Content-Type: message/delivery-status")[1].split("--")[0]
+    [reason] = list((d.spool / "failed").glob("*.reason"))
+    assert "gone+550@example.com" in reason.read_text()
+
+
+@pytest.mark.parametrize("case", ["null-sender", "bounce-off"])
+def test_no_bounce_for_null_sender_or_when_off(daemon_factory, sink_factory, pki, workdir, case):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    if case == "bounce-off":
+        settings["delivery"]["bounce"] = False
+    d = daemon_factory(settings)
+    send(d, rcpts=("gone+550@example.com",), sender="" if case == "null-sender" else "dev@lan")
+    wait_for(lambda: d.queue() == [] and list((d.spool / "failed").glob("*.reason")), what="failed")
+    assert sink.messages() == []
+    assert "event=bounce_queued" not in d.log()

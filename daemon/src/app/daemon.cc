@@ -106,6 +106,7 @@ int run_daemon(const config::Config& cfg) {
   // here, and what delivery removes lowers the spool usage there.
   inbound->on_committed = [&](const spool::Record& r) { delivery->insert(r); };
   delivery->on_removed = [&](std::uint64_t bytes) { inbound->removed(bytes); };
+  delivery->on_report = [&](const spool::Record& r) { inbound->committed(r); };
   for (const auto& r : rec->queued) delivery->insert(r);
 
   // Free disk is sampled off the loop (statvfs can block on a sick disk).
@@ -159,7 +160,7 @@ int run_daemon(const config::Config& cfg) {
     std::string s = "STATUS=queue " + std::to_string(sched.size()) + " message(s), " +
                     std::to_string(sched.in_flight()) + " in delivery; " +
                     (current.upstreams.empty() ? std::string("store-only (no upstream)")
-                                           : std::to_string(delivery->stats().delivered) + " delivered");
+                                               : std::to_string(delivery->stats().delivered) + " delivered");
     notifier.send(s);
   };
   loop::HandlePtr<loop::Timer> watchdog;

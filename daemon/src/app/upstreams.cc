@@ -38,6 +38,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
   s.helo = cfg.hostname;
   s.max_connections = cfg.delivery.max_connections;
   s.messages_per_connection = cfg.delivery.messages_per_connection;
+  s.bounce = cfg.delivery.bounce;
   const auto& t = cfg.delivery.timeouts;
   s.timeouts = {t.connect, t.greeting, t.mail, t.rcpt, t.data, t.block, t.done};
   for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {

@@ -54,10 +54,11 @@ struct Settings {
   std::size_t max_connections = 4;
   std::size_t messages_per_connection = 100;
   Timeouts timeouts;
+  bool bounce = true;  // DSN to the sender on permanent failure
 };
 
 struct Stats {
-  std::uint64_t delivered = 0, deferred = 0, failed = 0, sessions = 0, tls_failures = 0, auth_failures = 0,
+  std::uint64_t delivered = 0, deferred = 0, failed = 0, bounced = 0, sessions = 0, tls_failures = 0, auth_failures = 0,
                 duplicate_risk = 0;
 };
 
@@ -92,6 +93,8 @@ class Delivery {
 
   // A message left the spool (delivered or failed): its size, for usage.
   std::function<void(std::uint64_t bytes)> on_removed;
+  // A failure report was committed to the spool: schedule and count it.
+  std::function<void(const spool::Record&)> on_report;
 
   // For sessions.
   loop::Loop& loop() { return loop_; }

@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "upstream/bounce.h"
 
 namespace spoolgate::upstream {
 namespace {
@@ -371,6 +372,7 @@ void Session::on_delivered() {
   ++jobs_done_;
   std::int64_t now = wall_ms();
   enum class Action { Remove, Fail, Defer } action = Action::Defer;
+  bool expired = false;
   std::string reason;
   std::int64_t due = 0;
   if (rec_.all_done()) {
@@ -378,6 +380,7 @@ void Session::on_delivered() {
     for (const auto& f : failed) reason += (reason.empty() ? "" : "; ") + f;
   } else if (d_.scheduler().expired(rec_.id, now)) {
     action = Action::Fail;
+    expired = true;
     reason = "delivery time expired (delivery.max_lifetime) with " + std::to_string(rec_.pending().size()) +
              " recipient(s) pending; last error: " + rec_.last_error;
     for (std::size_t i : rec_.pending()) rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
@@ -387,16 +390,23 @@ void Session::on_delivered() {
   }
   disk_busy_ = true;
   auto result = std::make_shared<Result<void>>();
+  auto report = std::make_shared<std::optional<spool::Record>>();
   auto spool = d_.spool();
   auto rec = std::make_shared<spool::Record>(rec_);
+  FailOptions fo{d_.settings().bounce, d_.settings().helo, now / 1000, expired};
   d_.loop().queue_work(
       [=] {
-        if (action == Action::Remove)
+        if (action == Action::Remove) {
           *result = spool->remove(rec->id);
-        else if (action == Action::Fail)
-          *result = spool->move_to_failed(rec->id, reason);
-        else
+        } else if (action == Action::Fail) {
+          auto r = fail_message(spool, *rec, reason, fo);
+          if (r)
+            *report = std::move(*r);
+          else
+            *result = tl::unexpected(r.error());
+        } else {
           *result = spool->write_state(*rec);
+        }
       },
       [=, this] {
         disk_busy_ = false;
@@ -416,6 +426,11 @@ void Session::on_delivered() {
           if (action == Action::Fail) {
             ++d_.stats().failed;
             log::warn("failed").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("reason", reason);
+          }
+          if (*report) {
+            ++d_.stats().bounced;
+            log::info("bounce_queued").kv("msg", (*report)->id).kv("orig", rec->id).kv("to", rec->sender);
+            if (d_.on_report) d_.on_report(**report);
           }
         } else {
           ++d_.stats().deferred;
