@@ -18,6 +18,8 @@ received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
   hang-ehlo / hang-mail / hang-rcpt / hang-data / hang-dot
   size-10               SIZE 10 in EHLO
   plaintext-smtps       a plaintext 220 where TLS is expected (implicit port)
+  flaky                 each connection, at random (--seed): refused, 421 greeting,
+                        451 to MAIL, dropped mid-DATA, hung, or served properly
 """
 import argparse
 import socket
@@ -38,8 +40,9 @@ class Conn:
 
     def event(self, text):
         with self.state["lock"]:
-            with open(Path(self.args.dir) / "events.log", "a") as f:
-                f.write(f"{text} tls={'yes' if self.tls else 'no'}\n")
+            f = self.state["events"]
+            f.write(f"{text} tls={'yes' if self.tls else 'no'}\n")
+            f.flush()
 
     def send(self, data: bytes):
         self.sock.sendall(data)
@@ -54,7 +57,13 @@ class Conn:
         return line.rstrip(b"\r").decode(errors="replace")
 
     def hang(self):
-        time.sleep(3600)
+        # Until the client gives up and closes.
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        raise EOFError
 
     def ehlo(self):
         sc = self.args.scenario
@@ -71,6 +80,19 @@ class Conn:
 
     def run(self):
         sc = self.args.scenario
+        if sc == "flaky":
+            with self.state["lock"]:
+                self.mode = self.state["rng"].choice(
+                    ["refuse", "greeting-421", "mail-451", "drop-data", "hang", "ok", "ok", "ok", "ok"])
+            if self.mode == "refuse":
+                return
+            if self.mode == "greeting-421":
+                self.send(b"421 4.3.2 busy, try later\r\n")
+                return
+            if self.mode == "hang":
+                self.hang()
+        else:
+            self.mode = "ok"
         if sc == "plaintext-smtps":
             self.send(b"220 fake.test ESMTP plaintext\r\n")
             self.hang()
@@ -83,6 +105,8 @@ class Conn:
             time.sleep(0.5)
             return
         login_step = 0
+        in_mail = False
+        rcpts = 0
         while True:
             line = self.line()
             verb = line.split(" ")[0].upper()
@@ -119,6 +143,10 @@ class Conn:
                 else:
                     self.send(b"235 2.7.0 ok\r\n")
             elif verb == "MAIL":
+                if self.mode == "mail-451":
+                    self.send(b"451 4.3.0 temporary trouble\r\n")
+                    continue
+                in_mail, rcpts = True, 0
                 if sc == "hang-mail":
                     self.hang()
                 if sc == "mail-421":
@@ -128,17 +156,32 @@ class Conn:
             elif verb == "RCPT":
                 if sc == "hang-rcpt":
                     self.hang()
+                if not in_mail:
+                    self.send(b"503 5.5.1 need MAIL\r\n")
+                    continue
+                rcpts += 1
                 self.send(b"250 2.1.5 ok\r\n")
             elif verb == "DATA":
                 if sc == "hang-data":
                     self.hang()
+                if not rcpts:
+                    self.send(b"554 5.5.1 no valid recipients\r\n")
+                    continue
+                in_mail = False
                 self.send(b"354 go\r\n")
-                content = b""
-                while True:
-                    l = self.line()
-                    if l == ".":
-                        break
-                    content += (l[1:] if l.startswith(".") else l).encode() + b"\r\n"
+                if self.mode == "drop-data":
+                    self.line()
+                    return
+                # Read up to the end of data in big pieces, then unstuff.
+                while b"\r\n.\r\n" not in b"\r\n" + self.buf:
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        raise EOFError
+                    self.buf += chunk
+                raw = b"\r\n" + self.buf
+                end = raw.index(b"\r\n.\r\n")
+                body, self.buf = raw[2:end + 2], raw[end + 5:]
+                content = b"".join(l[1:] if l.startswith(b".") else l for l in body.splitlines(keepends=True))
                 with self.state["lock"]:
                     self.state["n"] += 1
                     n = self.state["n"]
@@ -151,7 +194,10 @@ class Conn:
                 if sc == "drop-after-dot" and n == 1:
                     return
                 self.send(b"250 2.0.0 ok\r\n")
-            elif verb == "RSET" or verb == "NOOP":
+            elif verb == "RSET":
+                in_mail, rcpts = False, 0
+                self.send(b"250 2.0.0 ok\r\n")
+            elif verb == "NOOP":
                 self.send(b"250 2.0.0 ok\r\n")
             elif verb == "QUIT":
                 self.send(b"221 2.0.0 bye\r\n")
@@ -166,9 +212,12 @@ def main():
     ap.add_argument("--scenario", required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    state = {"lock": threading.Lock(), "n": 0}
+    import random
+    state = {"lock": threading.Lock(), "n": 0, "rng": random.Random(args.seed),
+             "events": open(Path(args.dir) / "events.log", "a")}
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "app/daemon.h"
 
+#include <stdlib.h>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdlib>
 
@@ -55,6 +58,17 @@ int run_daemon(const config::Config& cfg) {
   log::set_level(level_of(cfg.log.level));
   log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
   std::signal(SIGPIPE, SIG_IGN);
+  // Disk work (writes, fsyncs, renames, removals) runs on libuv's threadpool;
+  // fsyncs of messages finishing together run in parallel, and a removal
+  // after the provider's 250 should not wait behind them (that wait is the
+  // duplicate window of invariant 3). Set before the pool starts.
+  ::setenv("UV_THREADPOOL_SIZE", "16", 0);
+  // Every connection is a descriptor: allow as many as the hard limit does
+  // (1,000 idle device connections must not hit the usual soft 1024).
+  if (struct rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
 
   auto delivery_settings = delivery_settings_from(cfg);
   if (!delivery_settings) {

@@ -91,6 +91,12 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
     s->refuse("421 4.3.2 " + settings_.smtp.hostname + " Service shutting down, try again later", "shutting down");
     return;
   }
+  if (far_over()) {
+    // Far over the watermarks: say so at connect instead of after MAIL.
+    s->refuse("421 4.3.2 " + settings_.smtp.hostname + " Service temporarily unavailable: spool full",
+              "spool far over its watermark");
+    return;
+  }
   if (sessions_.size() > settings_.max_connections) {
     s->refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections", "max_connections");
     return;
@@ -146,6 +152,13 @@ void Inbound::removed(std::uint64_t bytes) {
 }
 
 void Inbound::set_free_disk(std::uint64_t bytes) { usage_.free_disk = bytes; }
+
+bool Inbound::far_over() const {
+  const auto& s = settings_;
+  return usage_.bytes >= s.spool_max_bytes + s.spool_max_bytes / 4 ||
+         usage_.messages >= s.spool_max_messages + s.spool_max_messages / 4 ||
+         usage_.free_disk < s.spool_min_free_disk / 2;
+}
 
 bool Inbound::accepting() {
   const auto& s = settings_;

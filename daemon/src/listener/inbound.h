@@ -6,7 +6,8 @@
 // permissions), the connection limits (global and per client: 421 4.7.0) and
 // hands the connection to a Session. It keeps the spool usage figures that
 // drive the watermarks (452 4.3.1 at MAIL while over, until under the low
-// watermark: 90% of bytes and messages, free disk 10% above its minimum).
+// watermark: 90% of bytes and messages, free disk 10% above its minimum;
+// 421 4.3.2 at connect when far over, see far_over()).
 //
 // It never knows the scheduler: app wires on_committed to whatever wants to
 // hear about new mail. on_committed runs after the spool has made the message
@@ -78,6 +79,9 @@ class Inbound {
   void set_free_disk(std::uint64_t bytes);
   void removed(std::uint64_t bytes);
   bool accepting();
+  // 125% of the bytes or messages watermark, or half the free-disk minimum:
+  // new connections get 421 4.3.2 at once.
+  bool far_over() const;
   const Usage& usage() const { return usage_; }
   std::size_t sessions() const { return sessions_.size(); }
 

@@ -377,6 +377,9 @@ void on_connected(uv_connect_t* req, int status) noexcept {
     return;
   }
   if (status == 0) {
+    // Commands and content go out in separate writes: Nagle plus delayed
+    // ACKs would add tens of milliseconds per message.
+    uv_tcp_nodelay(ConnectorAccess::tcp(*op->conn), 1);
     op->finish(std::move(op->conn));
     return;
   }

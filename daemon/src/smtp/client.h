@@ -115,7 +115,7 @@ class Client {
     Done,
     Failed
   };
-  enum class Expect { Mail, Rcpt, Data };
+  enum class Expect { Rset, Mail, Rcpt, Data };
 
   void send(std::string_view line);
   ClientEvent handle(const Reply& r);

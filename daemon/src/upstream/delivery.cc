@@ -42,7 +42,9 @@ bool Delivery::other_upstream_usable(std::size_t upstream) const {
 }
 
 std::optional<std::string> Delivery::take_job() {
-  if (draining_ || !usable_upstream()) return std::nullopt;
+  // Asked by a session that is up and talking: its site works, whatever a
+  // parallel connection just ran into, so it keeps going.
+  if (draining_) return std::nullopt;
   auto ids = sched_.next_batch(now_ms(), 1);
   if (ids.empty()) return std::nullopt;
   return ids.front();

@@ -102,6 +102,8 @@ class Delivery {
   scheduler::Scheduler& scheduler() { return sched_; }
   const Settings& settings() const { return s_; }
   Stats& stats() { return stats_; }
+  // The next due message for a session that is up (site backoff does not
+  // stop a connection that works; it stops new ones).
   std::optional<std::string> take_job();
   // Where a message goes after a site failure of `upstream`: the next usable
   // upstream (hand it back due now) or none (defer it).

@@ -29,6 +29,12 @@ smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
   return c;
 }
 
+std::string smtp_status(const smtp::Reply& r) {
+  if (r.lines.empty()) return "";
+  std::string_view l = r.lines[0];
+  return std::string(l.substr(0, l.find(' ')));
+}
+
 const char* stage_name(smtp::Stage s) {
   switch (s) {
     case smtp::Stage::Greeting:
@@ -225,7 +231,7 @@ void Session::pump() {
 
 void Session::next_job() {
   if (!job_id_) {
-    if (d_.draining() || jobs_done_ >= d_.settings().messages_per_connection) {
+    if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection) {
       machine_.quit();
       flush();
       arm(smtp::Stage::Quit);
@@ -370,6 +376,16 @@ void Session::on_delivered() {
   ++rec_.attempts;
   if (!last_error.empty()) rec_.last_error = last_error;
   ++jobs_done_;
+  // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") is about the site,
+  // not this message: back off the whole upstream instead of hammering it.
+  for (const auto& r : o.recipients) {
+    std::string st = r.temporary() ? smtp_status(r) : "";
+    if (r.code == 432 || st == "4.7.0" || st == "4.3.2") {
+      d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + r.summary(), false, true});
+      throttled_ = true;
+      break;
+    }
+  }
   std::int64_t now = wall_ms();
   enum class Action { Remove, Fail, Defer } action = Action::Defer;
   bool expired = false;

@@ -80,7 +80,8 @@ class Session {
   char last_[2] = {'\r', '\n'};  // the last two content bytes written
   bool loaded_ = false;
   bool content_started_ = false;
-  bool dot_sent_ = false;  // awaiting the reply to the final dot
+  bool dot_sent_ = false;   // awaiting the reply to the final dot
+  bool throttled_ = false;  // the server asked us to slow down: QUIT after this message
 
   unsigned jobs_done_ = 0;
   bool connecting_ = false;

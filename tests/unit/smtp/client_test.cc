@@ -175,11 +175,10 @@ TEST_SUITE("smtp/client") {
     CHECK(o.recipients[1].code == 451);
     CHECK(o.recipients[2].code == 550);
     CHECK(o.content_sent);
-    // The next message starts with RSET.
+    // The next message starts with RSET, in the same pipelined group.
     c.begin(Job{"", {"r@x"}, 10, false, false});
-    CHECK(c.take_output() == "RSET\r\n");
-    feed(c, "250 ok\r\n");
-    CHECK(c.take_output() == "MAIL FROM:<> SIZE=10\r\nRCPT TO:<r@x>\r\nDATA\r\n");
+    CHECK(c.take_output() == "RSET\r\nMAIL FROM:<> SIZE=10\r\nRCPT TO:<r@x>\r\nDATA\r\n");
+    CHECK(feed(c, "250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n") == ClientEvent::SendContent);
   }
 
   TEST_CASE("all recipients refused: a 354 anyway gets an empty data end") {
