@@ -139,3 +139,16 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(daemon_factory, workdir):
     c = d.connect()
     assert c.code() == 220
     assert c.cmd("QUIT") == ["221 2.0.0 Bye"]
+
+
+def test_far_over_the_watermark_connections_get_421(daemon_factory):
+    d = daemon_factory({"spool": {"max_messages": 10}})
+    for _ in range(3):
+        send(d)
+    settings = {"spool": {"max_messages": 2}}
+    d.write_config(settings)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in d.log(), what="reload")
+    c = d.connect()
+    assert c.reply() == ["421 4.3.2 relay.test Service temporarily unavailable: spool full"]
+    assert c.closed()

@@ -155,8 +155,8 @@ void Inbound::set_free_disk(std::uint64_t bytes) { usage_.free_disk = bytes; }
 
 bool Inbound::far_over() const {
   const auto& s = settings_;
-  return usage_.bytes >= s.spool_max_bytes + s.spool_max_bytes / 4 ||
-         usage_.messages >= s.spool_max_messages + s.spool_max_messages / 4 ||
+  return usage_.bytes >= s.spool_max_bytes + std::max<std::uint64_t>(1, s.spool_max_bytes / 4) ||
+         usage_.messages >= s.spool_max_messages + std::max<std::uint64_t>(1, s.spool_max_messages / 4) ||
          usage_.free_disk < s.spool_min_free_disk / 2;
 }
 
