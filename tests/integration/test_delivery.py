@@ -203,13 +203,7 @@ def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_fac
     settings["delivery"]["max_connections"] = 4
     d = daemon_factory(settings)
 
-    def fds():
-        return len(os.listdir(f"/proc/{d.pid}/fd"))
 
-    def rss():
-        for line in open(f"/proc/{d.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
 
     def batch(n, start):
         with smtplib.SMTP("127.0.0.1", d.port, timeout=60) as s:
@@ -218,13 +212,13 @@ def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_fac
 
     batch(100, 0)
     wait_for(lambda: len(sink.messages()) >= 100 and d.queue() == [], timeout=120, what="first 100")
-    fds0, rss0 = fds(), rss()
+    fds0, rss0 = d.fd_count(), d.rss_kib()
     for k in range(9):
         batch(100, 100 * (k + 1))
     wait_for(lambda: len(list(sink.dir.glob("*.eml"))) >= 1000 and d.queue() == [], timeout=300,
              what="1000 deliveries")
-    wait_for(lambda: "event=upstream_connect" not in d.log()[-2000:] or fds() <= fds0, timeout=10, what="settle")
-    fds1, rss1 = fds(), rss()
+    wait_for(lambda: "event=upstream_connect" not in d.log()[-2000:] or d.fd_count() <= fds0, timeout=10, what="settle")
+    fds1, rss1 = d.fd_count(), d.rss_kib()
     print(f"sessions=1000 fds {fds0}->{fds1} rss {rss0}->{rss1} KiB")
     assert d.log().count("event=upstream_ready") >= 1000
     assert fds1 <= fds0

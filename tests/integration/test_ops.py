@@ -32,7 +32,7 @@ def test_systemd_notify_ready_status_watchdog_stopping(daemon_factory, workdir):
         m = s.recv(4096).decode()
         if m == "STOPPING=1":
             break
-    d.stop()
+    assert d.proc.wait(timeout=60) == 0
 
 
 def deferred_setup(daemon_factory, sink_factory, pki, workdir):

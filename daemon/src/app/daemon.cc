@@ -172,9 +172,11 @@ int run_daemon(const config::Config& cfg) {
   Notifier notifier;
   auto status = [&] {
     std::string s = "STATUS=queue " + std::to_string(sched.size()) + " message(s), " +
-                    std::to_string(sched.in_flight()) + " in delivery; " +
-                    (current.upstreams.empty() ? std::string("store-only (no upstream)")
-                                               : std::to_string(delivery->stats().delivered) + " delivered");
+                    std::to_string(sched.in_flight()) + " in delivery; ";
+    if (current.upstreams.empty())
+      s += "store-only (no upstream)";
+    else
+      s += std::to_string(delivery->stats().delivered) + " delivered; upstreams " + delivery->site_summary();
     notifier.send(s);
   };
   loop::HandlePtr<loop::Timer> watchdog;

@@ -162,6 +162,13 @@ void Delivery::site_success(std::size_t upstream) {
   s = Site{};
 }
 
+std::string Delivery::site_summary() const {
+  std::string out;
+  std::int64_t now = now_ms();
+  for (const auto& s : sites_) out += std::string(out.empty() ? "" : ",") + (s.down_until > now ? "down" : "ok");
+  return out;
+}
+
 void Delivery::release(Session* s) {
   sessions_.erase(s);
   delete s;

@@ -112,6 +112,8 @@ class Delivery {
   void site_success(std::size_t upstream);
   void release(Session* s);
   bool draining() const { return draining_; }
+  // "ok" / "down" per upstream in order, e.g. "ok,down": for status lines.
+  std::string site_summary() const;
 
  private:
   std::optional<std::size_t> usable_upstream() const;
