@@ -296,3 +296,21 @@ def test_no_bounce_for_null_sender_or_when_off(daemon_factory, sink_factory, pki
     wait_for(lambda: d.queue() == [] and list((d.spool / "failed").glob("*.reason")), what="failed")
     assert sink.messages() == []
     assert "event=bounce_queued" not in d.log()
+
+
+def test_lifetime_expiry_fails_the_message_and_reports_it(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    settings["delivery"]["max_lifetime"] = "1s"
+    settings["delivery"]["retry"] = {"first": "1s", "max": "1s", "factor": 1, "jitter": 0}
+    d = daemon_factory(settings)
+    send(d, rcpts=("busy+451@example.com",), sender="dev@lan")
+    [report] = sink.wait_messages(1)  # the only message that can arrive is the report
+    wait_for(lambda: d.queue() == [], what="expired and removed")
+    text = report["content"].decode()
+    assert report["rcpt_tos"] == ["dev@lan"]
+    assert "Final-Recipient: rfc822; busy+451@example.com" in text
+    assert "Status: 4.4.7" in text and "delivery time expired" in text
+    [reason] = list((d.spool / "failed").glob("*.reason"))
+    assert "delivery time expired" in reason.read_text()
