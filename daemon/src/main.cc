@@ -8,6 +8,7 @@
 #include "app/daemon.h"
 #include "app/probe.h"
 #include "app/queue_cli.h"
+#include "app/sendmail.h"
 #include "config/config.h"
 
 namespace {
@@ -77,6 +78,15 @@ int main(int argc, char** argv) {
   bool probe_auth = false;
   probe->add_option("--upstream", probe_index, "which upstream, counted from 0 (default 0)");
   probe->add_flag("--auth", probe_auth, "also check that authentication succeeds");
+  auto* sendmail = app.add_subcommand("sendmail", "queue a message read from stdin (sendmail compatible)");
+  add_config(sendmail);
+  spoolgate::app::SendmailOptions sm;
+  sendmail->add_flag("-t", sm.recipients_from_headers, "take recipients from To:, Cc: and Bcc: (Bcc: is removed)");
+  sendmail->add_flag("-i,--oi", sm.ignore_dots, "a line with a single dot does not end the message");
+  sendmail->add_option("-f", sm.sender, "envelope sender");
+  sendmail->add_option("-F", sm.full_name, "full name for a From: that is added");
+  sendmail->add_option("recipients", sm.recipients, "recipients");
+  sendmail->allow_extras();  // ignore the sendmail options we do not implement (-oem, -odb, ...)
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -100,5 +110,6 @@ int main(int argc, char** argv) {
     if (verb->parsed()) return spoolgate::app::queue_command(cfg, verb->get_name(), queue_id);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
+  if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
   return 2;
 }

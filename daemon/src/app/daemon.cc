@@ -153,6 +153,19 @@ int run_daemon(const config::Config& cfg) {
                         respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
                       });
                     }
+                    if (verb == "inject") {
+                      // A message `spoolgate sendmail` committed to the spool.
+                      auto loaded = std::make_shared<Result<spool::Record>>();
+                      auto sp = *spool;
+                      return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
+                                             [&, respond, loaded, arg] {
+                                               if (!*loaded)
+                                                 return respond("error: " + loaded->error().message() + "\n");
+                                               log::info("queued").kv("msg", arg).kv("client", "sendmail");
+                                               inbound->committed(**loaded);
+                                               respond("ok\n");
+                                             });
+                    }
                     if (verb == "show") {
                       auto out = std::make_shared<std::string>();
                       auto sp = *spool;

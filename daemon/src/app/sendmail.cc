@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+#include "app/sendmail.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "app/control.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/text.h"
+#include "smtp/address.h"
+#include "smtp/data.h"
+#include "smtp/headers.h"
+#include "spool/spool.h"
+
+namespace spoolgate::app {
+namespace {
+
+constexpr int kUsage = 64;     // EX_USAGE
+constexpr int kTempFail = 75;  // EX_TEMPFAIL
+
+std::string login_name() {
+  if (struct passwd* pw = ::getpwuid(::getuid())) return pw->pw_name;
+  return "nobody";
+}
+
+// Addresses from To:, Cc:, Bcc: values ("a@b, Name <c@d>").
+void addresses_in(std::string_view value, std::vector<std::string>& out) {
+  for (std::string_view part : split(value, ',')) {
+    part = trim(part);
+    size_t lt = part.rfind('<'), gt = part.rfind('>');
+    if (lt != std::string_view::npos && gt != std::string_view::npos && gt > lt)
+      part = part.substr(lt + 1, gt - lt - 1);
+    if (!part.empty()) out.emplace_back(part);
+  }
+}
+
+}  // namespace
+
+int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream& in) {
+  // Read the message: lines up to EOF (or a lone "." without -i).
+  std::vector<std::string> lines;
+  std::string line;
+  std::uint64_t total = 0;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!opt.ignore_dots && line == ".") break;
+    total += line.size() + 2;
+    if (total > cfg.limits.max_message_size) {
+      std::cerr << "spoolgate sendmail: message exceeds limits.max_message_size\n";
+      return kUsage;
+    }
+    lines.push_back(std::move(line));
+  }
+  // Header block, for -t and for a missing From:.
+  std::vector<std::string> rcpts = opt.recipients;
+  bool has_from = false;
+  std::vector<std::string> kept;
+  size_t i = 0;
+  for (; i < lines.size() && !lines[i].empty(); ++i) {
+    std::string field = lines[i];
+    while (i + 1 < lines.size() && !lines[i + 1].empty() && (lines[i + 1][0] == ' ' || lines[i + 1][0] == '\t'))
+      field += "\n" + lines[++i];
+    std::string_view name = std::string_view(field).substr(0, field.find(':'));
+    bool bcc = iequals(name, "Bcc");
+    if (opt.recipients_from_headers && (iequals(name, "To") || iequals(name, "Cc") || bcc))
+      addresses_in(field.substr(field.find(':') + 1), rcpts);
+    if (iequals(name, "From")) has_from = true;
+    if (!bcc) kept.push_back(field);  // Bcc: never travels
+  }
+  std::string sender = opt.sender.empty() ? login_name() + "@" + cfg.hostname : opt.sender;
+  auto parsed_sender = smtp::parse_path("<" + sender + ">", smtp::PathKind::Sender);
+  if (parsed_sender.error != smtp::PathError::Ok) {
+    std::cerr << "spoolgate sendmail: bad sender address '" << sender << "'\n";
+    return kUsage;
+  }
+  spool::Record r;
+  for (const auto& a : rcpts) {
+    auto p = smtp::parse_path("<" + a + ">", smtp::PathKind::Recipient);
+    if (p.error != smtp::PathError::Ok) {
+      std::cerr << "spoolgate sendmail: bad recipient address '" << a << "'\n";
+      return kUsage;
+    }
+    r.recipients.push_back(p.mailbox.str());
+  }
+  if (r.recipients.empty()) {
+    std::cerr << "spoolgate sendmail: no recipients (give them as arguments, or use -t)\n";
+    return kUsage;
+  }
+  // Canonical text, then the same header fix-ups SMTP mail gets.
+  std::string text;
+  if (!has_from) {
+    std::string name = opt.full_name;
+    text +=
+        "From: " + (name.empty() ? std::string() : "\"" + name + "\" ") + "<" + parsed_sender.mailbox.str() + ">\r\n";
+  }
+  for (const auto& f : kept) {
+    std::string crlf = f;
+    for (size_t p = crlf.find('\n'); p != std::string::npos; p = crlf.find('\n', p + 2)) crlf.replace(p, 1, "\r\n");
+    text += crlf + "\r\n";
+  }
+  for (; i < lines.size(); ++i) text += lines[i] + "\r\n";
+  r.id = new_queue_id();
+  r.arrived = unix_now();
+  r.client = "local";
+  r.helo = login_name();
+  r.sender = parsed_sender.mailbox.str();
+  for (unsigned char c : text)
+    if (c >= 0x80) r.body_8bit = true;
+  smtp::HeaderFixSettings hs;
+  hs.received = "Received: by " + cfg.hostname + " (spoolgate sendmail, uid " + std::to_string(::getuid()) +
+                ")\r\n\tid " + r.id + ";\r\n\t" + rfc5322_date(r.arrived) + "\r\n";
+  hs.add_missing = true;
+  hs.rewrite_from = cfg.headers.rewrite_from;
+  hs.message_id = r.id + "." + std::to_string(r.arrived) + "@" + cfg.hostname;
+  hs.now = r.arrived;
+  smtp::HeaderFixer fixer(hs);
+  std::string content;
+  fixer.feed(smtp::dot_stuff(text), content);
+  fixer.finish(content);
+  if (fixer.too_big()) {
+    std::cerr << "spoolgate sendmail: the header block is too large\n";
+    return kUsage;
+  }
+  if (!cfg.headers.rewrite_from.empty()) r.sender = cfg.headers.rewrite_from;
+
+  auto sp = spool::Spool::open(cfg.spool.dir);
+  if (!sp) {
+    std::cerr << "spoolgate sendmail: cannot open spool: " << sp.error().message() << "\n";
+    return kTempFail;
+  }
+  r.normalize();
+  auto w = spool::Writer::create(*sp, r);
+  Result<void> ok = w ? (*w)->append(content) : tl::unexpected(w.error());
+  if (ok) ok = (*w)->commit();
+  if (ok) ok = (*sp)->sync_queue_dir();
+  if (!ok) {
+    std::cerr << "spoolgate sendmail: cannot queue the message: " << ok.error().message() << "\n";
+    return kTempFail;
+  }
+  // Durable now. Tell a running daemon; without one it waits for the next start.
+  auto reply = control_request((*sp)->dir() + "/control.sock", "inject " + r.id);
+  if (reply && !reply->starts_with("ok")) std::cerr << "spoolgate sendmail: daemon: " << *reply;
+  return 0;
+}
+
+}  // namespace spoolgate::app

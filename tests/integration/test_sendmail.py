@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: MIT
+"""spoolgate sendmail: what cron jobs and scripts call."""
+import subprocess
+
+from conftest import BIN, daemon_upstream_settings, upstream_config, wait_for
+from test_delivery import USER, PASSWORD
+
+
+def sendmail(d, *args, stdin):
+    return subprocess.run([BIN, "sendmail", "-c", str(d.config), *args], input=stdin, capture_output=True,
+                          timeout=30)
+
+
+def test_sendmail_t_delivers_through_the_running_daemon(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]))
+    msg = b"To: ops@example.com\nCc: Dba <dba@example.com>\nBcc: audit@example.com\nSubject: backup\n\nall good\n.\nafter a lone dot\n"
+    out = sendmail(d, "-t", "-i", "-f", "cron@host.lan", "-F", "Cron Daemon", stdin=msg)
+    assert out.returncode == 0, out.stderr
+    [m] = sink.wait_messages(1)
+    assert m["mail_from"] == "cron@host.lan"
+    assert sorted(m["rcpt_tos"]) == ["audit@example.com", "dba@example.com", "ops@example.com"]
+    content = m["content"]
+    assert b"Bcc:" not in content
+    assert b"From: \"Cron Daemon\" <cron@host.lan>\r\n" in content
+    assert content.endswith(b"\r\n\r\nall good\r\n.\r\nafter a lone dot\r\n")
+    assert b"Date: " in content and b"Message-ID: <" in content
+    wait_for(lambda: d.queue() == [], what="delivered")
+
+
+def test_sendmail_without_a_daemon_queues_durably(daemon_factory):
+    d = daemon_factory(start=False)
+    out = sendmail(d, "ops@example.com", stdin=b"Subject: x\n\nbody\n.\nnot part of it\n")
+    assert out.returncode == 0, out.stderr
+    [entry] = d.queue()
+    assert entry["recipients"] == ["ops@example.com"]
+    assert d.content(entry["id"]).endswith(b"\r\n\r\nbody\r\n")
+    bad = sendmail(d, stdin=b"Subject: no rcpt\n\nx\n")
+    assert bad.returncode == 64 and b"no recipients" in bad.stderr
