@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+#include <filesystem>
+
 #include "config/config.h"
 
 #include <doctest/doctest.h>
@@ -23,6 +25,21 @@ TEST_SUITE("config") {
     CHECK(c->listen[0].port == 2525);
     CHECK(c->upstreams.empty());
     CHECK(c->limits.max_message_size == 35ULL << 20);
+  }
+
+  TEST_CASE("every recipe in conf/examples loads") {
+    namespace fs = std::filesystem;
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(SPOOLGATE_SOURCE_DIR) / "conf/examples")) {
+      CAPTURE(e.path().string());
+      auto c = load(e.path().string(), {});
+      if (!c)
+        for (const auto& err : c.error()) MESSAGE(err);
+      CHECK(c);
+      if (c) CHECK_FALSE(c->upstreams.empty());
+      ++n;
+    }
+    CHECK(n >= 4);
   }
 
   TEST_CASE("defaults with no file") {
