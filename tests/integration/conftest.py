@@ -285,7 +285,9 @@ class Sink:
 
     def events(self):
         p = self.dir / "events.log"
-        return p.read_text().splitlines() if p.exists() else []
+        # Split on newlines only: str.splitlines() also splits on \x0c, \x1c
+        # and friends, which a peer's binary garbage may contain.
+        return [l for l in p.read_text(errors="replace").split("\n") if l.strip()] if p.exists() else []
 
     def wait_messages(self, n, timeout=30):
         return wait_for(lambda: len(self.messages()) >= n and self.messages(), timeout, f"{n} message(s) at the sink")

@@ -39,6 +39,9 @@ class Conn:
         self.tls = False
 
     def event(self, text):
+        # Binary garbage (a TLS ClientHello read as a "line") is escaped so the
+        # log stays one event per line.
+        text = "".join(c if c.isprintable() and c.isascii() else "?" for c in text) or "?"
         with self.state["lock"]:
             f = self.state["events"]
             f.write(f"{text} tls={'yes' if self.tls else 'no'}\n")
