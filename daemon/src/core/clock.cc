@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 #include "core/clock.h"
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
 namespace spoolgate {
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(::time(nullptr)); }
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 namespace {
 struct tm utc(std::int64_t t) {

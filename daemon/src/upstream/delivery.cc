@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/delivery.h"
 
-#include <chrono>
-
+#include "core/clock.h"
 #include "core/log.h"
 #include "upstream/session.h"
 
@@ -15,11 +14,6 @@ Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, schedu
 
 Delivery::~Delivery() = default;
 
-std::int64_t Delivery::now_ms() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void Delivery::insert(const spool::Record& r) {
   std::int64_t due = r.attempts == 0 ? 0 : r.next_attempt * 1000;
   sched_.insert(r.id, r.arrived * 1000, due);
@@ -27,7 +21,7 @@ void Delivery::insert(const spool::Record& r) {
 }
 
 std::optional<std::size_t> Delivery::usable_upstream() const {
-  std::int64_t now = now_ms();
+  std::int64_t now = unix_now_ms();
   for (std::size_t i = 0; i < sites_.size(); ++i)
     if (sites_[i].down_until <= now) return i;
   return std::nullopt;
@@ -35,7 +29,7 @@ std::optional<std::size_t> Delivery::usable_upstream() const {
 
 bool Delivery::other_upstream_usable(std::size_t upstream) const {
   // (An index a reload made stale just means "some other one".)
-  std::int64_t now = now_ms();
+  std::int64_t now = unix_now_ms();
   for (std::size_t i = 0; i < sites_.size(); ++i)
     if (i != upstream && sites_[i].down_until <= now) return true;
   return false;
@@ -45,7 +39,7 @@ std::optional<std::string> Delivery::take_job() {
   // Asked by a session that is up and talking: its site works, whatever a
   // parallel connection just ran into, so it keeps going.
   if (draining_) return std::nullopt;
-  auto ids = sched_.next_batch(now_ms(), 1);
+  auto ids = sched_.next_batch(unix_now_ms(), 1);
   if (ids.empty()) return std::nullopt;
   return ids.front();
 }
@@ -55,7 +49,7 @@ void Delivery::kick() {
   while (sessions_.size() < s_.max_connections) {
     auto up = usable_upstream();
     if (!up) break;
-    auto ids = sched_.next_batch(now_ms(), 1);
+    auto ids = sched_.next_batch(unix_now_ms(), 1);
     if (ids.empty()) break;
     auto* session = new Session(*this, *up, ids.front());
     sessions_.insert(session);
@@ -73,14 +67,14 @@ void Delivery::reconfigure(Settings s) {
 std::size_t Delivery::flush() {
   std::size_t waiting = sched_.size() - sched_.in_flight();
   for (auto& site : sites_) site.down_until = 0;
-  sched_.flush(now_ms());
+  sched_.flush(unix_now_ms());
   kick();
   return waiting;
 }
 
 bool Delivery::retry(const std::string& id) {
   if (!sched_.contains(id) || sched_.flying(id)) return false;
-  sched_.release(id, now_ms());
+  sched_.release(id, unix_now_ms());
   kick();
   return true;
 }
@@ -101,7 +95,7 @@ void Delivery::remove(const std::string& id, std::function<void(bool, std::strin
       },
       [=, this] {
         if (!*result) {
-          if (known) sched_.insert(id, now_ms(), now_ms());  // still there: keep delivering it
+          if (known) sched_.insert(id, unix_now_ms(), unix_now_ms());  // still there: keep delivering it
           return done(false, result->error().message());
         }
         if (on_removed) on_removed((*result)->size);
@@ -126,7 +120,7 @@ void Delivery::arm_timer() {
     for (const auto& s : sites_) up_at = std::min(up_at, s.down_until);
     at = std::max(at, up_at);
   }
-  std::int64_t wait = std::max<std::int64_t>(1, at - now_ms());
+  std::int64_t wait = std::max<std::int64_t>(1, at - unix_now_ms());
   // A session slot frees up on release, which kicks anyway.
   timer_->start(Millis(std::min<std::int64_t>(wait, 3'600'000)));
 }
@@ -136,7 +130,7 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
   Site& s = sites_[upstream];
   ++s.failures;
   Millis backoff = sched_.backoff(s.failures);
-  s.down_until = now_ms() + backoff.count();
+  s.down_until = unix_now_ms() + backoff.count();
   if (f.kind == smtp::Failure::Auth) {
     ++stats_.auth_failures;
     if (!s.auth_logged) {
@@ -164,7 +158,7 @@ void Delivery::site_success(std::size_t upstream) {
 
 std::string Delivery::site_summary() const {
   std::string out;
-  std::int64_t now = now_ms();
+  std::int64_t now = unix_now_ms();
   for (const auto& s : sites_) out += std::string(out.empty() ? "" : ",") + (s.down_until > now ? "down" : "ok");
   return out;
 }

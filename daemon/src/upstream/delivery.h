@@ -118,7 +118,6 @@ class Delivery {
  private:
   std::optional<std::size_t> usable_upstream() const;
   void arm_timer();
-  std::int64_t now_ms() const;
 
   loop::Loop& loop_;
   std::shared_ptr<spool::Spool> spool_;

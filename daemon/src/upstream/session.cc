@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/session.h"
 
-#include <chrono>
-
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "smtp/dsn.h"
 #include "upstream/bounce.h"
 
 namespace spoolgate::upstream {
@@ -13,11 +12,6 @@ namespace {
 
 constexpr std::size_t kReadChunk = 256 * 1024;
 constexpr Millis kLinger{5000};
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
   smtp::ClientSettings c;
@@ -27,12 +21,6 @@ smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
   c.username = u.username;
   c.secret = u.secret;
   return c;
-}
-
-std::string smtp_status(const smtp::Reply& r) {
-  if (r.lines.empty()) return "";
-  std::string_view l = r.lines[0];
-  return std::string(l.substr(0, l.find(' ')));
 }
 
 const char* stage_name(smtp::Stage s) {
@@ -379,14 +367,14 @@ void Session::on_delivered() {
   // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") is about the site,
   // not this message: back off the whole upstream instead of hammering it.
   for (const auto& r : o.recipients) {
-    std::string st = r.temporary() ? smtp_status(r) : "";
+    std::string st = r.temporary() ? smtp::status_of(r.summary()) : "";
     if (r.code == 432 || st == "4.7.0" || st == "4.3.2") {
       d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + r.summary(), false, true});
       throttled_ = true;
       break;
     }
   }
-  std::int64_t now = wall_ms();
+  std::int64_t now = unix_now_ms();
   enum class Action { Remove, Fail, Defer } action = Action::Defer;
   bool expired = false;
   std::string reason;
@@ -450,7 +438,7 @@ void Session::on_delivered() {
           }
         } else {
           ++d_.stats().deferred;
-          d_.scheduler().release(rec->id, *result ? due : wall_ms() + 60'000);
+          d_.scheduler().release(rec->id, *result ? due : unix_now_ms() + 60'000);
           log::info("deferred")
               .kv("session", id_)
               .kv("msg", rec->id)
@@ -486,7 +474,7 @@ void Session::hand_back(Hand how, const std::string& reason) {
   if (!job_id_) return;
   std::string id = *job_id_;
   job_id_.reset();
-  std::int64_t now = wall_ms();
+  std::int64_t now = unix_now_ms();
   if (how != Hand::Defer) {
     // Untouched (shutdown) or to the next upstream: due again now.
     d_.scheduler().release(id, now);
