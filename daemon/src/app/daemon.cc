@@ -275,7 +275,9 @@ int run_daemon(const config::Config& cfg) {
   log::info("ready")
       .kv("listen", addrs)
       .kv("hostname", cfg.hostname)
-      .kv("upstreams", static_cast<std::uint64_t>(cfg.upstreams.size()));
+      .kv("upstreams", static_cast<std::uint64_t>(cfg.upstreams.size()))
+      .kv("queued", static_cast<std::uint64_t>(sched.size()))
+      .kv("in_delivery", static_cast<std::uint64_t>(sched.in_flight()));
 
   loop.run();
   inbound.reset();
