@@ -87,6 +87,10 @@ int main(int argc, char** argv) {
   sendmail->add_option("-F", sm.full_name, "full name for a From: that is added");
   sendmail->add_option("recipients", sm.recipients, "recipients");
   sendmail->allow_extras();  // ignore the sendmail options we do not implement (-oem, -odb, ...)
+  auto* health = app.add_subcommand("health", "ask the running daemon whether it is ready; exit 0 or 1, one line");
+  add_config(health);
+  bool live = false;
+  health->add_flag("--live", live, "only whether the daemon is alive and its loop turning");
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
   for (auto* verb : {flush, retry, del, show})
     if (verb->parsed()) return spoolgate::app::queue_command(cfg, verb->get_name(), queue_id);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
+  if (health->parsed()) return spoolgate::app::health(cfg, live);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
   return 2;

@@ -79,9 +79,11 @@ class Daemon:
         self.proc = subprocess.Popen(self.prefix + [BIN, "run", "-c", str(self.config)],
                                      stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
         if expect_ready:
-            wait_for(lambda: "event=ready" in self.log() or self.proc.poll() is not None, what="ready")
+            wait_for(lambda: re.search(r'event=ready|"event":"ready"', self.log()) or self.proc.poll() is not None,
+                     what="ready")
             assert self.proc.poll() is None, self.log()
-            self.addresses = re.findall(r"event=listening address=(\S+)", self.log())
+            self.addresses = [a or j for a, j in re.findall(
+                r'event=listening address=(\S+)|"event":"listening","address":"([^"]+)"', self.log())]
         return self
 
     def log(self):

@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--client-ca", help="require a client certificate issued by this CA")
     args = ap.parse_args()
+    args_ns = args
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
     handler = Handler(d)
@@ -104,6 +105,27 @@ def main():
                       f"{'ok' if ok else 'refused'}")
         return AuthResult(success=ok, handled=False)
 
+    class SinkSMTP(SMTP):
+        """Adds XOAUTH2: the password given to the sink is the valid token."""
+
+        async def auth_XOAUTH2(self, _, args):
+            import base64
+            raw = args[1] if len(args) > 1 else ""
+            try:
+                fields = dict(f.split("=", 1) for f in base64.b64decode(raw).decode().split("\x01") if "=" in f)
+            except Exception:
+                fields = {}
+            user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+            ok = args_ns.user is not None and user == args_ns.user and token == args_ns.password
+            handler.event(f"AUTH XOAUTH2 {user or '?'} {'ok' if ok else 'refused'}")
+            if ok:
+                self.session.spoolgate_user = user
+                return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+            # RFC-less but documented by Google: a JSON error as a challenge,
+            # answered by an empty line, then 535.
+            await self.challenge_auth(b'{"status":"401","schemes":"bearer"}')
+            return AuthResult(success=False, handled=False)
+
     def factory():
         kw = dict(hostname="sink.test", enable_SMTPUTF8=True, data_size_limit=64 * 1024 * 1024)
         if args.user:
@@ -111,7 +133,7 @@ def main():
                       auth_require_tls=(args.tls == "starttls"))
         if args.tls == "starttls":
             kw.update(tls_context=ctx, require_starttls=True)
-        return SMTP(handler, **kw)
+        return SinkSMTP(handler, **kw)
 
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(

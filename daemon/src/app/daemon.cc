@@ -3,14 +3,17 @@
 
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
 
-#include "app/control.h"
+#include "app/metrics.h"
 #include "app/notify.h"
 #include "app/queue_cli.h"
+#include "app/request_server.h"
 #include "app/upstreams.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "listener/inbound.h"
 #include "loop/loop.h"
@@ -23,9 +26,11 @@ namespace {
 
 constexpr Millis kFreeDiskInterval{1000};
 
+net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket, l.host, l.port, l.path}; }
+
 listener::Settings inbound_settings(const config::Config& c) {
   listener::Settings s;
-  for (const auto& l : c.listen) s.listen.push_back({l.unix_socket, l.host, l.port, l.path});
+  for (const auto& l : c.listen) s.listen.push_back(spec_of(l));
   s.allow_networks = c.allow_networks;
   s.smtp.hostname = c.hostname;
   s.smtp.max_message_size = c.limits.max_message_size;
@@ -120,62 +125,138 @@ int run_daemon(const config::Config& cfg) {
   // here, and what delivery removes lowers the spool usage there.
   inbound->on_committed = [&](const spool::Record& r) { delivery->insert(r); };
   delivery->on_removed = [&](std::uint64_t bytes) { inbound->removed(bytes); };
-  delivery->on_report = [&](const spool::Record& r) { inbound->committed(r); };
+  delivery->on_report = [&](const spool::Record& r) {
+    inbound->add_usage(r);
+    delivery->insert(r);
+  };
   for (const auto& r : rec->queued) delivery->insert(r);
 
-  // Free disk is sampled off the loop (statvfs can block on a sick disk).
+  // Free disk and writability are sampled off the loop (statvfs can block
+  // on a sick disk).
   bool sampling = false;
+  bool spool_writable = true;
   auto disk_timer = loop::Timer::create(loop, [&] {
     if (sampling) return;
     sampling = true;
-    auto result = std::make_shared<Result<std::uint64_t>>();
-    loop.queue_work([sp = *spool, result] { *result = sp->free_bytes(); },
-                    [&, result] {
-                      sampling = false;
-                      if (*result && inbound) inbound->set_free_disk(**result);
-                    });
+    struct Sample {
+      Result<std::uint64_t> free;
+      bool writable = false;
+    };
+    auto sample = std::make_shared<Sample>();
+    loop.queue_work(
+        [sp = *spool, sample] {
+          sample->free = sp->free_bytes();
+          sample->writable = ::access((sp->dir() + "/queue").c_str(), W_OK | X_OK) == 0;
+        },
+        [&, sample] {
+          sampling = false;
+          spool_writable = sample->free && sample->writable;
+          if (sample->free && inbound) inbound->set_free_disk(*sample->free);
+        });
   });
   disk_timer->start(kFreeDiskInterval, kFreeDiskInterval);
 
+  std::int64_t started = unix_now();
+  auto snapshot = [&] {
+    Snapshot sn;
+    sn.now = unix_now();
+    sn.started = started;
+    sn.inbound = inbound->counters();
+    sn.inbound_sessions = inbound->sessions();
+    sn.over_watermark = !inbound->accepting();
+    sn.far_over = inbound->far_over();
+    sn.usage = inbound->usage();
+    sn.listening = inbound->listening();
+    sn.spool_writable = spool_writable;
+    sn.queued = sched.size();
+    sn.in_delivery = sched.in_flight();
+    sn.oldest_arrival = sched.oldest_arrival_ms() / 1000;
+    sn.delivery = delivery->stats();
+    sn.upstreams = delivery->site_stats();
+    sn.unreachable_after = current.metrics.unreachable_after.count() / 1000;
+    return sn;
+  };
+
   // The control socket: the queue CLI talks to the running daemon here.
-  Control control(loop, (*spool)->dir() + "/control.sock",
-                  [&](const std::string& verb, const std::string& arg, Control::Respond respond) {
-                    if (verb == "flush") {
-                      std::size_t n = delivery->flush();
-                      return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
-                    }
-                    if (verb == "retry") {
-                      if (delivery->retry(arg)) return respond("ok\n" + arg + " is due now\n");
-                      return respond("error: " + arg + " is not queued, or is being delivered\n");
-                    }
-                    if (verb == "delete") {
-                      return delivery->remove(arg, [respond, arg](bool ok, std::string why) {
-                        respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
-                      });
-                    }
-                    if (verb == "inject") {
-                      // A message `spoolgate sendmail` committed to the spool.
-                      auto loaded = std::make_shared<Result<spool::Record>>();
-                      auto sp = *spool;
-                      return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
-                                             [&, respond, loaded, arg] {
-                                               if (!*loaded)
-                                                 return respond("error: " + loaded->error().message() + "\n");
-                                               log::info("queued").kv("msg", arg).kv("client", "sendmail");
-                                               inbound->committed(**loaded);
-                                               respond("ok\n");
-                                             });
-                    }
-                    if (verb == "show") {
-                      auto out = std::make_shared<std::string>();
-                      auto sp = *spool;
-                      return loop.queue_work([sp, arg, out] { *out = show_message(*sp, arg); },
-                                             [respond, out] { respond(*out); });
-                    }
-                    respond("error: unknown request '" + verb + "'\n");
-                  });
-  if (auto c = control.start(); !c) {
-    log::error("fatal").kv("reason", "control socket: " + c.error().message());
+  RequestServer::Options control_options;
+  control_options.spec.unix_socket = true;
+  control_options.spec.path = (*spool)->dir() + "/control.sock";
+  RequestServer control(loop, control_options, [&](const std::string& request, RequestServer::Respond respond) {
+    std::string line = request;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t space = line.find(' ');
+    std::string verb = line.substr(0, space);
+    std::string arg = space == std::string::npos ? "" : line.substr(space + 1);
+    if (verb == "health") {
+      Health h = check_health(snapshot(), arg != "live");
+      return respond((h.ok ? "ok\n" : "error: ") + h.reason + "\n");
+    }
+    log::info("control").kv("verb", verb).kv("arg", arg);
+    if (verb == "flush") {
+      std::size_t n = delivery->flush();
+      return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
+    }
+    if (verb == "retry") {
+      if (delivery->retry(arg)) return respond("ok\n" + arg + " is due now\n");
+      return respond("error: " + arg + " is not queued, or is being delivered\n");
+    }
+    if (verb == "delete") {
+      return delivery->remove(arg, [respond, arg](bool ok, std::string why) {
+        respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
+      });
+    }
+    if (verb == "inject") {
+      // A message `spoolgate sendmail` committed to the spool.
+      auto loaded = std::make_shared<Result<spool::Record>>();
+      auto sp = *spool;
+      return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
+                             [&, respond, loaded, arg] {
+                               if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
+                               log::info("queued").kv("msg", arg).kv("client", "sendmail");
+                               inbound->committed(**loaded);
+                               respond("ok\n");
+                             });
+    }
+    if (verb == "show") {
+      auto out = std::make_shared<std::string>();
+      auto sp = *spool;
+      return loop.queue_work([sp, arg, out] { *out = show_message(*sp, arg); }, [respond, out] { respond(*out); });
+    }
+    respond("error: unknown request '" + verb + "'\n");
+  });
+  // The metrics endpoint, when configured. A server that a reload replaced
+  // is closed and kept until the loop ends: its clients' last callbacks
+  // still reach it.
+  std::unique_ptr<RequestServer> metrics;
+  std::vector<std::unique_ptr<RequestServer>> retired;
+  auto start_metrics = [&](const config::Config& c) -> Result<void> {
+    if (metrics) {
+      metrics->close();
+      retired.push_back(std::move(metrics));
+    }
+    if (c.metrics.listen.empty()) return {};
+    RequestServer::Options o;
+    o.spec = spec_of(c.metrics.address);
+    o.terminator = "\r\n\r\n";
+    o.max_request = 8192;
+    o.max_clients = 16;
+    o.timeout = Millis(5000);
+    auto m = std::make_unique<RequestServer>(loop, o, [&](const std::string& head, RequestServer::Respond respond) {
+      respond(http_reply(head, snapshot()));
+    });
+    if (auto r = m->start(); !r)
+      return tl::unexpected(
+          Error{r.error().code, 0, "metrics.listen " + c.metrics.listen + ": " + r.error().message()});
+    log::info("metrics_listening").kv("address", m->address());
+    metrics = std::move(m);
+    return {};
+  };
+  auto c = control.start();
+  if (!c) c = tl::unexpected(Error{c.error().code, 0, "control socket: " + c.error().message()});
+  if (c) c = start_metrics(cfg);
+  if (!c) {
+    log::error("fatal").kv("reason", c.error().message());
+    control.close();
     inbound.reset();
     delivery.reset();
     loop.close();
@@ -215,6 +296,7 @@ int run_daemon(const config::Config& cfg) {
     log::info("shutdown").kv("reason", why).kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
     notifier.send("STOPPING=1");
     control.close();
+    if (metrics) metrics->close();
     watchdog.reset();
     sigusr1.reset();
     disk_timer.reset();
@@ -257,6 +339,9 @@ int run_daemon(const config::Config& cfg) {
     auto ds = delivery_settings_from(*next);
     if (!ds) return refuse(ds.error().message());
     if (auto r = inbound->reconfigure(inbound_settings(*next)); !r) return refuse(r.error().message());
+    if (next->metrics.listen != current.metrics.listen) {
+      if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
+    }
     delivery->reconfigure(std::move(*ds));
     sched.set_policy(scheduler_policy(*next));
     log::set_level(level_of(next->log.level));

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "app/control.h"
+#include "app/request_server.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/text.h"
@@ -166,6 +166,20 @@ int queue_command(const config::Config& cfg, const std::string& verb, const std:
   bool ok = reply->starts_with("ok\n");
   std::string body = ok ? reply->substr(3) : *reply;
   (ok ? std::cout : std::cerr) << (ok ? body : "spoolgate: " + body);
+  return ok ? 0 : 1;
+}
+
+int health(const config::Config& cfg, bool live) {
+  std::string path = cfg.spool.dir + "/control.sock";
+  auto reply = control_request(path, live ? "health live" : "health", Millis(5000));
+  if (!reply || reply->empty()) {
+    std::cout << "unhealthy: no daemon answers on " << path << "\n";
+    return 1;
+  }
+  bool ok = reply->starts_with("ok\n");
+  std::string why = ok ? reply->substr(3) : reply->substr(reply->starts_with("error: ") ? 7 : 0);
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  std::cout << (ok ? "ok: " : "unhealthy: ") << why << "\n";
   return ok ? 0 : 1;
 }
 

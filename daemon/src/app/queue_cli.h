@@ -18,6 +18,9 @@ int queue_list(const config::Config& cfg, bool json);
 int queue_command(const config::Config& cfg, const std::string& verb, const std::string& id);
 
 // The `queue show` text for one message (also used by the daemon).
+// `spoolgate health [--live]`: one line, exit 0 (healthy) or 1.
+int health(const config::Config& cfg, bool live);
+
 std::string show_message(const spool::Spool& spool, const std::string& id);
 
 }  // namespace spoolgate::app

@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-#include "app/control.h"
+#include "app/request_server.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/text.h"

@@ -180,6 +180,29 @@ bool has_ctl(std::string_view s) {
   return false;
 }
 
+// host:port, [v6]:port, or (when allowed) unix:/path; host an IP literal.
+std::optional<ListenAddress> parse_listen_address(std::string_view s, bool allow_unix) {
+  ListenAddress a;
+  a.text = s;
+  if (allow_unix && s.starts_with("unix:")) {
+    a.unix_socket = true;
+    a.path = s.substr(5);
+    if (a.path.empty() || a.path.size() > 100) return std::nullopt;
+    return a;
+  }
+  size_t colon = s.rfind(':');
+  std::string_view host = colon == std::string_view::npos ? s : s.substr(0, colon);
+  std::string_view port = colon == std::string_view::npos ? "" : s.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned pn = 0;
+  auto [q, ec] = std::from_chars(port.data(), port.data() + port.size(), pn);
+  if (!IpAddress::parse(host) || port.empty() || ec != std::errc() || q != port.data() + port.size() || pn > 65535)
+    return std::nullopt;
+  a.host = host;
+  a.port = static_cast<std::uint16_t>(pn);
+  return a;
+}
+
 std::vector<Key> top_keys(Config& c) {
   std::vector<Key> k;
   auto add = [&](std::string path, Setter s, bool list = false) { k.push_back({std::move(path), list, std::move(s)}); };
@@ -189,31 +212,10 @@ std::vector<Key> top_keys(Config& c) {
       [&](Parser& p, const Value& v, const std::string& path) {
         c.listen.clear();
         for (const Value* e : p.items(v, path)) {
-          ListenAddress a;
-          a.text = e->scalar;
-          std::string_view s = e->scalar;
-          if (s.starts_with("unix:")) {
-            a.unix_socket = true;
-            a.path = s.substr(5);
-            if (a.path.empty() || a.path.size() > 100)
-              p.err(*e, path, "expected unix:/path (at most 100 bytes), got '" + e->scalar + "'");
-            c.listen.push_back(a);
-            continue;
-          }
-          size_t colon = s.rfind(':');
-          std::string_view host = colon == std::string_view::npos ? s : s.substr(0, colon);
-          std::string_view port = colon == std::string_view::npos ? "" : s.substr(colon + 1);
-          if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-          unsigned pn = 0;
-          auto [q, ec] = std::from_chars(port.data(), port.data() + port.size(), pn);
-          auto ip = IpAddress::parse(host);
-          if (!ip || port.empty() || ec != std::errc() || q != port.data() + port.size() || pn > 65535) {
+          if (auto a = parse_listen_address(e->scalar, true))
+            c.listen.push_back(*a);
+          else
             p.err(*e, path, "expected host:port, [v6]:port or unix:/path with an IP address, got '" + e->scalar + "'");
-            continue;
-          }
-          a.host = host;
-          a.port = static_cast<std::uint16_t>(pn);
-          c.listen.push_back(a);
         }
       },
       true);
@@ -291,6 +293,8 @@ std::vector<Key> top_keys(Config& c) {
         [f](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, *f); });
   }
   add("metrics.listen", [&](Parser& p, const Value& v, const std::string& path) { p.str(v, path, c.metrics.listen); });
+  add("metrics.unreachable_after",
+      [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.metrics.unreachable_after); });
   add("log.level", [&](Parser& p, const Value& v, const std::string& path) {
     p.choice(v, path, c.log.level,
              {{"debug", std::string("debug")},
@@ -533,12 +537,11 @@ void validate(Parser& p, Config& c, const Value& root) {
   if (c.delivery.retry.max < c.delivery.retry.first)
     p.err(where("delivery.retry.max"), "delivery.retry.max", "must not be shorter than delivery.retry.first");
   if (!c.metrics.listen.empty()) {
-    size_t colon = c.metrics.listen.rfind(':');
-    std::string host = colon == std::string::npos ? "" : c.metrics.listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    if (!IpAddress::parse(host))
+    if (auto a = parse_listen_address(c.metrics.listen, false))
+      c.metrics.address = *a;
+    else
       p.err(where("metrics.listen"), "metrics.listen",
-            "expected host:port with an IP address, got '" + c.metrics.listen + "'");
+            "expected host:port or [v6]:port with an IP address, got '" + c.metrics.listen + "'");
   }
   const Value* ups = root.kind == Value::Map ? const_cast<Value&>(root).find("upstreams") : nullptr;
   for (size_t i = 0; i < c.upstreams.size(); ++i) {
@@ -751,7 +754,7 @@ std::string dump(const Config& c) {
        "\n  timeouts: {connect: " + d(dl.timeouts.connect) + ", greeting: " + d(dl.timeouts.greeting) +
        ", mail: " + d(dl.timeouts.mail) + ", rcpt: " + d(dl.timeouts.rcpt) + ", data: " + d(dl.timeouts.data) +
        ", block: " + d(dl.timeouts.block) + ", done: " + d(dl.timeouts.done) + "}\n";
-  o += "metrics:\n  listen: " + q(c.metrics.listen) + "\n";
+  o += "metrics:\n  listen: " + q(c.metrics.listen) + "\n  unreachable_after: " + d(c.metrics.unreachable_after) + "\n";
   o += "log:\n  level: " + c.log.level + "\n  format: " + c.log.format + "\n";
   for (const auto& name : c.ignored_env) o += "# ignored: $" + name + " is not a configuration variable\n";
   return o;

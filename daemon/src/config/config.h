@@ -106,7 +106,11 @@ struct Config {
     } timeouts;
   } delivery;
   struct {
-    std::string listen;
+    std::string listen;     // "" = no metrics endpoint
+    ListenAddress address;  // parsed from listen
+    // /readyz and `spoolgate health` fail once every upstream has been
+    // failing for this long.
+    Millis unreachable_after{600'000};
   } metrics;
   struct {
     std::string level = "info";

@@ -45,27 +45,30 @@ Line& Line::kv(std::string_view key, std::string_view value) {
 }
 
 Line& Line::kv(std::string_view key, std::int64_t value) {
-  if (on_) raw(key, std::to_string(value), false);
+  if (on_) raw(key, std::to_string(value), true);
   return *this;
 }
 
 Line& Line::kv(std::string_view key, std::uint64_t value) {
-  if (on_) raw(key, std::to_string(value), false);
+  if (on_) raw(key, std::to_string(value), true);
   return *this;
 }
 
-void Line::raw(std::string_view key, std::string_view value, bool quote_always) {
+void Line::raw(std::string_view key, std::string_view value, bool number) {
   if (g_format == Format::Json) {
     if (buf_.size() > 1) buf_ += ',';
     buf_ += json_quote(key);
     buf_ += ':';
-    buf_ += json_quote(value);
+    if (number)
+      buf_ += value;  // a JSON number, for log pipelines that sum or compare
+    else
+      buf_ += json_quote(value);
     return;
   }
   if (!buf_.empty()) buf_ += ' ';
   buf_ += key;
   buf_ += '=';
-  bool quote = quote_always || value.empty();
+  bool quote = value.empty();
   for (unsigned char c : value) {
     if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f) {
       quote = true;

@@ -42,7 +42,7 @@ class Line {
   Line& kv(std::string_view key, unsigned long long value) { return kv(key, static_cast<std::uint64_t>(value)); }
 
  private:
-  void raw(std::string_view key, std::string_view value, bool quote_always);
+  void raw(std::string_view key, std::string_view value, bool number);
   bool on_;
   std::string buf_;
 };

@@ -79,31 +79,36 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
   Session* s = owned.get();
   sessions_.emplace(s, std::move(owned));
   std::uint64_t from_client = ++per_client_[s->peer()];
+  ++counters_.connections;
+  auto refuse = [this, s](const std::string& reply, const std::string& why) {
+    ++counters_.refused;
+    s->refuse(reply, why);
+  };
   if (!is_unix) {
     bool allowed = false;
     for (const auto& n : settings_.allow_networks) allowed = allowed || n.contains(ip);
     if (!allowed) {
-      s->refuse("554 5.7.1 Error: access denied for " + s->peer(), "client not in allow_networks");
+      refuse("554 5.7.1 Error: access denied for " + s->peer(), "client not in allow_networks");
       return;
     }
   }
   if (shutting_down_) {
-    s->refuse("421 4.3.2 " + settings_.smtp.hostname + " Service shutting down, try again later", "shutting down");
+    refuse("421 4.3.2 " + settings_.smtp.hostname + " Service shutting down, try again later", "shutting down");
     return;
   }
   if (far_over()) {
     // Far over the watermarks: say so at connect instead of after MAIL.
-    s->refuse("421 4.3.2 " + settings_.smtp.hostname + " Service temporarily unavailable: spool full",
-              "spool far over its watermark");
+    refuse("421 4.3.2 " + settings_.smtp.hostname + " Service temporarily unavailable: spool full",
+           "spool far over its watermark");
     return;
   }
   if (sessions_.size() > settings_.max_connections) {
-    s->refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections", "max_connections");
+    refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections", "max_connections");
     return;
   }
   if (from_client > settings_.max_connections_per_client) {
-    s->refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections from " + s->peer(),
-              "max_connections_per_client");
+    refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections from " + s->peer(),
+           "max_connections_per_client");
     return;
   }
   s->start();
@@ -141,9 +146,14 @@ void Inbound::abort_sessions() {
 }
 
 void Inbound::committed(const spool::Record& r) {
+  add_usage(r);
+  ++counters_.received;
+  if (on_committed) on_committed(r);
+}
+
+void Inbound::add_usage(const spool::Record& r) {
   usage_.bytes += r.size;
   usage_.messages += 1;
-  if (on_committed) on_committed(r);
 }
 
 void Inbound::removed(std::uint64_t bytes) {

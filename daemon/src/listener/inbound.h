@@ -53,6 +53,12 @@ struct Usage {
   std::uint64_t free_disk = UINT64_MAX;
 };
 
+struct Counters {
+  std::uint64_t received = 0;     // messages committed from clients (SMTP or sendmail)
+  std::uint64_t connections = 0;  // accepted connections, refused ones included
+  std::uint64_t refused = 0;      // connections turned away at connect
+};
+
 class Inbound {
  public:
   Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings settings, Usage initial);
@@ -73,6 +79,7 @@ class Inbound {
   // Closes every remaining session now (the shutdown deadline).
   void abort_sessions();
 
+  // A client's message is durable: counted, added to the usage, and passed on.
   std::function<void(const spool::Record&)> on_committed;
 
   // Spool usage: app reports removals and free disk; commits are counted here.
@@ -82,7 +89,11 @@ class Inbound {
   // 125% of the bytes or messages watermark, or half the free-disk minimum:
   // new connections get 421 4.3.2 at once.
   bool far_over() const;
+  // A message the daemon itself queued (a failure report): usage only.
+  void add_usage(const spool::Record& r);
   const Usage& usage() const { return usage_; }
+  const Counters& counters() const { return counters_; }
+  bool listening() const { return !listeners_.empty() && !shutting_down_; }
   std::size_t sessions() const { return sessions_.size(); }
 
   // For sessions.
@@ -99,6 +110,7 @@ class Inbound {
   std::shared_ptr<spool::Spool> spool_;
   Settings settings_;
   Usage usage_;
+  Counters counters_;
   bool over_ = false;
   Committer committer_;
   Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);

@@ -99,4 +99,11 @@ std::optional<std::int64_t> Scheduler::next_due() const {
   return queue_.begin()->first;
 }
 
+std::int64_t Scheduler::oldest_arrival_ms() const {
+  std::int64_t oldest = 0;
+  for (const auto& [id, e] : entries_)
+    if (oldest == 0 || e.arrived < oldest) oldest = e.arrived;
+  return oldest;
+}
+
 }  // namespace spoolgate::scheduler

@@ -65,6 +65,8 @@ class Scheduler {
 
   std::size_t size() const { return entries_.size(); }
   std::size_t in_flight() const { return in_flight_; }
+  // Arrival of the oldest message (0 when empty); a scan, for metrics scrapes.
+  std::int64_t oldest_arrival_ms() const;
 
  private:
   struct Entry {

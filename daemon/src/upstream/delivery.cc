@@ -131,8 +131,12 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
   ++s.failures;
   Millis backoff = sched_.backoff(s.failures);
   s.down_until = unix_now_ms() + backoff.count();
+  SiteStats& st = site_stats_[s_.upstreams[upstream].name];
+  if (!st.failing_since) st.failing_since = unix_now();
+  st.last_error = f.reason;
   if (f.kind == smtp::Failure::Auth) {
     ++stats_.auth_failures;
+    ++st.auth_failures;
     if (!s.auth_logged) {
       // Loud and once: a wrong password is a configuration problem, and
       // hammering the provider gets the account locked.
@@ -154,6 +158,22 @@ void Delivery::site_success(std::size_t upstream) {
   Site& s = sites_[upstream];
   if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
   s = Site{};
+  SiteStats& st = site_stats_[s_.upstreams[upstream].name];
+  st.last_success = unix_now();
+  st.failing_since = 0;
+}
+
+std::vector<std::pair<std::string, SiteStats>> Delivery::site_stats() const {
+  std::vector<std::pair<std::string, SiteStats>> out;
+  std::int64_t now = unix_now_ms();
+  for (std::size_t i = 0; i < s_.upstreams.size(); ++i) {
+    const std::string& name = s_.upstreams[i].name;
+    auto it = site_stats_.find(name);
+    SiteStats st = it == site_stats_.end() ? SiteStats{} : it->second;
+    st.down = i < sites_.size() && sites_[i].down_until > now;
+    out.emplace_back(name, std::move(st));
+  }
+  return out;
 }
 
 std::string Delivery::site_summary() const {

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -60,6 +61,18 @@ struct Settings {
 struct Stats {
   std::uint64_t delivered = 0, deferred = 0, failed = 0, bounced = 0, sessions = 0, tls_failures = 0, auth_failures = 0,
                 duplicate_risk = 0;
+  std::int64_t last_delivered = 0;  // unix seconds, 0: never
+};
+
+// Per upstream (keyed by its URL, so the figures survive a reload that keeps
+// the upstream), for metrics and health.
+struct SiteStats {
+  std::uint64_t connections = 0, tls_failures = 0, auth_failures = 0;
+  std::int64_t last_success = 0;    // unix seconds a session last got through (0: never)
+  std::int64_t failing_since = 0;   // first failure since then (0: not failing)
+  std::int64_t cert_not_after = 0;  // leaf certificate of the last handshake (0: none yet)
+  std::string last_error;
+  bool down = false;  // in site backoff now (filled in by site_stats())
 };
 
 class Session;
@@ -114,6 +127,9 @@ class Delivery {
   bool draining() const { return draining_; }
   // "ok" / "down" per upstream in order, e.g. "ok,down": for status lines.
   std::string site_summary() const;
+  // The configured upstreams in order, with their figures.
+  std::vector<std::pair<std::string, SiteStats>> site_stats() const;
+  SiteStats& site_stats_of(const std::string& upstream_name) { return site_stats_[upstream_name]; }
 
  private:
   std::optional<std::size_t> usable_upstream() const;
@@ -130,6 +146,7 @@ class Delivery {
     bool auth_logged = false;
   };
   std::vector<Site> sites_;
+  std::map<std::string, SiteStats> site_stats_;
   std::set<Session*> sessions_;
   loop::HandlePtr<loop::Timer> timer_;
   bool draining_ = false;

@@ -59,6 +59,7 @@ Session::~Session() = default;
 
 void Session::start() {
   ++d_.stats().sessions;
+  ++d_.site_stats_of(u_.name).connections;
   log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
   connecting_ = true;
   timer_ = loop::Timer::create(d_.loop(), [this] {
@@ -114,6 +115,7 @@ void Session::on_tls(Result<void> r) {
   if (closing_) return;
   if (!r) {
     ++d_.stats().tls_failures;
+    ++d_.site_stats_of(u_.name).tls_failures;
     on_failed(smtp::Failure{smtp::Failure::Temporary, "TLS with " + u_.host + " failed: " + r.error().message(), false,
                             true});
     return;
@@ -123,6 +125,8 @@ void Session::on_tls(Result<void> r) {
       .kv("upstream", u_.name)
       .kv("version", conn_->tls()->version())
       .kv("cipher", conn_->tls()->cipher());
+  if (auto chain = conn_->tls()->chain(); !chain.empty())
+    d_.site_stats_of(u_.name).cert_not_after = chain.front().not_after;
   if (u_.tls == smtp::TlsMode::StartTls) {
     machine_.tls_established();
     pump();
@@ -422,6 +426,7 @@ void Session::on_delivered() {
             delivered_to += (delivered_to.empty() ? "" : ",") + rec->recipients[i];
         if (!delivered_to.empty()) {
           ++d_.stats().delivered;
+          d_.stats().last_delivered = unix_now();
           log::info("delivered").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("rcpt", delivered_to);
         }
         if (action == Action::Remove || action == Action::Fail) {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include <filesystem>
-
 #include "config/config.h"
 
 #include <doctest/doctest.h>
+
+#include <filesystem>
 
 using namespace spoolgate::config;
 

@@ -20,6 +20,16 @@ TEST_SUITE("scheduler") {
     CHECK(s.next_batch(1000, 10).empty());
     CHECK(s.in_flight() == 2);
   }
+  TEST_CASE("the oldest arrival is tracked across inserts and removals") {
+    Scheduler s(policy(), [] { return 0.5; });
+    CHECK(s.oldest_arrival_ms() == 0);
+    s.insert("B", 5000, 0);
+    s.insert("A", 3000, 0);
+    s.insert("C", 9000, 0);
+    CHECK(s.oldest_arrival_ms() == 3000);
+    s.remove("A");
+    CHECK(s.oldest_arrival_ms() == 5000);
+  }
   TEST_CASE("backoff doubles from first up to max") {
     Scheduler s(policy(), [] { return 0.5; });
     CHECK(s.backoff(1) == Millis(60'000));

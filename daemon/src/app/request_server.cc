@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "app/control.h"
+#include "app/request_server.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,8 +12,7 @@
 
 namespace spoolgate::app {
 
-struct Control::Client {
-  Control* owner;
+struct RequestServer::Client {
   std::unique_ptr<net::Connection> conn;
   loop::HandlePtr<loop::Timer> timer;
   std::string buf;
@@ -21,34 +20,38 @@ struct Control::Client {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
 
-Control::Control(loop::Loop& loop, std::string path, Handler handler)
-    : loop_(loop), path_(std::move(path)), handler_(std::move(handler)) {}
+RequestServer::RequestServer(loop::Loop& loop, Options options, Handler handler)
+    : loop_(loop), options_(std::move(options)), handler_(std::move(handler)) {}
 
-Control::~Control() = default;
+RequestServer::~RequestServer() { close(); }
 
-Result<void> Control::start() {
-  net::ListenSpec spec;
-  spec.unix_socket = true;
-  spec.path = path_;
-  auto l = net::Listener::create(loop_, spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+Result<void> RequestServer::start() {
+  auto l =
+      net::Listener::create(loop_, options_.spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
   if (!l) return tl::unexpected(l.error());
-  ::chmod(path_.c_str(), 0600);
+  if (options_.spec.unix_socket) ::chmod(options_.spec.path.c_str(), 0600);
   listener_ = std::move(*l);
   return {};
 }
 
-void Control::close() {
+std::string RequestServer::address() const { return listener_ ? listener_->address() : std::string(); }
+
+void RequestServer::close() {
   listener_.reset();
   std::set<Client*> snapshot = clients_;
   for (Client* c : snapshot) c->conn->close();
 }
 
-void Control::accept(std::unique_ptr<net::Connection> conn) {
-  auto* c = new Client{this, std::move(conn), {}, {}};
+void RequestServer::accept(std::unique_ptr<net::Connection> conn) {
+  auto* c = new Client{std::move(conn), {}, {}};
   clients_.insert(c);
-  c->timer = loop::Timer::create(loop_, [c] { c->conn->close(); });
-  c->timer->start(Millis(10'000));
   c->conn->on_closed([this, c] { release(c); });
+  if (clients_.size() > options_.max_clients) {
+    c->conn->close();
+    return;
+  }
+  c->timer = loop::Timer::create(loop_, [c] { c->conn->close(); });
+  c->timer->start(options_.timeout);
   c->conn->on_read([this, c](std::string_view bytes, bool eof) {
     if (c->answered) return;
     if (eof) {
@@ -56,37 +59,36 @@ void Control::accept(std::unique_ptr<net::Connection> conn) {
       return;
     }
     c->buf.append(bytes);
-    size_t nl = c->buf.find('\n');
-    if (nl == std::string::npos) {
-      if (c->buf.size() > 1024) c->conn->close();
+    size_t end = c->buf.find(options_.terminator);
+    if (end == std::string::npos) {
+      if (c->buf.size() > options_.max_request) c->conn->close();
       return;
     }
     c->answered = true;
-    std::string line = c->buf.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t sp = line.find(' ');
-    std::string verb = line.substr(0, sp);
-    std::string arg = sp == std::string::npos ? "" : line.substr(sp + 1);
-    log::info("control").kv("verb", verb).kv("arg", arg);
+    c->conn->stop_reading();
     std::weak_ptr<bool> alive = c->alive;
-    handler_(verb, arg, [c, alive](std::string reply) {
+    handler_(c->buf.substr(0, end), [c, alive](std::string reply) {
       if (alive.expired()) return;  // the client went away meanwhile
-      c->conn->write(reply);
+      c->conn->write(std::move(reply));
       c->conn->close_after_writes();
     });
   });
   c->conn->start_reading();
 }
 
-void Control::release(Client* c) {
+void RequestServer::release(Client* c) {
   clients_.erase(c);
   c->alive.reset();
   delete c;
 }
 
-std::optional<std::string> control_request(const std::string& path, const std::string& line) {
+std::optional<std::string> control_request(const std::string& path, const std::string& line, Millis timeout) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
+  // A daemon whose loop is stuck must not hang the caller (health checks).
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
@@ -104,7 +106,11 @@ std::optional<std::string> control_request(const std::string& path, const std::s
   char buf[4096];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;  // timed out
+    }
+    if (n == 0) break;
     reply.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+#include "app/metrics.h"
+
+
+#include "core/units.h"
+
+namespace spoolgate::app {
+namespace {
+
+class Exposition {
+ public:
+  // One metric family: HELP and TYPE once, then its samples.
+  Exposition& family(const char* name, const char* type, const char* help) {
+    name_ = name;
+    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    return *this;
+  }
+  template <class T>
+  Exposition& sample(T v, const std::string& label = {}, const std::string& value = {}) {
+    out_ += name_;
+    if (!label.empty()) out_ += "{" + label + "=\"" + escape(value) + "\"}";
+    out_ += " " + std::to_string(v) + "\n";
+    return *this;
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  static std::string escape(const std::string& v) {
+    std::string o;
+    for (char c : v) {
+      if (c == '\\' || c == '"')
+        o += {'\\', c};
+      else if (c == '\n')
+        o += "\\n";
+      else
+        o += c;
+    }
+    return o;
+  }
+  std::string name_;
+  std::string out_;
+};
+
+std::uint64_t u(bool b) { return b ? 1 : 0; }
+
+}  // namespace
+
+std::string render_metrics(const Snapshot& s) {
+  Exposition e;
+  e.family("spoolgate_start_time_seconds", "gauge", "When the daemon started, unix seconds.").sample(s.started);
+  e.family("spoolgate_messages_received_total", "counter", "Messages accepted from clients and made durable.")
+      .sample(s.inbound.received);
+  e.family("spoolgate_messages_delivered_total", "counter", "Messages delivered upstream (to at least one recipient).")
+      .sample(s.delivery.delivered);
+  e.family("spoolgate_messages_deferred_total", "counter", "Delivery attempts that left a message queued for retry.")
+      .sample(s.delivery.deferred);
+  e.family("spoolgate_messages_failed_total", "counter", "Messages that failed permanently (moved to failed/).")
+      .sample(s.delivery.failed);
+  e.family("spoolgate_messages_bounced_total", "counter", "Delivery status notifications queued to senders.")
+      .sample(s.delivery.bounced);
+  e.family("spoolgate_duplicate_risk_total", "counter",
+           "Deliveries whose outcome was unknown after the final dot (a duplicate may follow).")
+      .sample(s.delivery.duplicate_risk);
+  e.family("spoolgate_last_delivery_timestamp_seconds", "gauge", "When a message was last delivered (0: never).")
+      .sample(s.delivery.last_delivered);
+  e.family("spoolgate_inbound_connections_total", "counter", "Client connections accepted, refused ones included.")
+      .sample(s.inbound.connections);
+  e.family("spoolgate_inbound_refused_total", "counter",
+           "Client connections turned away at connect (access, limits, spool full, shutdown).")
+      .sample(s.inbound.refused);
+  e.family("spoolgate_inbound_sessions", "gauge", "Client sessions open now.").sample(s.inbound_sessions);
+  e.family("spoolgate_queue_messages", "gauge", "Messages in the spool.").sample(s.usage.messages);
+  e.family("spoolgate_queue_bytes", "gauge", "Bytes of messages in the spool.").sample(s.usage.bytes);
+  e.family("spoolgate_queue_in_delivery", "gauge", "Messages being delivered now.").sample(s.in_delivery);
+  e.family("spoolgate_queue_oldest_message_age_seconds", "gauge", "Age of the oldest queued message (0: empty).")
+      .sample(s.oldest_arrival ? std::max<std::int64_t>(0, s.now - s.oldest_arrival) : std::int64_t{0});
+  e.family("spoolgate_spool_free_bytes", "gauge", "Free space on the spool's filesystem.")
+      .sample(s.usage.free_disk == UINT64_MAX ? std::uint64_t{0} : s.usage.free_disk);
+  e.family("spoolgate_spool_watermark_state", "gauge",
+           "0: below the watermarks; 1: over (MAIL gets 452 4.3.1); 2: far over (connections get 421 4.3.2).")
+      .sample(std::uint64_t{s.far_over         ? 2u
+                            : s.over_watermark ? 1u
+                                               : 0u});
+  e.family("spoolgate_spool_writable", "gauge", "1 when the spool's queue directory is writable.")
+      .sample(u(s.spool_writable));
+
+  e.family("spoolgate_upstream_up", "gauge", "0 while the upstream is in site backoff after a failure.");
+  for (const auto& [name, st] : s.upstreams) e.sample(u(!st.down), "upstream", name);
+  e.family("spoolgate_upstream_connections_total", "counter", "Sessions opened to the upstream.");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.connections, "upstream", name);
+  e.family("spoolgate_upstream_tls_failures_total", "counter",
+           "TLS handshakes with the upstream that failed (verification included).");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.tls_failures, "upstream", name);
+  e.family("spoolgate_upstream_auth_failures_total", "counter", "Authentications the upstream refused.");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.auth_failures, "upstream", name);
+  e.family("spoolgate_upstream_last_success_timestamp_seconds", "gauge",
+           "When a session with the upstream last got through to sending mail (0: never).");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.last_success, "upstream", name);
+  // Prometheus wants base units: seconds, divided by 86400 in a dashboard.
+  e.family("spoolgate_upstream_certificate_expiry_seconds", "gauge",
+           "Seconds until the upstream's certificate (seen at the last handshake) expires; negative once expired.");
+  for (const auto& [name, st] : s.upstreams)
+    if (st.cert_not_after) e.sample(st.cert_not_after - s.now, "upstream", name);
+  return e.take();
+}
+
+Health check_health(const Snapshot& s, bool readiness) {
+  std::string summary = "queue " + std::to_string(s.usage.messages) + " message(s)";
+  if (!readiness) return {true, "alive; " + summary};
+  if (!s.listening) return {false, "not listening"};
+  if (!s.spool_writable) return {false, "spool not writable"};
+  if (s.far_over) return {false, "spool far over its watermark; clients are turned away"};
+  if (s.upstreams.empty()) return {true, "ready; store-only (no upstream); " + summary};
+  std::string worst;
+  for (const auto& [name, st] : s.upstreams) {
+    if (!st.failing_since || s.now - st.failing_since < s.unreachable_after) return {true, "ready; " + summary};
+    worst = name + " failing for " + format_duration(Millis((s.now - st.failing_since) * 1000)) +
+            (st.last_error.empty() ? "" : ": " + st.last_error);
+  }
+  return {false, "no upstream reachable: " + worst + "; " + summary};
+}
+
+std::string http_reply(const std::string& head, const Snapshot& s) {
+  auto respond = [](const char* status, const char* type, const std::string& body, bool with_body) {
+    std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
+                    "\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    if (with_body) r += body;
+    return r;
+  };
+  std::string line = head.substr(0, head.find("\r\n"));
+  std::size_t sp1 = line.find(' ');
+  std::size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos || line.compare(sp2 + 1, 5, "HTTP/") != 0)
+    return respond("400 Bad Request", "text/plain", "bad request\n", true);
+  std::string method = line.substr(0, sp1);
+  std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  target = target.substr(0, target.find('?'));
+  bool body = method == "GET";
+  if (method != "GET" && method != "HEAD") return respond("405 Method Not Allowed", "text/plain", "GET only\n", true);
+  if (target == "/metrics")
+    return respond("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_metrics(s), body);
+  if (target == "/healthz" || target == "/readyz") {
+    Health h = check_health(s, target == "/readyz");
+    return respond(h.ok ? "200 OK" : "503 Service Unavailable", "text/plain",
+                   (h.ok ? "ok: " : "fail: ") + h.reason + "\n", body);
+  }
+  return respond("404 Not Found", "text/plain", "not found; try /metrics, /healthz or /readyz\n", true);
+}
+
+}  // namespace spoolgate::app

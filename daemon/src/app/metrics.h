@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// app/metrics: what the daemon reports about itself, in three forms.
+//
+// A Snapshot is taken on the loop from the listener, the spool usage, the
+// scheduler and delivery. render_metrics() turns it into the Prometheus text
+// exposition format (version 0.0.4) for GET /metrics; check_health() decides
+// liveness and readiness for GET /healthz, GET /readyz and `spoolgate health`;
+// http_reply() answers one HTTP request head. Pure functions: the wiring is in
+// daemon.cc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "listener/inbound.h"
+#include "upstream/delivery.h"
+
+namespace spoolgate::app {
+
+struct Snapshot {
+  std::int64_t now = 0;      // unix seconds
+  std::int64_t started = 0;  // unix seconds
+  listener::Counters inbound;
+  std::uint64_t inbound_sessions = 0;
+  listener::Usage usage;
+  std::uint64_t max_bytes = 0, max_messages = 0, min_free_disk = 0;
+  bool over_watermark = false;  // MAIL gets 452 4.3.1
+  bool far_over = false;        // connections get 421 4.3.2
+  bool listening = false;
+  bool spool_writable = true;
+  std::uint64_t queued = 0, in_delivery = 0;
+  std::int64_t oldest_arrival = 0;  // unix seconds, 0: queue empty
+  upstream::Stats delivery;
+  std::vector<std::pair<std::string, upstream::SiteStats>> upstreams;
+  std::int64_t unreachable_after = 600;  // seconds
+};
+
+std::string render_metrics(const Snapshot& s);
+
+struct Health {
+  bool ok = true;
+  std::string reason;  // one line
+};
+// live: the loop answered, which is what liveness means. ready: listening,
+// spool writable and not far over its watermark, and at least one upstream
+// not failing for longer than unreachable_after (store-only is ready).
+Health check_health(const Snapshot& s, bool readiness);
+
+// The answer to one HTTP request head (request line and headers, without the
+// blank line): /metrics, /healthz, /readyz; GET and HEAD only.
+std::string http_reply(const std::string& head, const Snapshot& s);
+
+}  // namespace spoolgate::app
