@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-BIN = os.environ.get("SG_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate"))
+BIN = os.path.abspath(os.environ.get("SG_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate")))
 SANITIZED = "sanitize" in BIN
 
 
@@ -54,6 +54,7 @@ class Daemon:
         self.log_path = workdir / "daemon.log"
         self.prefix = prefix or []
         self.env = env
+        self.pass_fds = ()
         self.proc = None
         self.write_config(settings)
 
@@ -77,7 +78,8 @@ class Daemon:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(self.prefix + [BIN, "run", "-c", str(self.config)],
-                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
+                                     pass_fds=self.pass_fds)
         if expect_ready:
             wait_for(lambda: re.search(r'event=ready|"event":"ready"', self.log()) or self.proc.poll() is not None,
                      what="ready")
@@ -98,8 +100,8 @@ class Daemon:
     @property
     def pid(self):
         """The daemon's pid, also when it runs under a wrapper such as strace."""
-        if not self.prefix:
-            return self.proc.pid
+        if not self.prefix or os.path.realpath(f"/proc/{self.proc.pid}/exe") == os.path.realpath(BIN):
+            return self.proc.pid  # no wrapper, or one that exec'd the daemon
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return int(wait_for(lambda: children.read_text().split(), what="daemon child")[0])
 

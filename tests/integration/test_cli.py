@@ -59,3 +59,49 @@ def test_queue_list_on_an_empty_spool(tmp_path):
     cfg.write_text(f"spool:\n  dir: {tmp_path / 'spool'}\n")
     assert json.loads(run("queue", "list", "--json", "-c", str(cfg)).stdout) == []
     assert "0 message(s)" in run("queue", "list", "-c", str(cfg)).stdout
+
+
+def schema_keys():
+    """Every key path the daemon knows, from its own effective-config dump
+    (with one upstream, so that the per-upstream keys appear too)."""
+    import yaml
+    env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_UPSTREAM_URL": "smtps://smtp.example.com:465"}
+    dump = yaml.safe_load(run("check-config", "-c", "/dev/null", env=env).stdout)
+    keys = []
+
+    def walk(prefix, v):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(f"{prefix}.{k}" if prefix else k, x)
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for k, x in v[0].items():
+                walk(f"{prefix}[].{k}", x)
+        else:
+            keys.append(prefix)
+
+    walk("", dump)
+    return keys
+
+
+def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file():
+    keys = schema_keys()
+    assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
+    readme = (ROOT / "README.md").read_text()
+    man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
+    conf = (ROOT / "conf/spoolgate.yaml").read_text()
+    for k in keys:
+        parent, _, leaf = k.rpartition(".")
+        # Grouped rows name the first key in full and the others by leaf.
+        assert f"`{k}`" in readme or (f"`{parent}." in readme and f"`.{leaf}`" in readme), f"README lacks {k}"
+        assert k in man or (parent in man and f"\\fB.{leaf}" in man), f"spoolgate.yaml(5) lacks {k}"
+        assert f"{leaf}:" in conf, f"conf/spoolgate.yaml lacks {k}"
+
+
+def test_man_pages_render_without_warnings():
+    for page in ("spoolgate.8", "spoolgate.yaml.5"):
+        r = subprocess.run(["groff", "-man", "-ww", "-z", str(ROOT / "daemon/man" / page)], capture_output=True,
+                           text=True)
+        assert (r.returncode, r.stderr) == (0, ""), page
+    man8 = (ROOT / "daemon/man/spoolgate.8").read_text()
+    for verb in ("run", "check\\-config", "queue", "probe", "health", "sendmail", "version"):
+        assert f".B {verb}" in man8, verb

@@ -15,26 +15,6 @@ def cli(d, *args):
     return subprocess.run([BIN, "queue", *args, "-c", str(d.config)], capture_output=True, text=True, timeout=30)
 
 
-def test_systemd_notify_ready_status_watchdog_stopping(daemon_factory, workdir):
-    path = str(workdir / "notify.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(10)
-    d = daemon_factory(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
-    got = []
-    while sum(1 for m in got if m == "WATCHDOG=1") < 3:
-        got.append(s.recv(4096).decode())
-    assert got[0] == "READY=1"
-    assert any(m.startswith("STATUS=queue 0 message(s)") for m in got)
-    assert "store-only" in next(m for m in got if m.startswith("STATUS="))
-    os.kill(d.pid, signal.SIGTERM)
-    while True:
-        m = s.recv(4096).decode()
-        if m == "STOPPING=1":
-            break
-    assert d.proc.wait(timeout=60) == 0
-
-
 def deferred_setup(daemon_factory, sink_factory, pki, workdir):
     cert, key = pki.leaf("server")
     sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "app/daemon.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -28,9 +33,21 @@ constexpr Millis kFreeDiskInterval{1000};
 
 net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket, l.host, l.port, l.path}; }
 
+// Socket activation: the sockets systemd passed replace the `listen` list,
+// at start and on every reload.
+std::vector<int> g_inherited;
+
 listener::Settings inbound_settings(const config::Config& c) {
   listener::Settings s;
   for (const auto& l : c.listen) s.listen.push_back(spec_of(l));
+  if (!g_inherited.empty()) {
+    s.listen.clear();
+    for (int fd : g_inherited) {
+      net::ListenSpec spec;
+      spec.fd = fd;
+      s.listen.push_back(spec);
+    }
+  }
   s.allow_networks = c.allow_networks;
   s.smtp.hostname = c.hostname;
   s.smtp.max_message_size = c.limits.max_message_size;
@@ -47,6 +64,49 @@ listener::Settings inbound_settings(const config::Config& c) {
   s.spool_max_messages = c.spool.max_messages;
   s.spool_min_free_disk = c.spool.min_free_disk;
   return s;
+}
+
+// The open-relay rule of `listen` applied to inherited sockets: one bound to
+// a non-loopback address needs an explicit allow_networks.
+std::optional<std::string> refuse_inherited(const std::vector<int>& fds, const config::Config& c) {
+  for (int fd : fds) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+      return "inherited descriptor " + std::to_string(fd) + " is not a socket";
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening)
+      return "inherited descriptor " + std::to_string(fd) + " is not a listening stream socket (use Accept=no)";
+    if (ss.ss_family == AF_UNIX || c.allow_networks_explicit) continue;
+    bool loopback = false;
+    if (ss.ss_family == AF_INET)
+      loopback = (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+    else if (ss.ss_family == AF_INET6)
+      loopback = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
+    if (!loopback)
+      return "an inherited socket listens on a non-loopback address; set allow_networks explicitly to say which "
+             "clients may relay through it (spoolgate never becomes an open relay by default)";
+  }
+  return std::nullopt;
+}
+
+// Why queued mail in `dir` would not survive the container being re-created,
+// or nothing: a spool on the container's overlay filesystem, or on the same
+// filesystem as / inside a container, is not on a volume.
+std::optional<std::string> ephemeral_spool(const std::string& dir) {
+  constexpr long kOverlayMagic = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) == 0 && static_cast<long>(fs.f_type) == kOverlayMagic)
+    return "the spool is on an overlay filesystem (a container's writable layer)";
+  bool container = ::access("/.dockerenv", F_OK) == 0 || ::access("/run/.containerenv", F_OK) == 0 ||
+                   std::getenv("container") != nullptr || std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
+  struct stat spool_st {
+  }, root_st{};
+  if (container && ::stat(dir.c_str(), &spool_st) == 0 && ::stat("/", &root_st) == 0 &&
+      spool_st.st_dev == root_st.st_dev)
+    return "the spool is on the container's root filesystem, not on a mounted volume";
+  return std::nullopt;
 }
 
 log::Level level_of(const std::string& s) {
@@ -81,6 +141,17 @@ int run_daemon(const config::Config& cfg) {
     return 1;
   }
 
+  g_inherited = listen_fds();
+  if (!g_inherited.empty()) {
+    log::info("socket_activation")
+        .kv("sockets", static_cast<std::uint64_t>(g_inherited.size()))
+        .kv("note", "the sockets passed by the service manager replace the listen list");
+    if (auto why = refuse_inherited(g_inherited, cfg)) {
+      log::error("fatal").kv("reason", *why);
+      return 1;
+    }
+  }
+
   auto spool = spool::Spool::open(cfg.spool.dir);
   if (!spool) {
     log::error("fatal").kv("reason", "cannot open spool: " + spool.error().message());
@@ -95,6 +166,12 @@ int run_daemon(const config::Config& cfg) {
     log::error("fatal").kv("reason", "spool recovery failed: " + rec.error().message());
     return 1;
   }
+  if (auto why = ephemeral_spool((*spool)->dir()))
+    log::warn("spool_not_persistent")
+        .kv("spool", (*spool)->dir())
+        .kv("reason", *why)
+        .kv("action", "mount a volume there (docker run -v spoolgate-spool:" + (*spool)->dir() +
+                          "); queued mail is lost when the container is re-created");
   log::info("recovered")
       .kv("spool", (*spool)->dir())
       .kv("queued", static_cast<std::uint64_t>(rec->queued.size()))
@@ -338,6 +415,7 @@ int run_daemon(const config::Config& cfg) {
     next->spool.dir = current.spool.dir;
     auto ds = delivery_settings_from(*next);
     if (!ds) return refuse(ds.error().message());
+    if (auto why = refuse_inherited(g_inherited, *next)) return refuse(*why);
     if (auto r = inbound->reconfigure(inbound_settings(*next)); !r) return refuse(r.error().message());
     if (next->metrics.listen != current.metrics.listen) {
       if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());

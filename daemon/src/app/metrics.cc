@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "app/metrics.h"
 
-
 #include "core/units.h"
 
 namespace spoolgate::app {

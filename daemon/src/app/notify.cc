@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "app/notify.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,6 +37,24 @@ void Notifier::send(std::string_view state) {
   socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_.size());
   if (path_[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
   (void)::sendto(fd_, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+}
+
+std::vector<int> listen_fds() {
+  constexpr int kFirst = 3;  // SD_LISTEN_FDS_START
+  std::vector<int> fds;
+  const char* pid = std::getenv("LISTEN_PID");
+  const char* n = std::getenv("LISTEN_FDS");
+  if (pid && n && std::strtoll(pid, nullptr, 10) == ::getpid()) {
+    long count = std::strtol(n, nullptr, 10);
+    for (long i = 0; i < count && i < 64; ++i) {
+      int fd = kFirst + static_cast<int>(i);
+      if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) fds.push_back(fd);
+    }
+  }
+  ::unsetenv("LISTEN_PID");
+  ::unsetenv("LISTEN_FDS");
+  ::unsetenv("LISTEN_FDNAMES");
+  return fds;
 }
 
 }  // namespace spoolgate::app

@@ -8,12 +8,16 @@
 // event loop so that a stuck loop stops the pings and gets restarted.
 // Without $NOTIFY_SOCKET every call does nothing. Errors are ignored: the
 // service manager going away must not take the relay down.
+//
+// listen_fds() is the other half of the protocol: socket activation
+// ($LISTEN_PID, $LISTEN_FDS; the sockets start at fd 3).
 #pragma once
 
 #include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace spoolgate::app {
 
@@ -35,5 +39,9 @@ class Notifier {
   std::string path_;
   std::optional<std::chrono::milliseconds> watchdog_;
 };
+
+// The listening sockets systemd passed to this process (empty when none),
+// made close-on-exec; the variables are removed so nothing inherits them.
+std::vector<int> listen_fds();
 
 }  // namespace spoolgate::app

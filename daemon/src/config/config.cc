@@ -514,6 +514,7 @@ void validate(Parser& p, Config& c, const Value& root) {
   bool explicit_allow =
       root.kind == Value::Map && root.map.end() != std::find_if(root.map.begin(), root.map.end(),
                                                                 [](auto& kv) { return kv.first == "allow_networks"; });
+  c.allow_networks_explicit = explicit_allow;
   for (const auto& l : c.listen) {
     if (l.unix_socket) continue;
     auto ip = IpAddress::parse(l.host);

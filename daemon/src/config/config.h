@@ -67,6 +67,7 @@ struct Config {
   std::string hostname;
   std::vector<ListenAddress> listen;
   std::vector<Cidr> allow_networks;
+  bool allow_networks_explicit = false;  // set in the file or environment, not the loopback default
   BareNewlines bare_newlines = BareNewlines::Normalize;
   Millis shutdown_timeout{30'000};
   struct {

@@ -15,6 +15,7 @@ Inbound::~Inbound() = default;
 
 namespace {
 std::string spec_key(const net::ListenSpec& s) {
+  if (s.fd >= 0) return "fd:" + std::to_string(s.fd);
   return s.unix_socket ? "unix:" + s.path : s.host + "|" + std::to_string(s.port);
 }
 }  // namespace

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "net/stream.h"
 
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "core/log.h"
@@ -226,6 +230,21 @@ std::size_t Connection::readable_bytes() const {
   return static_cast<std::size_t>(n);
 }
 
+namespace {
+// "127.0.0.1:2525" / "[::1]:2525" of a bound TCP socket.
+std::string address_of(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  uv_ip4_name(a, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
+}
+}  // namespace
+
 Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const ListenSpec& spec, AcceptFn fn) {
   loop::HandlePtr<Listener> l(new Listener());
   l->loop_ = &loop;
@@ -234,7 +253,23 @@ Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const Liste
   l->impl_->owner = l.get();
   l->impl_->unix_socket = spec.unix_socket;
   int rc;
-  if (spec.unix_socket) {
+  if (spec.fd >= 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    rc = ::getsockname(spec.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? 0 : uv_translate_sys_error(errno);
+    if (rc == 0 && ss.ss_family == AF_UNIX) {
+      l->impl_->unix_socket = true;
+      uv_pipe_init(loop.raw(), &l->impl_->h.pipe, 0);
+      l->impl_->h.pipe.data = l->impl_;
+      rc = uv_pipe_open(&l->impl_->h.pipe, spec.fd);
+      l->address_ = std::string("unix:") + reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
+    } else if (rc == 0) {
+      uv_tcp_init(loop.raw(), &l->impl_->h.tcp);
+      l->impl_->h.tcp.data = l->impl_;
+      rc = uv_tcp_open(&l->impl_->h.tcp, spec.fd);
+      l->address_ = address_of(ss);
+    }
+  } else if (spec.unix_socket) {
     uv_pipe_init(loop.raw(), &l->impl_->h.pipe, 0);
     l->impl_->h.pipe.data = l->impl_;
     ::unlink(spec.path.c_str());  // a stale socket from a previous run
@@ -255,14 +290,14 @@ Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const Liste
       sockaddr_storage bound{};
       int len = sizeof bound;
       uv_tcp_getsockname(&l->impl_->h.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-      int port = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                    : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-      l->address_ = (v6 ? "[" + spec.host + "]" : spec.host) + ":" + std::to_string(port);
+      l->address_ = address_of(bound);
     }
   }
   if (rc == 0) rc = uv_listen(l->impl_->stream(), 511, on_connection);
   if (rc != 0) {
-    std::string where = spec.unix_socket ? "unix:" + spec.path : spec.host + ":" + std::to_string(spec.port);
+    std::string where = spec.fd >= 0       ? "inherited socket " + std::to_string(spec.fd)
+                        : spec.unix_socket ? "unix:" + spec.path
+                                           : spec.host + ":" + std::to_string(spec.port);
     return fail(Errc::Io, "cannot listen on " + where + ": " + uv_strerror(rc));
   }
   return l;

@@ -100,6 +100,9 @@ struct ListenSpec {
   std::string host;  // IP literal
   std::uint16_t port = 0;
   std::string path;
+  // An inherited listening socket (systemd socket activation): used as it
+  // is, whatever the fields above say; never unlinked.
+  int fd = -1;
 };
 
 class Listener final : public loop::Handle {
