@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string_view>
+#include <vector>
 
 #include "app/daemon.h"
 #include "app/probe.h"
@@ -41,6 +43,20 @@ bool load(const std::string& flag, Config& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Installed under the traditional names (`cmake --install --component sendmail`), the
+  // binary behaves as they do: `sendmail ...` queues stdin, `mailq` lists.
+  std::string_view self = argc > 0 ? argv[0] : "";
+  self = self.substr(self.rfind('/') == std::string_view::npos ? 0 : self.rfind('/') + 1);
+  std::vector<char*> args(argv, argv + argc);
+  static char sendmail_verb[] = "sendmail", queue_verb[] = "queue", list_verb[] = "list";
+  if (self == "sendmail" && argc > 0) {
+    args.insert(args.begin() + 1, sendmail_verb);
+  } else if (self == "mailq" && argc > 0) {
+    args.insert(args.begin() + 1, {queue_verb, list_verb});
+  }
+  argc = static_cast<int>(args.size());
+  argv = args.data();
+
   CLI::App app{"spoolgate: a durable local SMTP relay with verified TLS upstream delivery"};
   app.require_subcommand(1);
   std::string config;

@@ -38,3 +38,30 @@ def test_sendmail_without_a_daemon_queues_durably(daemon_factory):
     assert d.content(entry["id"]).endswith(b"\r\n\r\nbody\r\n")
     bad = sendmail(d, stdin=b"Subject: no rcpt\n\nx\n")
     assert bad.returncode == 64 and b"no recipients" in bad.stderr
+
+
+def test_installed_as_sendmail_and_mailq_it_behaves_as_they_do(daemon_factory, tmp_path):
+    """`cmake --install --component sendmail` links the traditional names to
+    the binary (a plain install does not); invoked by those names it is
+    sendmail and mailq."""
+    import os
+    from pathlib import Path
+    build = Path(BIN).parent
+    dest = tmp_path / "root"
+    env = {**os.environ, "DESTDIR": str(dest)}
+    subprocess.run(["cmake", "--install", str(build), "--prefix", "/usr"], check=True, capture_output=True, env=env)
+    assert not (dest / "usr/sbin/sendmail").exists()
+    subprocess.run(["cmake", "--install", str(build), "--prefix", "/usr", "--component", "sendmail"], check=True,
+                   capture_output=True, env=env)
+    assert os.readlink(dest / "usr/sbin/sendmail") == "/usr/sbin/spoolgate"
+    assert os.readlink(dest / "usr/bin/mailq") == "/usr/sbin/spoolgate"
+    # The links point into the install root; run the same names beside the binary under test.
+    for name in ("sendmail", "mailq"):
+        (tmp_path / name).symlink_to(BIN)
+    d = daemon_factory(start=False)
+    env = {**os.environ, "SPOOLGATE_CONFIG": str(d.config)}
+    sm = subprocess.run([str(tmp_path / "sendmail"), "-oi", "ops@example.com"], input=b"Subject: cron\n\nok\n",
+                        capture_output=True, timeout=30, env=env)
+    assert sm.returncode == 0, sm.stderr
+    mq = subprocess.run([str(tmp_path / "mailq")], capture_output=True, text=True, timeout=30, env=env)
+    assert mq.returncode == 0 and "ops@example.com" in mq.stdout
