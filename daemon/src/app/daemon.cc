@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -128,6 +129,11 @@ int run_daemon(const config::Config& cfg) {
   // after the provider's 250 should not wait behind them (that wait is the
   // duplicate window of invariant 3). Set before the pool starts.
   ::setenv("UV_THREADPOOL_SIZE", "16", 0);
+  // glibc gives each thread that allocates its own arena: the worker threads
+  // that touch content chunks would each keep megabytes resident after the
+  // first big message (measured by bench/run: 4.4 MB, against 0.4 MB with
+  // two arenas). Two arenas: the loop's and one the workers share.
+  ::mallopt(M_ARENA_MAX, 2);
   // Every connection is a descriptor: allow as many as the hard limit does
   // (1,000 idle device connections must not hit the usual soft 1024).
   if (struct rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
