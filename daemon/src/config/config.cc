@@ -22,26 +22,45 @@ struct Value {
   enum Kind { Null, Scalar, List, Map } kind = Null;
   std::string scalar;
   std::vector<Value> list;
-  std::vector<std::pair<std::string, Value>> map;
+  // A pair of (key, Value) would need Value complete here; an entry type
+  // completed below keeps the order of the keys as written.
+  struct Entry;
+  std::vector<Entry> map;
   std::string origin;  // "file:line" or "$SPOOLGATE_X"
 
-  Value* find(std::string_view key) {
-    for (auto& [k, v] : map)
-      if (k == key) return &v;
-    return nullptr;
-  }
-  Value& child(const std::string& key, const std::string& origin_if_new) {
-    if (kind != Map) {
-      kind = Map;
-      map.clear();
-    }
-    if (Value* v = find(key)) return *v;
-    map.emplace_back(key, Value{Null, "", {}, {}, origin_if_new});
-    return map.back().second;
-  }
+  Value* find(std::string_view key);
+  Value& child(const std::string& key, const std::string& origin_if_new);
 };
 
-Value from_yaml(const YAML::Node& n, const std::string& file) {
+struct Value::Entry {
+  std::string first;
+  Value second;
+};
+
+Value* Value::find(std::string_view key) {
+  for (auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Value& Value::child(const std::string& key, const std::string& origin_if_new) {
+  if (kind != Map) {
+    kind = Map;
+    map.clear();
+  }
+  if (Value* v = find(key)) return *v;
+  map.push_back(Entry{key, Value{Null, "", {}, {}, origin_if_new}});
+  return map.back().second;
+}
+
+// Deeper nesting is no configuration; and an alias that refers to itself
+// (`a: &x {b: *x}`) would otherwise recurse until the stack overflows.
+constexpr int kMaxDepth = 32;
+
+Value from_yaml(const YAML::Node& n, const std::string& file, int depth = 0) {
+  if (depth > kMaxDepth)
+    throw YAML::Exception(
+        n.Mark(), "nested deeper than " + std::to_string(kMaxDepth) + " levels (an alias that refers to itself?)");
   Value v;
   v.origin = file + ":" + std::to_string(n.Mark().line + 1);
   switch (n.Type()) {
@@ -51,13 +70,13 @@ Value from_yaml(const YAML::Node& n, const std::string& file) {
       break;
     case YAML::NodeType::Sequence:
       v.kind = Value::List;
-      for (const auto& e : n) v.list.push_back(from_yaml(e, file));
+      for (const auto& e : n) v.list.push_back(from_yaml(e, file, depth + 1));
       break;
     case YAML::NodeType::Map:
       v.kind = Value::Map;
       for (const auto& e : n) {
-        Value key = from_yaml(e.first, file);
-        v.map.emplace_back(key.scalar, from_yaml(e.second, file));
+        Value key = from_yaml(e.first, file, depth + 1);
+        v.map.push_back(Value::Entry{key.scalar, from_yaml(e.second, file, depth + 1)});
       }
       break;
     default:
@@ -381,7 +400,8 @@ void walk(Parser& p, const Value& map, const std::string& prefix, const std::vec
     return;
   }
   for (const auto& [k, v] : map.map) {
-    std::string path = prefix.empty() ? k : prefix + "." + k;
+    std::string path = prefix.empty() ? k : prefix + ".";
+    if (!prefix.empty()) path += k;
     if (special && special(path, v)) continue;
     const Key* leaf = nullptr;
     bool branch = false;
@@ -746,8 +766,8 @@ std::string dump(const Config& c) {
   }
   const auto& dl = c.delivery;
   char fac[32], jit[32];
-  snprintf(fac, sizeof fac, "%g", dl.retry.factor);
-  snprintf(jit, sizeof jit, "%g", dl.retry.jitter);
+  (void)snprintf(fac, sizeof fac, "%g", dl.retry.factor);
+  (void)snprintf(jit, sizeof jit, "%g", dl.retry.jitter);
   o += "delivery:\n  max_connections: " + std::to_string(dl.max_connections) +
        "\n  messages_per_connection: " + std::to_string(dl.messages_per_connection) +
        "\n  retry: {first: " + d(dl.retry.first) + ", max: " + d(dl.retry.max) + ", factor: " + fac +

@@ -96,6 +96,15 @@ TEST_SUITE("config") {
     CHECK(c.error().size() == 3);
   }
 
+  TEST_CASE("a self-referring alias or absurd nesting is an error, not a stack overflow") {
+    // Found by tests/fuzz (config target); the input is in its corpus.
+    for (std::string yaml : {std::string("a: &x {b: *x}\n"), std::string(40, '[') + std::string(40, ']') + "\n"}) {
+      auto c = load_text(yaml, "t.yaml", {});
+      REQUIRE_FALSE(c);
+      CHECK(c.error().front().find("t.yaml:1: YAML syntax error: nested deeper than 32 levels") == 0);
+    }
+  }
+
   TEST_CASE("environment overrides, by the documented rule") {
     Env env{{"SPOOLGATE_SPOOL_DIR", "/data/spool"},
             {"SPOOLGATE_LISTEN", "0.0.0.0:2525, [::]:2525"},

@@ -73,6 +73,11 @@ TEST_SUITE("spool") {
     std::string bad = file;
     bad.replace(bad.find("rcpt: <b"), 8, "rcpt: b@");
     CHECK_FALSE(decode_header(bad, bad.size()));
+    // A NUL (or CR) in a field is corruption, as encode_header would never
+    // write it (found by the record fuzz target).
+    std::string nul = file;
+    nul.replace(nul.find("client: ") + 9, 1, std::string(1, '\0'));
+    CHECK_FALSE(decode_header(nul, nul.size()));
     Record evil = sample();
     evil.helo = "x\nrcpt: <victim@example.com>";
     CHECK_FALSE(encode_header(evil));
