@@ -2,8 +2,8 @@
 #include "app/daemon.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -100,8 +100,11 @@ std::optional<std::string> ephemeral_spool(const std::string& dir) {
   struct statfs fs {};
   if (::statfs(dir.c_str(), &fs) == 0 && static_cast<long>(fs.f_type) == kOverlayMagic)
     return "the spool is on an overlay filesystem (a container's writable layer)";
-  bool container = ::access("/.dockerenv", F_OK) == 0 || ::access("/run/.containerenv", F_OK) == 0 ||
-                   std::getenv("container") != nullptr || std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
+  bool container = ::access("/.dockerenv", F_OK) == 0 || ::access("/run/.containerenv", F_OK) == 0;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
+  container = container || std::getenv("container") != nullptr;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
+  container = container || std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
   struct stat spool_st {
   }, root_st{};
   if (container && ::stat(dir.c_str(), &spool_st) == 0 && ::stat("/", &root_st) == 0 &&
@@ -123,17 +126,19 @@ int run_daemon(const config::Config& cfg) {
   config::Config current = cfg;  // replaced by each successful reload
   log::set_level(level_of(cfg.log.level));
   log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   // Disk work (writes, fsyncs, renames, removals) runs on libuv's threadpool;
   // fsyncs of messages finishing together run in parallel, and a removal
   // after the provider's 250 should not wait behind them (that wait is the
   // duplicate window of invariant 3). Set before the pool starts.
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   ::setenv("UV_THREADPOOL_SIZE", "16", 0);
   // glibc gives each thread that allocates its own arena: the worker threads
   // that touch content chunks would each keep megabytes resident after the
   // first big message (measured by bench/run: 4.4 MB, against 0.4 MB with
   // two arenas). Two arenas: the loop's and one the workers share.
-  ::mallopt(M_ARENA_MAX, 2);
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): at start, before any thread
+  (void)::mallopt(M_ARENA_MAX, 2);
   // Every connection is a descriptor: allow as many as the hard limit does
   // (1,000 idle device connections must not hit the usual soft 1024).
   if (struct rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -264,7 +269,7 @@ int run_daemon(const config::Config& cfg) {
   RequestServer::Options control_options;
   control_options.spec.unix_socket = true;
   control_options.spec.path = (*spool)->dir() + "/control.sock";
-  RequestServer control(loop, control_options, [&](const std::string& request, RequestServer::Respond respond) {
+  RequestServer control(loop, control_options, [&](const std::string& request, const RequestServer::Respond& respond) {
     std::string line = request;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     size_t space = line.find(' ');
@@ -284,7 +289,7 @@ int run_daemon(const config::Config& cfg) {
       return respond("error: " + arg + " is not queued, or is being delivered\n");
     }
     if (verb == "delete") {
-      return delivery->remove(arg, [respond, arg](bool ok, std::string why) {
+      return delivery->remove(arg, [respond, arg](bool ok, const std::string& why) {
         respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
       });
     }
@@ -324,9 +329,9 @@ int run_daemon(const config::Config& cfg) {
     o.max_request = 8192;
     o.max_clients = 16;
     o.timeout = Millis(5000);
-    auto m = std::make_unique<RequestServer>(loop, o, [&](const std::string& head, RequestServer::Respond respond) {
-      respond(http_reply(head, snapshot()));
-    });
+    auto m = std::make_unique<RequestServer>(
+        loop, o,
+        [&](const std::string& head, const RequestServer::Respond& respond) { respond(http_reply(head, snapshot())); });
     if (auto r = m->start(); !r)
       return tl::unexpected(
           Error{r.error().code, 0, "metrics.listen " + c.metrics.listen + ": " + r.error().message()});

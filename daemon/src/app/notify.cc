@@ -12,12 +12,15 @@
 namespace spoolgate::app {
 
 Notifier::Notifier() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   const char* sock = std::getenv("NOTIFY_SOCKET");
   if (sock && *sock && (sock[0] == '/' || sock[0] == '@') && std::strlen(sock) < sizeof(sockaddr_un::sun_path)) {
     path_ = sock;
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   }
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   const char* usec = std::getenv("WATCHDOG_USEC");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   const char* pid = std::getenv("WATCHDOG_PID");
   if (usec && (!pid || std::strtol(pid, nullptr, 10) == ::getpid())) {
     long long us = std::strtoll(usec, nullptr, 10);
@@ -42,7 +45,9 @@ void Notifier::send(std::string_view state) {
 std::vector<int> listen_fds() {
   constexpr int kFirst = 3;  // SD_LISTEN_FDS_START
   std::vector<int> fds;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   const char* pid = std::getenv("LISTEN_PID");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   const char* n = std::getenv("LISTEN_FDS");
   if (pid && n && std::strtoll(pid, nullptr, 10) == ::getpid()) {
     long count = std::strtol(n, nullptr, 10);
@@ -51,8 +56,11 @@ std::vector<int> listen_fds() {
       if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) fds.push_back(fd);
     }
   }
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   ::unsetenv("LISTEN_PID");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   ::unsetenv("LISTEN_FDS");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
   ::unsetenv("LISTEN_FDNAMES");
   return fds;
 }

@@ -58,7 +58,7 @@ class Probe {
     auto s = tls::Session::client(u_.tls_ctx, u_.host);
     if (!s) return finish("TLS: " + s.error().message(), false);
     tls_ = s->get();
-    conn_->start_tls(std::move(*s), [this](Result<void> r) {
+    conn_->start_tls(std::move(*s), [this](const Result<void>& r) {
       report_tls(r);
       if (!r) return finish("TLS handshake failed", false);
       if (u_.tls == smtp::TlsMode::StartTls) {

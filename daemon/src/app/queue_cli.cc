@@ -66,14 +66,14 @@ int queue_list(const config::Config& cfg, bool json) {
     out += first ? "]\n" : "\n]\n";
   } else {
     char line[256];
-    std::snprintf(line, sizeof line, "%-16s  %-6s  %10s  %-7s  %s\n", "ID", "AGE", "SIZE", "STATE",
-                  "SENDER -> RECIPIENTS");
+    (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10s  %-7s  %s\n", "ID", "AGE", "SIZE", "STATE",
+                        "SENDER -> RECIPIENTS");
     out += line;
     std::uint64_t total = 0;
     for (const auto& r : *records) {
       total += r.size;
-      std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
-                    static_cast<unsigned long long>(r.size), r.attempts ? "deferred" : "queued");
+      (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
+                          static_cast<unsigned long long>(r.size), r.attempts ? "deferred" : "queued");
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";

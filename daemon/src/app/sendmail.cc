@@ -22,6 +22,7 @@ constexpr int kUsage = 64;     // EX_USAGE
 constexpr int kTempFail = 75;  // EX_TEMPFAIL
 
 std::string login_name() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the sendmail CLI has one thread
   if (struct passwd* pw = ::getpwuid(::getuid())) return pw->pw_name;
   return "nobody";
 }

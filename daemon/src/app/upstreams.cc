@@ -21,6 +21,7 @@ Result<std::string> read_secret(const config::Upstream& u, const std::string& wh
     return s;
   }
   if (!u.password_env.empty()) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
     const char* v = std::getenv(u.password_env.c_str());
     if (!v) return fail(Errc::NotFound, where + ".password_env: $" + u.password_env + " is not set");
     std::string s = v;

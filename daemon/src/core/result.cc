@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace spoolgate {
 
@@ -32,7 +33,7 @@ std::string_view to_string(Errc e) {
 
 std::string Error::message() const {
   if (sys == 0) return detail;
-  return detail + ": " + std::strerror(sys);
+  return detail + ": " + std::system_category().message(sys);
 }
 
 tl::unexpected<Error> fail_errno(std::string detail, int sys) {

@@ -8,7 +8,7 @@
 
 namespace spoolgate::listener {
 
-Inbound::Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings settings, Usage initial)
+Inbound::Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings, Usage initial)
     : loop_(loop), spool_(spool), settings_(std::move(settings)), usage_(initial), committer_(loop, spool) {}
 
 Inbound::~Inbound() = default;

@@ -61,7 +61,7 @@ struct Counters {
 
 class Inbound {
  public:
-  Inbound(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, Settings settings, Usage initial);
+  Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings, Usage initial);
   ~Inbound();
   Inbound(const Inbound&) = delete;
   Inbound& operator=(const Inbound&) = delete;

@@ -42,7 +42,7 @@ class Session {
   const std::string& peer() const { return conn_->peer(); }
 
  private:
-  static constexpr std::size_t kMaxInput = 128 * 1024;
+  static constexpr std::size_t kMaxInput = 128 * std::size_t{1024};
 
   void greet();
   void on_read(std::string_view bytes, bool eof);

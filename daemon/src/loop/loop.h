@@ -39,7 +39,7 @@ class Loop {
   // One read buffer shared by every stream on this loop (reads are consumed
   // synchronously), so idle connections hold none.
   char* read_buffer();
-  static constexpr std::size_t kReadBuffer = 64 * 1024;
+  static constexpr std::size_t kReadBuffer = 64 * std::size_t{1024};
 
   // fn on a worker thread, then done on the loop (also when the loop is being
   // torn down: done always runs exactly once).

@@ -296,7 +296,7 @@ void Client::begin(const Job& job) {
   outcome_ = Outcome{};
   outcome_.recipients.assign(job_.recipients.size(), Reply{});
   in_job_ = true;
-  auto refuse_all = [&](Reply r, std::string note) {
+  auto refuse_all = [&](const Reply& r, std::string note) {
     for (auto& o : outcome_.recipients) o = r;
     outcome_.note = std::move(note);
     in_job_ = false;

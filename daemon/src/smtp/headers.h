@@ -25,7 +25,7 @@ struct HeaderFixSettings {
   std::string rewrite_from;  // mailbox for From:, empty = keep
   std::string message_id;    // used when Message-ID: is missing, without <>
   std::int64_t now = 0;      // for Date:
-  size_t max_header_bytes = 256 * 1024;
+  size_t max_header_bytes = 256 * std::size_t{1024};
 };
 
 class HeaderFixer {

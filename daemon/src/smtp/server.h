@@ -38,7 +38,7 @@ struct ServerSettings {
   bool reject_bare_newlines = false;
   bool add_missing_headers = true;
   std::string rewrite_from;  // "" = keep
-  size_t max_header_bytes = 256 * 1024;
+  size_t max_header_bytes = 256 * std::size_t{1024};
   std::string client_address;  // "127.0.0.1", "::1", "unix"
   // Asked at MAIL: false while the spool is over its watermarks (452 4.3.1).
   std::function<bool()> accepting = [] { return true; };
@@ -79,7 +79,7 @@ bool looks_like_http(std::string_view line);
 class Server {
  public:
   static constexpr size_t kMaxLine = 512;  // RFC 5321 4.5.3.1.4, CRLF included
-  static constexpr size_t kChunk = 64 * 1024;
+  static constexpr size_t kChunk = 64 * std::size_t{1024};
 
   explicit Server(ServerSettings s);
 

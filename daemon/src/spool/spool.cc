@@ -20,7 +20,7 @@ std::function<bool(CommitStep)> g_crash_after;
 
 namespace {
 
-constexpr size_t kMaxHeaderRead = 64 * 1024;
+constexpr size_t kMaxHeaderRead = 64 * std::size_t{1024};
 
 Result<void> write_all(int fd, std::string_view data, const std::string& what) {
   while (!data.empty()) {
@@ -47,6 +47,7 @@ Result<std::vector<std::string>> names_in(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return fail_errno("opendir " + dir, errno);
   std::vector<std::string> out;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): this DIR stream is used by one thread only
   while (struct dirent* e = ::readdir(d)) {
     std::string_view n = e->d_name;
     if (n == "." || n == "..") continue;

@@ -8,7 +8,7 @@
 namespace spoolgate::upstream {
 namespace {
 
-constexpr std::size_t kMaxHeaders = 64 * 1024;
+constexpr std::size_t kMaxHeaders = 64 * std::size_t{1024};
 
 std::string header_block(const spool::Spool& spool, const spool::Record& rec) {
   auto rd = spool::Reader::open(spool, rec);

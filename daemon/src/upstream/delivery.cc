@@ -79,7 +79,7 @@ bool Delivery::retry(const std::string& id) {
   return true;
 }
 
-void Delivery::remove(const std::string& id, std::function<void(bool, std::string)> done) {
+void Delivery::remove(const std::string& id, const std::function<void(bool, std::string)>& done) {
   if (sched_.flying(id)) return done(false, "message " + id + " is being delivered; try again");
   bool known = sched_.contains(id);
   sched_.remove(id);  // nothing hands it out while the file goes

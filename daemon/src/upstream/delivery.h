@@ -97,7 +97,7 @@ class Delivery {
   bool retry(const std::string& id);
   // Deletes a queued message from the spool; done(ok, why). A message being
   // delivered is not deleted.
-  void remove(const std::string& id, std::function<void(bool ok, std::string why)> done);
+  void remove(const std::string& id, const std::function<void(bool ok, std::string why)>& done);
   // Stop starting sessions; sessions finish the message they carry and QUIT.
   void shutdown(std::function<void()> done);
   void abort();

@@ -10,7 +10,7 @@
 namespace spoolgate::upstream {
 namespace {
 
-constexpr std::size_t kReadChunk = 256 * 1024;
+constexpr std::size_t kReadChunk = 256 * std::size_t{1024};
 constexpr Millis kLinger{5000};
 
 smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
