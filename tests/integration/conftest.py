@@ -112,7 +112,13 @@ class Daemon:
     def stop(self, expect=0):
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        os.kill(self.pid, signal.SIGTERM)
+        try:
+            pid = self.pid
+        except AssertionError:  # a wrapper whose daemon never started: do not leave it running
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            raise
+        os.kill(pid, signal.SIGTERM)
         rc = self.proc.wait(timeout=60)
         self.log_file.close()
         assert rc == expect, f"exit status {rc}\n{self.log()}"
