@@ -67,6 +67,9 @@ Value from_yaml(const YAML::Node& n, const std::string& file, int depth = 0) {
     case YAML::NodeType::Scalar:
       v.kind = Value::Scalar;
       v.scalar = n.Scalar();
+      // YAML is Unicode text; bytes that are not UTF-8 could not be shown
+      // back faithfully by check-config (found by the config fuzz target).
+      if (!valid_utf8(v.scalar)) throw YAML::Exception(n.Mark(), "not UTF-8 text");
       break;
     case YAML::NodeType::Sequence:
       v.kind = Value::List;

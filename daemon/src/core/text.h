@@ -17,6 +17,11 @@ std::string_view trim(std::string_view s);
 // Splits on sep; empty fields are kept.
 std::vector<std::string_view> split(std::string_view s, char sep);
 
+// Length of the valid UTF-8 sequence at s[i] (1 for ASCII), or 0 when the
+// bytes there are not UTF-8 (overlong forms and surrogates included).
+size_t utf8_len(std::string_view s, size_t i);
+bool valid_utf8(std::string_view s);
+
 // A JSON string literal (with quotes) for s; bytes >= 0x80 are passed through
 // when they form valid UTF-8 and escaped as \u00XX otherwise.
 std::string json_quote(std::string_view s);

@@ -149,25 +149,6 @@ bool parse_params(std::string_view s, std::vector<Param>& out) {
 
 }  // namespace
 
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f))
-      return false;  // overlong, surrogate, or beyond U+10FFFF
-    i += n;
-  }
-  return true;
-}
-
 bool is_dot_string(std::string_view local) {
   if (local.empty() || local.front() == '.' || local.back() == '.') return false;
   for (size_t i = 0; i < local.size(); ++i) {

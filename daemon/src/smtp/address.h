@@ -49,6 +49,5 @@ ParsedPath parse_path(std::string_view s, PathKind kind);
 
 // RFC 5321 4.1.2 Dot-string check, used to decide whether to quote.
 bool is_dot_string(std::string_view local);
-bool valid_utf8(std::string_view s);
 
 }  // namespace spoolgate::smtp

@@ -105,6 +105,15 @@ TEST_SUITE("config") {
     }
   }
 
+  TEST_CASE("text that is not UTF-8 is an error naming the line") {
+    // Found by tests/fuzz (config target): check-config could not show such
+    // bytes back faithfully.
+    auto c = load_text("hostname: ok\nspool:\n  dir: /var/\xc3\xc3x\n", "t.yaml", {});
+    REQUIRE_FALSE(c);
+    CHECK(c.error().front() == "t.yaml:3: YAML syntax error: not UTF-8 text");
+    CHECK(load_text("headers:\n  rewrite_from: \"\"\nspool: {dir: /var/sp\xc3\xb6\xc3\xb6l}\n", "t.yaml", {}));
+  }
+
   TEST_CASE("environment overrides, by the documented rule") {
     Env env{{"SPOOLGATE_SPOOL_DIR", "/data/spool"},
             {"SPOOLGATE_LISTEN", "0.0.0.0:2525, [::]:2525"},
