@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "app/daemon.h"
 
-#include <arpa/inet.h>
 #include <malloc.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -19,6 +17,7 @@
 #include "app/queue_cli.h"
 #include "app/request_server.h"
 #include "app/upstreams.h"
+#include "core/cidr.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "listener/inbound.h"
@@ -34,16 +33,14 @@ constexpr Millis kFreeDiskInterval{1000};
 
 net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket, l.host, l.port, l.path}; }
 
-// Socket activation: the sockets systemd passed replace the `listen` list,
-// at start and on every reload.
-std::vector<int> g_inherited;
-
-listener::Settings inbound_settings(const config::Config& c) {
+// Socket activation: the sockets systemd passed (`inherited`) replace the
+// `listen` list, at start and on every reload.
+listener::Settings inbound_settings(const config::Config& c, const std::vector<int>& inherited) {
   listener::Settings s;
   for (const auto& l : c.listen) s.listen.push_back(spec_of(l));
-  if (!g_inherited.empty()) {
+  if (!inherited.empty()) {
     s.listen.clear();
-    for (int fd : g_inherited) {
+    for (int fd : inherited) {
       net::ListenSpec spec;
       spec.fd = fd;
       s.listen.push_back(spec);
@@ -80,12 +77,8 @@ std::optional<std::string> refuse_inherited(const std::vector<int>& fds, const c
     if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening)
       return "inherited descriptor " + std::to_string(fd) + " is not a listening stream socket (use Accept=no)";
     if (ss.ss_family == AF_UNIX || c.allow_networks_explicit) continue;
-    bool loopback = false;
-    if (ss.ss_family == AF_INET)
-      loopback = (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
-    else if (ss.ss_family == AF_INET6)
-      loopback = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
-    if (!loopback)
+    auto ip = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+    if (!ip || !ip->loopback())
       return "an inherited socket listens on a non-loopback address; set allow_networks explicitly to say which "
              "clients may relay through it (spoolgate never becomes an open relay by default)";
   }
@@ -152,12 +145,12 @@ int run_daemon(const config::Config& cfg) {
     return 1;
   }
 
-  g_inherited = listen_fds();
-  if (!g_inherited.empty()) {
+  const std::vector<int> inherited = listen_fds();
+  if (!inherited.empty()) {
     log::info("socket_activation")
-        .kv("sockets", static_cast<std::uint64_t>(g_inherited.size()))
+        .kv("sockets", static_cast<std::uint64_t>(inherited.size()))
         .kv("note", "the sockets passed by the service manager replace the listen list");
-    if (auto why = refuse_inherited(g_inherited, cfg)) {
+    if (auto why = refuse_inherited(inherited, cfg)) {
       log::error("fatal").kv("reason", *why);
       return 1;
     }
@@ -201,7 +194,7 @@ int run_daemon(const config::Config& cfg) {
   if (auto f = (*spool)->free_bytes()) usage.free_disk = *f;
   scheduler::Scheduler sched(scheduler_policy(cfg));
   auto delivery = std::make_unique<upstream::Delivery>(loop, *spool, sched, std::move(*delivery_settings));
-  auto inbound = std::make_unique<listener::Inbound>(loop, *spool, inbound_settings(cfg), usage);
+  auto inbound = std::make_unique<listener::Inbound>(loop, *spool, inbound_settings(cfg, inherited), usage);
   if (auto s = inbound->start(); !s) {
     log::error("fatal").kv("reason", s.error().message());
     inbound.reset();
@@ -256,7 +249,6 @@ int run_daemon(const config::Config& cfg) {
     sn.usage = inbound->usage();
     sn.listening = inbound->listening();
     sn.spool_writable = spool_writable;
-    sn.queued = sched.size();
     sn.in_delivery = sched.in_flight();
     sn.oldest_arrival = sched.oldest_arrival_ms() / 1000;
     sn.delivery = delivery->stats();
@@ -426,8 +418,8 @@ int run_daemon(const config::Config& cfg) {
     next->spool.dir = current.spool.dir;
     auto ds = delivery_settings_from(*next);
     if (!ds) return refuse(ds.error().message());
-    if (auto why = refuse_inherited(g_inherited, *next)) return refuse(*why);
-    if (auto r = inbound->reconfigure(inbound_settings(*next)); !r) return refuse(r.error().message());
+    if (auto why = refuse_inherited(inherited, *next)) return refuse(*why);
+    if (auto r = inbound->reconfigure(inbound_settings(*next, inherited)); !r) return refuse(r.error().message());
     if (next->metrics.listen != current.metrics.listen) {
       if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
     }

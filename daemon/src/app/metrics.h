@@ -30,7 +30,7 @@ struct Snapshot {
   bool far_over = false;        // connections get 421 4.3.2
   bool listening = false;
   bool spool_writable = true;
-  std::uint64_t queued = 0, in_delivery = 0;
+  std::uint64_t in_delivery = 0;
   std::int64_t oldest_arrival = 0;  // unix seconds, 0: queue empty
   upstream::Stats delivery;
   std::vector<std::pair<std::string, upstream::SiteStats>> upstreams;

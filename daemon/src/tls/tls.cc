@@ -249,6 +249,11 @@ std::vector<CertInfo> Session::chain() const {
   return out;
 }
 
+std::int64_t Session::leaf_not_after() const {
+  bssl::UniquePtr<X509> leaf(SSL_get_peer_certificate(impl_->ssl.get()));
+  return leaf ? to_unix(X509_get0_notAfter(leaf.get())) : 0;
+}
+
 Result<std::string> pin_of_pem_file(const std::string& path) {
   bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) return fail(Errc::NotFound, "cannot open " + path);

@@ -81,6 +81,8 @@ class Session {
   // The verified chain, leaf first (after the handshake, or after a failed
   // verification: what the peer presented).
   std::vector<CertInfo> chain() const;
+  // The leaf certificate's notAfter (unix seconds), 0 when there is none.
+  std::int64_t leaf_not_after() const;
   // Why verification failed ("certificate has expired", "hostname mismatch",
   // "no pinned key in the chain", ...), empty when it did not.
   const std::string& verify_error() const { return verify_error_; }

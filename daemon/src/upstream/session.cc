@@ -125,8 +125,7 @@ void Session::on_tls(Result<void> r) {
       .kv("upstream", u_.name)
       .kv("version", conn_->tls()->version())
       .kv("cipher", conn_->tls()->cipher());
-  if (auto chain = conn_->tls()->chain(); !chain.empty())
-    d_.site_stats_of(u_.name).cert_not_after = chain.front().not_after;
+  d_.site_stats_of(u_.name).cert_not_after = conn_->tls()->leaf_not_after();
   if (u_.tls == smtp::TlsMode::StartTls) {
     machine_.tls_established();
     pump();
