@@ -266,7 +266,7 @@ class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
     def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
-                 client_ca=None):
+                 client_ca=None, idle_timeout=None):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -278,6 +278,8 @@ class Sink:
             args += ["--user", user, "--password", password]
         if client_ca:
             args += ["--client-ca", client_ca]
+        if idle_timeout:
+            args += ["--idle-timeout", str(idle_timeout)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()
@@ -293,11 +295,14 @@ class Sink:
             out.append(meta)
         return out
 
-    def events(self):
+    def events(self, connections=False):
+        """The commands that reached the sink; with connections=True also
+        CLOSE (a connection ended) and TIMEOUT (the sink ended an idle one)."""
         p = self.dir / "events.log"
         # Split on newlines only: str.splitlines() also splits on \x0c, \x1c
         # and friends, which a peer's binary garbage may contain.
-        return [l for l in p.read_text(errors="replace").split("\n") if l.strip()] if p.exists() else []
+        lines = [l for l in p.read_text(errors="replace").split("\n") if l.strip()] if p.exists() else []
+        return lines if connections else [l for l in lines if l not in ("CLOSE", "TIMEOUT")]
 
     def wait_messages(self, n, timeout=30):
         return wait_for(lambda: len(self.messages()) >= n and self.messages(), timeout, f"{n} message(s) at the sink")

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The outbound half: the real binary delivering to real TLS SMTP servers."""
+import os
 import re
+import signal
 import smtplib
 
 import pytest
@@ -16,10 +18,13 @@ def send(daemon, rcpts=("ops@example.com",), body=b"Subject: hello\r\n\r\nline o
 
 
 def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme="smtps", leaf="server",
-              sink_kw=None, **up):
+              sink_kw=None, hold=None, **up):
     cert, key = pki.leaf(leaf)
     sink = sink_factory(tls=tls, cert=cert, key=key, user=USER, password=PASSWORD, **(sink_kw or {}))
-    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme=scheme, **up)]))
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme=scheme, **up)])
+    if hold:
+        settings["delivery"]["idle_hold"] = hold
+    d = daemon_factory(settings)
     return d, sink
 
 
@@ -138,7 +143,7 @@ def test_starttls_missing_is_a_failure_not_a_fallback(daemon_factory, sink_facto
     send(d)
     [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred")
     assert "STARTTLS is required but the server does not offer it" in entry["last_error"]
-    assert [e.split()[0] for e in sink.events()] == ["EHLO"] * len(sink.events())
+    assert {e.split()[0] for e in sink.events()} <= {"EHLO", "QUIT"}
 
 
 def test_connection_reuse_with_rset(daemon_factory, sink_factory, pki, workdir):
@@ -165,6 +170,69 @@ def test_connection_reuse_with_rset(daemon_factory, sink_factory, pki, workdir):
     for i, e in enumerate(events):
         if e == "MAIL" and i > 0 and events[i - 1] not in ("EHLO", "AUTH"):
             assert events[i - 1] == "RSET", events
+
+
+def one_by_one(d, sink, n, first=0):
+    """Sends n messages, each after the previous one reached the sink: the
+    way a device sends an alert now and then."""
+    for i in range(first, first + n):
+        send(d, body=f"Subject: {i}\r\n\r\nx\r\n".encode())
+        sink.wait_messages(i + 1)
+
+
+def test_idle_hold_carries_one_by_one_mail_over_one_session(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, hold="5m")
+    one_by_one(d, sink, 4)
+    verbs = [e.split()[0] for e in sink.events()]
+    # One handshake and login for all four; RSET between messages; no QUIT
+    # while the session is held.
+    assert verbs.count("EHLO") == 1 and verbs.count("AUTH") == 1, verbs
+    assert verbs.count("RSET") == 3 and "QUIT" not in verbs, verbs
+    # Shutdown ends the held session with QUIT (not the deadline's abort).
+    d.stop()
+    assert sink.events()[-1] == "QUIT"
+    wait_for(lambda: sink.events(connections=True)[-1] == "CLOSE", what="connection closed")
+
+
+def test_idle_hold_ends_with_quit_and_the_next_message_opens_a_session(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, hold="1s")
+    one_by_one(d, sink, 1)
+    wait_for(lambda: sink.events(connections=True)[-2:] == ["QUIT", "CLOSE"], what="QUIT after the hold")
+    one_by_one(d, sink, 1, first=1)
+    verbs = [e.split()[0] for e in sink.events()]
+    assert verbs.count("EHLO") == 2 and "RSET" not in verbs, verbs
+
+
+def test_idle_hold_zero_quits_after_each_message(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, hold="0s")
+    one_by_one(d, sink, 2)
+    wait_for(lambda: [e.split()[0] for e in sink.events()].count("QUIT") == 2, what="two QUITs")
+    verbs = [e.split()[0] for e in sink.events()]
+    assert verbs.count("EHLO") == 2 and "RSET" not in verbs, verbs
+
+
+def test_server_ending_a_held_session_is_not_a_failure(daemon_factory, sink_factory, pki, workdir):
+    # The sink ends a session idle for 1 s with "421 4.4.2 ... timeout exceeded".
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, sink_kw={"idle_timeout": 1}, hold="5m")
+    one_by_one(d, sink, 1)
+    wait_for(lambda: sink.events(connections=True)[-2:] == ["TIMEOUT", "CLOSE"], what="the sink's idle timeout")
+    one_by_one(d, sink, 1, first=1)
+    wait_for(lambda: d.queue() == [], what="queue empty")
+    log = d.log()
+    for bad in ("upstream_down", "upstream_failed", "deferred"):
+        assert f"event={bad}" not in log, log
+    assert [e.split()[0] for e in sink.events()].count("EHLO") == 2
+
+
+def test_reload_ends_held_sessions(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, hold="5m")
+    one_by_one(d, sink, 1)
+    # A reload may change credentials or the upstream: a held session carries
+    # the old ones, so it ends.
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: sink.events(connections=True)[-2:] == ["QUIT", "CLOSE"], what="QUIT after the reload")
+    one_by_one(d, sink, 1, first=1)
+    assert [e.split()[0] for e in sink.events()].count("EHLO") == 2
 
 
 def test_failover_to_the_next_upstream(daemon_factory, sink_factory, pki, workdir):
@@ -195,7 +263,6 @@ def test_plaintext_upstream_only_on_loopback_and_never_with_auth(daemon_factory,
 
 
 def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_factory, pki, workdir):
-    import os
     cert, key = pki.leaf("server")
     sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])

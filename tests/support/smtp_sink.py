@@ -3,13 +3,15 @@
 AUTH PLAIN/LOGIN, and scripted per-recipient replies.
 
     smtp_sink.py --dir DIR [--tls implicit|starttls|none] [--cert C --key K]
-                 [--user U --password P]
+                 [--user U --password P] [--idle-timeout SECONDS]
 
 Prints "PORT <n>" on stdout once listening (port chosen by the kernel). Each
 message is stored as DIR/<n>.eml (the content as received, transparency
 removed) with DIR/<n>.json (envelope, authenticated user). DIR/events.log
 gets one line per command that reached the server (EHLO, AUTH, MAIL, RCPT,
-DATA), so tests can assert what was never sent.
+DATA, RSET, QUIT), so tests can assert what was never sent, plus CLOSE when a
+connection ends and TIMEOUT when the sink ends an idle one (with Postfix's
+"421 4.4.2 ... timeout exceeded").
 
 A recipient whose local part contains +451 or +550 (etc.) gets that reply.
 """
@@ -41,6 +43,10 @@ class Handler:
     async def handle_RSET(self, server, session, envelope):
         self.event("RSET")
         return "250 2.0.0 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.event("QUIT")
+        return "221 2.0.0 Bye"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.event(f"MAIL {address} {' '.join(mail_options)}")
@@ -82,6 +88,7 @@ def main():
     ap.add_argument("--password")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--client-ca", help="require a client certificate issued by this CA")
+    ap.add_argument("--idle-timeout", type=float, default=300.0, help="seconds before an idle session is ended")
     args = ap.parse_args()
     args_ns = args
     d = Path(args.dir)
@@ -106,7 +113,18 @@ def main():
         return AuthResult(success=ok, handled=False)
 
     class SinkSMTP(SMTP):
-        """Adds XOAUTH2: the password given to the sink is the valid token."""
+        """Adds XOAUTH2 (the password given to the sink is the valid token),
+        a 421 before an idle timeout closes, and CLOSE events."""
+
+        def _timeout_cb(self):
+            handler.event("TIMEOUT")
+            if self.transport is not None:
+                self.transport.write(b"421 4.4.2 sink.test Error: timeout exceeded\r\n")
+            super()._timeout_cb()
+
+        def connection_lost(self, error):
+            handler.event("CLOSE")
+            super().connection_lost(error)
 
         async def auth_XOAUTH2(self, _, args):
             import base64
@@ -127,7 +145,8 @@ def main():
             return AuthResult(success=False, handled=False)
 
     def factory():
-        kw = dict(hostname="sink.test", enable_SMTPUTF8=True, data_size_limit=64 * 1024 * 1024)
+        kw = dict(hostname="sink.test", enable_SMTPUTF8=True, data_size_limit=64 * 1024 * 1024,
+                  timeout=args.idle_timeout)
         if args.user:
             kw.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=(args.tls == "starttls"))

@@ -39,6 +39,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
   s.helo = cfg.hostname;
   s.max_connections = cfg.delivery.max_connections;
   s.messages_per_connection = cfg.delivery.messages_per_connection;
+  s.idle_hold = cfg.delivery.idle_hold;
   s.bounce = cfg.delivery.bounce;
   const auto& t = cfg.delivery.timeouts;
   s.timeouts = {t.connect, t.greeting, t.mail, t.rcpt, t.data, t.block, t.done};

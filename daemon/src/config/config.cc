@@ -290,6 +290,8 @@ std::vector<Key> top_keys(Config& c) {
   add("delivery.messages_per_connection", [&](Parser& p, const Value& v, const std::string& path) {
     p.count(v, path, c.delivery.messages_per_connection);
   });
+  add("delivery.idle_hold",
+      [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.delivery.idle_hold); });
   add("delivery.retry.first",
       [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.delivery.retry.first); });
   add("delivery.retry.max",
@@ -547,6 +549,9 @@ void validate(Parser& p, Config& c, const Value& root) {
                 "' is not a loopback address; set allow_networks explicitly to say which clients may "
                 "relay through it (spoolgate never becomes an open relay by default)");
   }
+  if (c.delivery.idle_hold > Millis(300'000))
+    p.err(where("delivery.idle_hold"), "delivery.idle_hold",
+          "expected at most 5m (servers close idle sessions after 5 minutes, RFC 5321 4.5.3.2.7)");
   if (c.spool.dir.empty()) p.err(where("spool.dir"), "spool.dir", "expected a directory");
   if (c.limits.max_message_size < 1024)
     p.err(where("limits.max_message_size"), "limits.max_message_size", "expected at least 1KiB");
@@ -773,11 +778,11 @@ std::string dump(const Config& c) {
   (void)snprintf(jit, sizeof jit, "%g", dl.retry.jitter);
   o += "delivery:\n  max_connections: " + std::to_string(dl.max_connections) +
        "\n  messages_per_connection: " + std::to_string(dl.messages_per_connection) +
-       "\n  retry: {first: " + d(dl.retry.first) + ", max: " + d(dl.retry.max) + ", factor: " + fac +
-       ", jitter: " + jit + "}" + "\n  max_lifetime: " + d(dl.max_lifetime) + "\n  bounce: " + b(dl.bounce) +
-       "\n  timeouts: {connect: " + d(dl.timeouts.connect) + ", greeting: " + d(dl.timeouts.greeting) +
-       ", mail: " + d(dl.timeouts.mail) + ", rcpt: " + d(dl.timeouts.rcpt) + ", data: " + d(dl.timeouts.data) +
-       ", block: " + d(dl.timeouts.block) + ", done: " + d(dl.timeouts.done) + "}\n";
+       "\n  idle_hold: " + d(dl.idle_hold) + "\n  retry: {first: " + d(dl.retry.first) + ", max: " + d(dl.retry.max) +
+       ", factor: " + fac + ", jitter: " + jit + "}" + "\n  max_lifetime: " + d(dl.max_lifetime) +
+       "\n  bounce: " + b(dl.bounce) + "\n  timeouts: {connect: " + d(dl.timeouts.connect) +
+       ", greeting: " + d(dl.timeouts.greeting) + ", mail: " + d(dl.timeouts.mail) + ", rcpt: " + d(dl.timeouts.rcpt) +
+       ", data: " + d(dl.timeouts.data) + ", block: " + d(dl.timeouts.block) + ", done: " + d(dl.timeouts.done) + "}\n";
   o += "metrics:\n  listen: " + q(c.metrics.listen) + "\n  unreachable_after: " + d(c.metrics.unreachable_after) + "\n";
   o += "log:\n  level: " + c.log.level + "\n  format: " + c.log.format + "\n";
   for (const auto& name : c.ignored_env) o += "# ignored: $" + name + " is not a configuration variable\n";

@@ -93,6 +93,7 @@ struct Config {
   struct {
     std::uint64_t max_connections = 4;
     std::uint64_t messages_per_connection = 100;
+    Millis idle_hold{2'000};  // an upstream session with nothing to send waits this long for more, then QUITs
     struct {
       Millis first{60'000};
       Millis max{3'600'000};

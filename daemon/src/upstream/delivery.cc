@@ -46,11 +46,23 @@ std::optional<std::string> Delivery::take_job() {
 
 void Delivery::kick() {
   if (draining_ || s_.upstreams.empty()) return;
-  while (sessions_.size() < s_.max_connections) {
-    auto up = usable_upstream();
-    if (!up) break;
+  for (;;) {
+    // A held session first: its connection is up and its site works. The
+    // most recently parked one, so that surplus sessions reach their end.
+    std::optional<std::size_t> up;
+    if (parked_.empty()) {
+      if (sessions_.size() >= s_.max_connections) break;
+      up = usable_upstream();
+      if (!up) break;
+    }
     auto ids = sched_.next_batch(unix_now_ms(), 1);
     if (ids.empty()) break;
+    if (!up) {
+      Session* s = parked_.back();
+      parked_.pop_back();
+      s->resume(ids.front());
+      continue;
+    }
     auto* session = new Session(*this, *up, ids.front());
     sessions_.insert(session);
     session->start();
@@ -58,7 +70,22 @@ void Delivery::kick() {
   arm_timer();
 }
 
+void Delivery::park(Session* s) {
+  parked_.push_back(s);
+  kick();  // a message may have become due while this one was finishing
+}
+
+void Delivery::unpark(Session* s) { std::erase(parked_, s); }
+
+void Delivery::quit_parked() {
+  auto parked = std::move(parked_);
+  parked_.clear();
+  for (Session* s : parked) s->end_hold();
+}
+
 void Delivery::reconfigure(Settings s) {
+  // Held sessions carry the old upstream, credentials and limits: they end.
+  quit_parked();
   s_ = std::move(s);
   sites_.assign(s_.upstreams.size(), Site{});
   kick();
@@ -109,13 +136,14 @@ void Delivery::arm_timer() {
   auto due = sched_.next_due();
   // At capacity a finishing session takes the next message itself (and
   // release() kicks): no timer, which would otherwise fire again and again.
-  if (!due || sessions_.size() >= s_.max_connections) {
+  if (!due || (sessions_.size() >= s_.max_connections && parked_.empty())) {
     timer_->stop();
     return;
   }
   std::int64_t at = *due;
-  // While every upstream is down, wake when the first comes back.
-  if (!usable_upstream()) {
+  // While every upstream is down (and no session is held), wake when the
+  // first comes back.
+  if (parked_.empty() && !usable_upstream()) {
     std::int64_t up_at = INT64_MAX;
     for (const auto& s : sites_) up_at = std::min(up_at, s.down_until);
     at = std::max(at, up_at);
@@ -184,6 +212,7 @@ std::string Delivery::site_summary() const {
 }
 
 void Delivery::release(Session* s) {
+  unpark(s);
   sessions_.erase(s);
   delete s;
   if (draining_) {
@@ -200,6 +229,7 @@ void Delivery::release(Session* s) {
 void Delivery::shutdown(std::function<void()> done) {
   draining_ = true;
   timer_.reset();
+  quit_parked();
   if (sessions_.empty()) {
     done();
     return;

@@ -5,7 +5,10 @@
 // about bytes on the wire (smtp::Client does). It starts sessions while the
 // scheduler has due messages and an upstream is usable, up to
 // max_connections; each session takes one message, connects, delivers, and
-// takes the next (RSET between) up to messages_per_connection, then QUITs.
+// takes the next (RSET between) up to messages_per_connection. A session with
+// nothing left to send is held open for idle_hold: new mail goes to a held
+// session before a new one is started (one TLS handshake and login per burst
+// instead of per message); when the hold ends it QUITs.
 //
 // Upstreams are tried in order. Site trouble (connect/TLS failure, a refused
 // greeting, STARTTLS missing, 421, authentication refused) marks that
@@ -54,6 +57,7 @@ struct Settings {
   std::string helo = "localhost";
   std::size_t max_connections = 4;
   std::size_t messages_per_connection = 100;
+  Millis idle_hold{2'000};
   Timeouts timeouts;
   bool bounce = true;  // DSN to the sender on permanent failure
 };
@@ -124,6 +128,10 @@ class Delivery {
   void site_failure(std::size_t upstream, const smtp::Failure& f);
   void site_success(std::size_t upstream);
   void release(Session* s);
+  // A session with nothing to send waits for a message (resume) or its hold
+  // to end; unpark when it ends for another reason.
+  void park(Session* s);
+  void unpark(Session* s);
   bool draining() const { return draining_; }
   // "ok" / "down" per upstream in order, e.g. "ok,down": for status lines.
   std::string site_summary() const;
@@ -134,6 +142,7 @@ class Delivery {
  private:
   std::optional<std::size_t> usable_upstream() const;
   void arm_timer();
+  void quit_parked();
 
   loop::Loop& loop_;
   std::shared_ptr<spool::Spool> spool_;
@@ -148,6 +157,7 @@ class Delivery {
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
   std::set<Session*> sessions_;
+  std::vector<Session*> parked_;  // held sessions, the most recently parked last
   loop::HandlePtr<loop::Timer> timer_;
   bool draining_ = false;
   std::function<void()> drained_;

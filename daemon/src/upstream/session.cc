@@ -63,6 +63,7 @@ void Session::start() {
   log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
   connecting_ = true;
   timer_ = loop::Timer::create(d_.loop(), [this] {
+    if (held_) return end_hold();
     smtp::Stage st = machine_.stage();
     std::string reason = std::string("timeout waiting for the server at ") + stage_name(st);
     if (st == smtp::Stage::DataEnd) {
@@ -134,6 +135,17 @@ void Session::on_tls(Result<void> r) {
 
 void Session::on_read(std::string_view bytes, bool eof) {
   if (closing_) return;
+  if (held_) {
+    // Nothing was asked: a close or a reply now (typically "421 idle
+    // timeout") is the server ending an idle session, not trouble.
+    held_ = false;
+    d_.unpark(this);
+    log::debug("upstream_hold_ended")
+        .kv("session", id_)
+        .kv("upstream", u_.name)
+        .kv("by", eof ? "server close" : "server reply");
+    return finalize("closed by the server while idle", true);
+  }
   if (eof)
     machine_.connection_lost("closed by the server");
   else
@@ -222,21 +234,38 @@ void Session::pump() {
 
 void Session::next_job() {
   if (!job_id_) {
-    if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection) {
-      machine_.quit();
-      flush();
-      arm(smtp::Stage::Quit);
-      return;
-    }
+    if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection) return quit();
     job_id_ = d_.take_job();
     if (!job_id_) {
-      machine_.quit();
-      flush();
-      arm(smtp::Stage::Quit);
+      Millis hold = d_.settings().idle_hold;
+      if (hold.count() <= 0) return quit();
+      held_ = true;
+      timer_->start(hold);
+      d_.park(this);  // may resume() at once: the last statement
       return;
     }
   }
   load_job();
+}
+
+void Session::quit() {
+  machine_.quit();
+  flush();
+  arm(smtp::Stage::Quit);
+}
+
+void Session::resume(std::string job) {
+  held_ = false;
+  timer_->stop();  // the stage timers take over once the message is loaded
+  job_id_ = std::move(job);
+  load_job();
+}
+
+void Session::end_hold() {
+  if (!held_ || closing_) return;
+  held_ = false;
+  d_.unpark(this);
+  quit();
 }
 
 void Session::load_job() {
@@ -537,6 +566,10 @@ void Session::abort() {
 void Session::finalize(const std::string& reason, bool graceful) {
   if (closing_) return;
   closing_ = true;
+  if (held_) {
+    held_ = false;
+    d_.unpark(this);
+  }
   timer_.reset();
   if (job_id_ && !disk_busy_) hand_back(Hand::Defer, reason);
   log::debug("upstream_close")

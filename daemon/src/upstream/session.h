@@ -11,6 +11,11 @@
 // data-block timer restarts with every write, so a slow but steady server is
 // fine.
 //
+// Held (Delivery::park): with no message to take, the session waits up to
+// idle_hold for Delivery to resume() it with one; the hold ends with QUIT
+// (end_hold), or quietly when the server closes or speaks first (a server's
+// idle timeout is not a site failure).
+//
 // Teardown: finalize() is the one path for every ending (done, error,
 // timeout, peer close, shutdown). It sends QUIT only when the protocol
 // allows, queues TLS close_notify, closes the connection after pending
@@ -43,6 +48,10 @@ class Session {
   void start();
   // Shutdown deadline: end now; a carried message is handed back untouched.
   void abort();
+  // While held: carry this message (due, taken from the scheduler).
+  void resume(std::string job);
+  // While held: QUIT now.
+  void end_hold();
 
  private:
   enum class Hand { Defer, Failover, Untouched };
@@ -62,6 +71,7 @@ class Session {
   void hand_back(Hand how, const std::string& reason);
   void finalize(const std::string& reason, bool graceful);
   void maybe_release();
+  void quit();
 
   Delivery& d_;
   std::size_t up_;
@@ -82,6 +92,7 @@ class Session {
   bool content_started_ = false;
   bool dot_sent_ = false;   // awaiting the reply to the final dot
   bool throttled_ = false;  // the server asked us to slow down: QUIT after this message
+  bool held_ = false;       // parked with Delivery, waiting for a message
 
   unsigned jobs_done_ = 0;
   bool connecting_ = false;

@@ -48,6 +48,7 @@ TEST_SUITE("config") {
     CHECK(c->listen[0].text == "127.0.0.1:2525");
     CHECK(c->spool.dir == "./var/spool");
     CHECK(c->delivery.timeouts.done == spoolgate::Millis(600'000));
+    CHECK(c->delivery.idle_hold == spoolgate::Millis(2'000));
   }
 
   TEST_CASE("bad input names file:line, the key path and what was expected") {
@@ -78,6 +79,7 @@ TEST_SUITE("config") {
         {"upstreams:\n  - url: smtps://h\n    pins: [abc]\n", "upstreams[0].pins: expected a base64 SHA-256"},
         {"delivery:\n  retry: {first: 1h, max: 1m}\n",
          "delivery.retry.max: must not be shorter than delivery.retry.first"},
+        {"delivery:\n  idle_hold: 10m\n", "t.yaml:2: delivery.idle_hold: expected at most 5m"},
         {"delivery:\n  retry: {jitter: 2}\n", "delivery.retry.jitter: expected a number from 0 to 1"},
         {"headers:\n  rewrite_from: \"Alerts <a@b>\"\n", "headers.rewrite_from: expected a plain mailbox"},
         {"spool: {dir: x\n", "YAML syntax error"},
