@@ -213,9 +213,10 @@ void Session::on_commit_done(Result<void> r) {
   disk_busy_ = false;
   in_message_ = false;
   bool file_in_queue = writer_ && !r && disk_result_.has_value();  // the directory fsync failed
-  if (writer_) {
-    // A committed writer is inert; an uncommitted one unlinks its file, which
-    // is disk work: let a worker do it.
+  if (writer_ && writer_->finished()) {
+    writer_.reset();  // inert: no thread hand-off for it
+  } else if (writer_) {
+    // An unfinished writer unlinks its file, which is disk work.
     spool::Writer* w = writer_.release();
     in_.loop().queue_work([w] { delete w; }, nullptr);
   }

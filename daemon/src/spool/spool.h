@@ -123,6 +123,9 @@ class Writer {
   // Steps 1-3 above. On error the tmp file is removed.
   Result<void> commit();
   void rollback();
+  // Committed or rolled back: destroying it touches no disk, so the loop
+  // may do it (an unfinished one unlinks its file: a worker's job).
+  bool finished() const { return committed_; }
   std::uint64_t content_size() const { return size_; }
   const std::string& id() const { return id_; }
 
