@@ -224,6 +224,22 @@ def test_server_ending_a_held_session_is_not_a_failure(daemon_factory, sink_fact
     assert [e.split()[0] for e in sink.events()].count("EHLO") == 2
 
 
+@pytest.mark.parametrize("tls,scheme", [("implicit", "smtps"), ("starttls", "smtp+starttls")])
+def test_tls_sessions_are_resumed_and_a_reload_starts_afresh(daemon_factory, sink_factory, pki, workdir, tls, scheme):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, tls=tls, scheme=scheme, hold="0s")
+    one_by_one(d, sink, 3)
+    tls_ehlos = [e for e in sink.events() if e.startswith("EHLO") and e.endswith("tls=yes")]
+    # The first session does the full handshake; the next ones resume it.
+    assert [e.split()[2] for e in tls_ehlos] == ["resumed=no", "resumed=yes", "resumed=yes"], tls_ehlos
+    # A reload builds a new TLS context (anchors and pins may have changed):
+    # its first session verifies the server again.
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in d.log(), what="reloaded")
+    one_by_one(d, sink, 1, first=3)
+    tls_ehlos = [e for e in sink.events() if e.startswith("EHLO") and e.endswith("tls=yes")]
+    assert tls_ehlos[-1].split()[2] == "resumed=no", tls_ehlos
+
+
 def test_reload_ends_held_sessions(daemon_factory, sink_factory, pki, workdir):
     d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, hold="5m")
     one_by_one(d, sink, 1)

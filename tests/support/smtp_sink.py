@@ -37,7 +37,9 @@ class Handler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        self.event(f"EHLO {hostname} tls={'yes' if session.ssl else 'no'}")
+        tls = server.transport.get_extra_info("ssl_object") if server.transport else None
+        resumed = "yes" if tls is not None and tls.session_reused else "no"
+        self.event(f"EHLO {hostname} resumed={resumed} tls={'yes' if tls is not None or session.ssl else 'no'}")
         return responses
 
     async def handle_RSET(self, server, session, envelope):

@@ -18,6 +18,13 @@ class Context {
  public:
   bssl::UniquePtr<SSL_CTX> ctx;
   std::vector<std::string> pins;
+  // The newest session a server of this context gave us (a TLS 1.3 ticket
+  // or a TLS 1.2 session), offered by the next connection to the same host.
+  // It came from a handshake verified under this context's anchors and pins;
+  // a reload builds a new context, so a changed trust never resumes an old
+  // session.
+  bssl::UniquePtr<SSL_SESSION> resume;
+  std::string resume_host;
 };
 
 struct Session::Impl {
@@ -25,6 +32,7 @@ struct Session::Impl {
   BIO* net_in = nullptr;   // owned by ssl
   BIO* net_out = nullptr;  // owned by ssl
   std::shared_ptr<Context> ctx;
+  std::string host;
   Session* owner = nullptr;
 };
 
@@ -92,6 +100,15 @@ int verify_cb(int ok, X509_STORE_CTX* store) noexcept {
   return 0;
 }
 
+// A server issued a session (after the handshake with TLS 1.3): keep it.
+int new_session_cb(SSL* ssl, SSL_SESSION* session) noexcept {
+  auto* impl = static_cast<Session::Impl*>(SSL_get_ex_data(ssl, ssl_index()));
+  if (!impl) return 0;
+  impl->ctx->resume.reset(session);
+  impl->ctx->resume_host = impl->host;
+  return 1;  // ours now
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts) {
@@ -119,8 +136,10 @@ Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts) {
       return fail(Errc::Invalid, "cannot load client key " + opts.client_key + ": " + ssl_errors());
     if (!SSL_CTX_check_private_key(ctx)) return fail(Errc::Invalid, "client key does not match the client certificate");
   }
-  // Session resumption (tickets) makes reconnects cheap.
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+  // Session resumption (tickets) makes reconnects cheap: the provider
+  // skips its signature and we skip verifying the chain again.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
   return c;
 }
 
@@ -129,6 +148,7 @@ Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, c
   s->impl_ = std::make_unique<Impl>();
   Impl& i = *s->impl_;
   i.ctx = std::move(ctx);
+  i.host = host;
   i.owner = s.get();
   ERR_clear_error();
   i.ssl.reset(SSL_new(i.ctx->ctx.get()));
@@ -149,8 +169,16 @@ Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, c
       return fail(Errc::Invalid, "bad host name " + host);
     SSL_set_hostflags(i.ssl.get(), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
   }
+  Context& c = *i.ctx;
+  if (c.resume && c.resume_host == host) {
+    if (!SSL_set_session(i.ssl.get(), c.resume.get())) return fail(Errc::Io, "SSL_set_session: " + ssl_errors());
+    // RFC 8446 C.4: a TLS 1.3 ticket is offered once; the server sends new ones.
+    if (SSL_SESSION_should_be_single_use(c.resume.get())) c.resume.reset();
+  }
   return s;
 }
+
+bool Session::resumed() const { return SSL_session_reused(impl_->ssl.get()) != 0; }
 
 Session::~Session() = default;
 

@@ -15,6 +15,10 @@
 // SubjectPublicKeyInfo whose SHA-256 (base64) is pinned. A failed check fails
 // the handshake; nothing is ever sent over an unverified session.
 //
+// A context keeps the newest session its servers issued and the next client
+// session to the same host offers it (resumption: no full handshake). Only
+// sessions verified under that context exist in it.
+//
 // Errors come back as Result with Errc::Protocol (handshake or record layer)
 // and a detail naming the verification failure when there is one.
 #pragma once
@@ -78,6 +82,8 @@ class Session {
 
   std::string version() const;
   std::string cipher() const;
+  // The handshake resumed an earlier session of the same context and host.
+  bool resumed() const;
   // The verified chain, leaf first (after the handshake, or after a failed
   // verification: what the peer presented).
   std::vector<CertInfo> chain() const;

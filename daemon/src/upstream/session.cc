@@ -125,7 +125,8 @@ void Session::on_tls(Result<void> r) {
       .kv("session", id_)
       .kv("upstream", u_.name)
       .kv("version", conn_->tls()->version())
-      .kv("cipher", conn_->tls()->cipher());
+      .kv("cipher", conn_->tls()->cipher())
+      .kv("resumed", conn_->tls()->resumed() ? "yes" : "no");
   d_.site_stats_of(u_.name).cert_not_after = conn_->tls()->leaf_not_after();
   if (u_.tls == smtp::TlsMode::StartTls) {
     machine_.tls_established();
