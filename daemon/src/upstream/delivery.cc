@@ -86,6 +86,7 @@ void Delivery::quit_parked() {
 void Delivery::reconfigure(Settings s) {
   // Held sessions carry the old upstream, credentials and limits: they end.
   quit_parked();
+  ++generation_;  // and sessions busy now are not held after their message
   s_ = std::move(s);
   sites_.assign(s_.upstreams.size(), Site{});
   kick();

@@ -133,6 +133,8 @@ class Delivery {
   void park(Session* s);
   void unpark(Session* s);
   bool draining() const { return draining_; }
+  // Counts reloads: a session started under older settings is not held.
+  std::uint64_t generation() const { return generation_; }
   // "ok" / "down" per upstream in order, e.g. "ok,down": for status lines.
   std::string site_summary() const;
   // The configured upstreams in order, with their figures.
@@ -160,6 +162,7 @@ class Delivery {
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   loop::HandlePtr<loop::Timer> timer_;
   bool draining_ = false;
+  std::uint64_t generation_ = 0;
   std::function<void()> drained_;
 };
 

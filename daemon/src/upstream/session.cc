@@ -53,7 +53,8 @@ Session::Session(Delivery& d, std::size_t upstream, std::string first_job)
       u_(d.settings().upstreams.at(upstream)),
       id_(new_session_id('u')),
       machine_(client_settings(d, u_)),
-      job_id_(std::move(first_job)) {}
+      job_id_(std::move(first_job)),
+      generation_(d.generation()) {}
 
 Session::~Session() = default;
 
@@ -239,7 +240,7 @@ void Session::next_job() {
     job_id_ = d_.take_job();
     if (!job_id_) {
       Millis hold = d_.settings().idle_hold;
-      if (hold.count() <= 0) return quit();
+      if (hold.count() <= 0 || generation_ != d_.generation()) return quit();
       held_ = true;
       timer_->start(hold);
       d_.park(this);  // may resume() at once: the last statement
@@ -471,15 +472,7 @@ void Session::on_delivered() {
             if (d_.on_report) d_.on_report(**report);
           }
         } else {
-          ++d_.stats().deferred;
-          d_.scheduler().release(rec->id, *result ? due : unix_now_ms() + 60'000);
-          log::info("deferred")
-              .kv("session", id_)
-              .kv("msg", rec->id)
-              .kv("upstream", u_.name)
-              .kv("reason", rec->last_error)
-              .kv("attempts", rec->attempts)
-              .kv("next", iso8601(due / 1000));
+          deferred(rec->id, result->has_value(), due, rec->last_error, rec->attempts);
         }
         job_id_.reset();
         loaded_ = false;
@@ -542,20 +535,27 @@ void Session::hand_back(Hand how, const std::string& reason) {
       },
       [=, this] {
         disk_busy_ = false;
-        ++d_.stats().deferred;
-        std::int64_t when = *result ? *due : now + 60'000;
         if (!*result)
           log::error("spool_update").kv("session", id_).kv("msg", id).kv("reason", result->error().message());
-        d_.scheduler().release(id, when);
-        log::info("deferred")
-            .kv("session", id_)
-            .kv("msg", id)
-            .kv("upstream", u_.name)
-            .kv("reason", reason)
-            .kv("attempts", rec->attempts)
-            .kv("next", iso8601(when / 1000));
+        deferred(id, result->has_value(), *due, reason, rec->attempts);
         maybe_release();
       });
+}
+
+void Session::deferred(const std::string& msg, bool written, std::int64_t due, const std::string& reason,
+                       unsigned attempts) {
+  // Not written: the spool still holds the previous schedule; try again in
+  // a minute rather than at a time nothing on disk records.
+  std::int64_t when = written ? due : unix_now_ms() + 60'000;
+  ++d_.stats().deferred;
+  d_.scheduler().release(msg, when);
+  log::info("deferred")
+      .kv("session", id_)
+      .kv("msg", msg)
+      .kv("upstream", u_.name)
+      .kv("reason", reason)
+      .kv("attempts", attempts)
+      .kv("next", iso8601(when / 1000));
 }
 
 void Session::abort() {

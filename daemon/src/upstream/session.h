@@ -69,6 +69,8 @@ class Session {
   void on_delivered();
   void on_failed(const smtp::Failure& f);
   void hand_back(Hand how, const std::string& reason);
+  // A deferral, written to the spool or not: count, schedule and log it.
+  void deferred(const std::string& msg, bool written, std::int64_t due, const std::string& reason, unsigned attempts);
   void finalize(const std::string& reason, bool graceful);
   void maybe_release();
   void quit();
@@ -94,6 +96,7 @@ class Session {
   bool throttled_ = false;  // the server asked us to slow down: QUIT after this message
   bool held_ = false;       // parked with Delivery, waiting for a message
 
+  std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
   bool connecting_ = false;
   bool disk_busy_ = false;
