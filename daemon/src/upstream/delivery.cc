@@ -213,8 +213,7 @@ std::string Delivery::site_summary() const {
 }
 
 void Delivery::release(Session* s) {
-  unpark(s);
-  sessions_.erase(s);
+  sessions_.erase(s);  // (finalize() already unparked it)
   delete s;
   if (draining_) {
     if (sessions_.empty() && drained_) {

@@ -140,8 +140,6 @@ void Session::on_read(std::string_view bytes, bool eof) {
   if (held_) {
     // Nothing was asked: a close or a reply now (typically "421 idle
     // timeout") is the server ending an idle session, not trouble.
-    held_ = false;
-    d_.unpark(this);
     log::debug("upstream_hold_ended")
         .kv("session", id_)
         .kv("upstream", u_.name)
@@ -265,9 +263,14 @@ void Session::resume(std::string job) {
 
 void Session::end_hold() {
   if (!held_ || closing_) return;
+  leave_hold();
+  quit();
+}
+
+void Session::leave_hold() {
+  if (!held_) return;
   held_ = false;
   d_.unpark(this);
-  quit();
 }
 
 void Session::load_job() {
@@ -567,10 +570,7 @@ void Session::abort() {
 void Session::finalize(const std::string& reason, bool graceful) {
   if (closing_) return;
   closing_ = true;
-  if (held_) {
-    held_ = false;
-    d_.unpark(this);
-  }
+  leave_hold();
   timer_.reset();
   if (job_id_ && !disk_busy_) hand_back(Hand::Defer, reason);
   log::debug("upstream_close")

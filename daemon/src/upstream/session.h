@@ -74,6 +74,7 @@ class Session {
   void finalize(const std::string& reason, bool graceful);
   void maybe_release();
   void quit();
+  void leave_hold();  // no longer parked (Delivery forgets it)
 
   Delivery& d_;
   std::size_t up_;
