@@ -2,6 +2,7 @@
 """Operating the daemon: systemd notify, the queue CLI through the control
 socket (and on the spool when the daemon is down), SIGUSR1."""
 import os
+import re
 import signal
 import socket
 import stat
@@ -22,8 +23,16 @@ def deferred_setup(daemon_factory, sink_factory, pki, workdir):
     settings["delivery"]["retry"] = {"first": "1h", "max": "2h", "factor": 2, "jitter": 0}
     d = daemon_factory(settings)
     send(d, rcpts=("busy+451@example.com",))
-    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] == 1], what="deferred")
+    deferred_by_daemon(d, 1)
+    [entry] = d.queue()
     return d, sink, entry["id"]
+
+
+def deferred_by_daemon(d, attempts):
+    """Wait until the daemon's scheduler holds the message as deferred (its
+    log line follows the release), not only until the spool file records the
+    attempt: a flush sent in between finds the message still in flight."""
+    wait_for(lambda: re.search(rf"event=deferred .* attempts={attempts} ", d.log()), what=f"deferral {attempts}")
 
 
 def rcpt_attempts(sink):
@@ -42,11 +51,11 @@ def test_queue_flush_retry_and_sigusr1(daemon_factory, sink_factory, pki, workdi
     out = cli(d, "flush")
     assert out.returncode == 0 and "flushed: 1 message(s) due now" in out.stdout
     wait_for(lambda: rcpt_attempts(sink) == 2, what="retry after flush")
-    wait_for(lambda: d.queue()[0]["attempts"] == 2, what="second attempt recorded")
+    deferred_by_daemon(d, 2)
     out = cli(d, "retry", msg_id)
     assert out.returncode == 0, out.stderr
     wait_for(lambda: rcpt_attempts(sink) == 3, what="retry after queue retry")
-    wait_for(lambda: d.queue()[0]["attempts"] == 3, what="third attempt recorded")
+    deferred_by_daemon(d, 3)
     os.kill(d.pid, signal.SIGUSR1)
     wait_for(lambda: rcpt_attempts(sink) == 4, what="retry after SIGUSR1")
     bad = cli(d, "retry", "0000000000000000")
