@@ -68,7 +68,9 @@ def test_per_recipient_results(daemon_factory, sink_factory, pki, workdir):
 def test_wrong_password_defers_and_never_sends_mail(daemon_factory, sink_factory, pki, workdir):
     d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, password="wrong")
     send(d)
-    wait_for(lambda: "event=auth_failed" in d.log(), what="auth failure log")
+    # The failure is logged when the server answers 535; the spool records
+    # the deferral a moment later (the "deferred" line).
+    wait_for(lambda: "event=auth_failed" in d.log() and "event=deferred " in d.log(), what="auth failure and deferral")
     [entry] = d.queue()
     assert "authentication failed: 535" in entry["last_error"]
     assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())
@@ -173,11 +175,16 @@ def test_connection_reuse_with_rset(daemon_factory, sink_factory, pki, workdir):
 
 
 def one_by_one(d, sink, n, first=0):
-    """Sends n messages, each after the previous one reached the sink: the
-    way a device sends an alert now and then."""
+    """Sends n messages, each after the previous one was delivered: the way a
+    device sends an alert now and then. The daemon's "delivered" line is the
+    mark, not the sink's copy: the session takes its next message (or is
+    held) in the same step that logs it, while a message sent as soon as the
+    sink has stored the last one may find that session still busy and open
+    another."""
     for i in range(first, first + n):
         send(d, body=f"Subject: {i}\r\n\r\nx\r\n".encode())
         sink.wait_messages(i + 1)
+        wait_for(lambda: d.log().count("event=delivered ") >= i + 1, what=f"message {i} delivered")
 
 
 def test_idle_hold_carries_one_by_one_mail_over_one_session(daemon_factory, sink_factory, pki, workdir):

@@ -108,7 +108,6 @@ def test_sighup_reload_applies_upstreams_limits_and_listeners(daemon_factory, si
     sink.wait_messages(1)
     wait_for(lambda: d.queue() == [], what="delivered after reload")
     # A listener whose spec did not change is kept; the new one is opened.
-    import re
     new_v6 = re.findall(r"event=listening address=(\[::1\]:\d+)", d.log())
     assert new_v6
     c = d.connect()
