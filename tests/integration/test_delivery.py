@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The outbound half: the real binary delivering to real TLS SMTP servers."""
+import datetime
 import os
-import re
 import signal
 import smtplib
+import socket
 
 import pytest
 
@@ -92,7 +93,6 @@ CERT_CASES = {
 @pytest.mark.parametrize("case", list(CERT_CASES), ids=list(CERT_CASES))
 @pytest.mark.parametrize("tls,scheme", [("implicit", "smtps"), ("starttls", "smtp+starttls")])
 def test_bad_certificates_keep_mail_queued(daemon_factory, sink_factory, pki, workdir, case, tls, scheme):
-    import datetime
     spec = CERT_CASES[case]
     kw = dict(spec.get("leaf_kw", {}))
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -259,7 +259,6 @@ def test_reload_ends_held_sessions(daemon_factory, sink_factory, pki, workdir):
 
 
 def test_failover_to_the_next_upstream(daemon_factory, sink_factory, pki, workdir):
-    import socket
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]

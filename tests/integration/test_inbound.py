@@ -1,12 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The inbound half through the real binary with real clients."""
-import os
 import re
 import smtplib
 import socket
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -206,7 +204,7 @@ def test_kill_9_after_250_keeps_the_message(daemon):
     daemon.kill9()
     daemon.start()
     assert [e["id"] for e in daemon.queue()] == [msg_id]
-    assert f"queued=1" in daemon.log()
+    assert "queued=1" in daemon.log()
     assert strip_trace(daemon.content(msg_id)).endswith(b"\r\n\r\nkeep me\r\n")
 
 

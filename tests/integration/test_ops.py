@@ -4,7 +4,6 @@ socket (and on the spool when the daemon is down), SIGUSR1."""
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 

@@ -13,7 +13,6 @@ import resource
 import signal
 import smtplib
 import socket
-import subprocess
 import threading
 import time
 
@@ -114,9 +113,6 @@ def test_flapping_upstream_delivers_everything(daemon_factory, sink_factory, pki
             for t in part:
                 s.sendmail("dev@lan", ["ops@example.com"], sent[t])
 
-
-
-    import time
     t0 = time.monotonic()
     first = min(1000, count // 10)
     inject(tokens[:first])
@@ -150,8 +146,6 @@ def test_idle_connections_and_concurrent_senders_stay_within_budget(daemon_facto
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
     d = daemon_factory({"limits": {"max_connections": 2000, "max_connections_per_client": 2000}})
-
-
     base = d.rss_kib()
     socks = []
     for _ in range(1000):

@@ -86,7 +86,6 @@ class PostfixInstance:
 
     def _allow_alternate_config(self):
         main = Path("/etc/postfix/main.cf")
-        line = f"alternate_config_directories = {self.conf}\n"
         if not main.exists():
             main.write_text("# created by spoolgate tests: lists private test instances only\n")
         text = main.read_text()
