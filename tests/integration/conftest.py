@@ -326,6 +326,30 @@ def sink_factory(workdir):
         s.stop()
 
 
+class Blackhole:
+    """A port where connects hang, like a provider behind a firewall that
+    drops SYNs: a listener that never accepts, its queue already full (Linux
+    keeps backlog + 1 connections waiting; SYNs beyond that are dropped)."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def close(self):
+        self.filler.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def blackhole():
+    b = Blackhole()
+    yield b
+    b.close()
+
+
 def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user="relay@example.com",
                     password="s3cret-pw", **extra):
     pw = workdir / "password"

@@ -41,6 +41,17 @@ def test_probe_shows_why_verification_fails(daemon_factory, sink_factory, pki, w
     assert "result: FAILED" in out.stdout
 
 
+def test_probe_gives_up_at_the_connect_timeout(daemon_factory, blackhole, pki, workdir):
+    # The connect hangs; the probe reports the timeout and exits instead of
+    # waiting for the kernel to give up on the handshake (minutes).
+    settings = daemon_upstream_settings([upstream_config(blackhole, pki, workdir, host="127.0.0.1")])
+    settings["delivery"]["timeouts"]["connect"] = "1s"
+    d = daemon_factory(settings, start=False)
+    out = probe(d)
+    assert out.returncode == 1
+    assert "result: FAILED: timed out waiting for the server" in out.stdout, out.stdout
+
+
 def test_probe_wrong_password(daemon_factory, sink_factory, pki, workdir):
     cert, key = pki.leaf("server")
     sink = sink_factory(tls="implicit", cert=cert, key=key, user="relay@example.com", password="s3cret-pw")

@@ -203,6 +203,26 @@ def test_sigterm_lets_a_transfer_in_progress_finish(daemon):
     assert list((daemon.spool / "tmp").iterdir()) == []
 
 
+def test_sigterm_while_an_upstream_connect_hangs(daemon_factory, blackhole, pki, workdir):
+    """The connect to the provider hangs. At the shutdown deadline the session
+    is abandoned through its finalizer, the connect is cancelled and the
+    daemon exits cleanly (no leaked session: the sanitizer run checks for
+    leaks at exit), the message still queued."""
+    settings = daemon_upstream_settings([upstream_config(blackhole, pki, workdir, host="127.0.0.1")],
+                                        shutdown_timeout="1s", log={"level": "debug"})
+    settings["delivery"]["timeouts"]["connect"] = "1h"
+    d = daemon_factory(settings)
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.sendmail("dev@lan", ["ops@example.com"], b"Subject: held\r\n\r\nx\r\n")
+    wait_for(lambda: "event=upstream_connect " in d.log(), what="upstream connect begun")
+    os.kill(d.pid, signal.SIGTERM)
+    # Long before the 1 h connect timeout.
+    assert d.proc.wait(timeout=60) == 0, d.log()
+    assert "event=shutdown_deadline" in d.log()
+    [entry] = d.queue()
+    assert entry["attempts"] == 0
+
+
 def test_clock_jumps_cause_no_retry_storm_and_no_early_expiry(daemon_factory, sink_factory, pki, workdir):
     cert, key = pki.leaf("server")
     sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)

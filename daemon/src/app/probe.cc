@@ -2,6 +2,7 @@
 #include "app/probe.h"
 
 #include <ostream>
+#include <utility>
 
 #include "app/upstreams.h"
 #include "core/clock.h"
@@ -20,23 +21,25 @@ class Probe {
   void start() {
     timer_ = loop::Timer::create(loop_, [this] { finish("timed out waiting for the server", false); });
     timer_->start(timeout_);
-    net::connect(loop_, u_.host, u_.port, timeout_, [this](Result<std::unique_ptr<net::Connection>> r) {
-      if (!r) return finish("connect: " + r.error().message(), false);
-      conn_ = std::move(*r);
-      out_ << "connected: " << conn_->peer() << " port " << u_.port << "\n";
-      conn_->on_read([this](std::string_view b, bool eof) {
-        if (eof)
-          machine_.connection_lost("closed by the server");
-        else
-          machine_.receive(b);
-        pump();
-      });
-      conn_->on_closed([this] { conn_.reset(); });
-      if (u_.tls == smtp::TlsMode::Implicit)
-        start_tls();
-      else
-        conn_->start_reading();
-    });
+    cancel_connect_ =
+        net::connect(loop_, u_.host, u_.port, timeout_, [this](Result<std::unique_ptr<net::Connection>> r) {
+          cancel_connect_ = nullptr;
+          if (!r) return finish("connect: " + r.error().message(), false);
+          conn_ = std::move(*r);
+          out_ << "connected: " << conn_->peer() << " port " << u_.port << "\n";
+          conn_->on_read([this](std::string_view b, bool eof) {
+            if (eof)
+              machine_.connection_lost("closed by the server");
+            else
+              machine_.receive(b);
+            pump();
+          });
+          conn_->on_closed([this] { conn_.reset(); });
+          if (u_.tls == smtp::TlsMode::Implicit)
+            start_tls();
+          else
+            conn_->start_reading();
+        });
   }
 
   int result() const { return ok_ ? 0 : 1; }
@@ -138,6 +141,7 @@ class Probe {
     ok_ = ok;
     out_ << "result: " << (ok ? "ok" : "FAILED" + (why.empty() ? std::string() : ": " + why)) << "\n";
     timer_.reset();
+    if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
     if (conn_) {
       conn_->tls_close_notify();
       conn_->close_after_writes();
@@ -149,6 +153,7 @@ class Probe {
   std::ostream& out_;
   smtp::Client machine_;
   Millis timeout_;
+  net::CancelConnect cancel_connect_;
   std::unique_ptr<net::Connection> conn_;
   tls::Session* tls_ = nullptr;
   loop::HandlePtr<loop::Timer> timer_;

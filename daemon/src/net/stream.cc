@@ -369,7 +369,10 @@ struct ConnectorAccess {
 
 namespace {
 
+// Owns itself (`self`) until it has finished and nothing it started is in
+// flight; the caller's cancel function holds only a weak reference.
 struct ConnectOp {
+  std::shared_ptr<ConnectOp> self;
   loop::Loop* loop = nullptr;
   std::string host;
   std::uint16_t port = 0;
@@ -387,14 +390,34 @@ struct ConnectOp {
 
   void finish(Result<std::unique_ptr<Connection>> r) {
     if (finished) return;
-    finished = true;
-    timer.reset();
+    stop();
     auto d = std::move(done);
     d(std::move(r));
     maybe_free();
   }
+  void cancel() {
+    if (finished) return;
+    stop();
+    done = nullptr;
+    maybe_free();
+  }
+  void stop() {
+    finished = true;
+    timer.reset();
+    if (!connecting) return;
+    if (conn) {
+      // Closing the handle cancels the TCP handshake: on_connected runs with
+      // UV_ECANCELED before the handle's close callback.
+      Connection* c = conn.release();
+      c->on_closed([c] { delete c; });
+      c->close();
+    } else {
+      // A lookup not yet started is cancelled; one running finishes first.
+      uv_cancel(reinterpret_cast<uv_req_t*>(&gai));
+    }
+  }
   void maybe_free() {
-    if (finished && !connecting) delete this;
+    if (finished && !connecting) self.reset();  // may delete this
   }
   void try_next();
 };
@@ -402,12 +425,7 @@ struct ConnectOp {
 void on_connected(uv_connect_t* req, int status) noexcept {
   auto* op = static_cast<ConnectOp*>(req->data);
   op->connecting = false;
-  if (op->finished) {  // timed out meanwhile: drop the half-made connection
-    Connection* c = op->conn.release();
-    if (c) {
-      c->on_closed([c] { delete c; });
-      c->close();
-    }
+  if (op->finished) {  // timed out or cancelled: stop() closed the handle (UV_ECANCELED)
     op->maybe_free();
     return;
   }
@@ -469,9 +487,13 @@ void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) noexcept {
 
 }  // namespace
 
-void connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
-             std::function<void(Result<std::unique_ptr<Connection>>)> done) {
-  auto* op = new ConnectOp();
+CancelConnect connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
+                      std::function<void(Result<std::unique_ptr<Connection>>)> done) {
+  auto owner = std::make_shared<ConnectOp>();
+  ConnectOp* op = owner.get();
+  op->self = owner;
+  std::weak_ptr<ConnectOp> weak = owner;
+  owner.reset();
   op->loop = &loop;
   op->host = host;
   op->port = port;
@@ -493,6 +515,9 @@ void connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Mill
     op->connecting = false;
     op->finish(fail(Errc::Io, "cannot resolve " + host + ": " + uv_strerror(rc)));
   }
+  return [weak] {
+    if (auto live = weak.lock()) live->cancel();
+  };
 }
 
 }  // namespace spoolgate::net

@@ -125,10 +125,18 @@ class Listener final : public loop::Handle {
   std::string unlink_on_close_;
 };
 
+// Stops a connect still in progress: done will not run, and what is in
+// flight (the name lookup, the TCP handshake) is abandoned at once, so a
+// server that drops SYNs holds neither the caller nor the loop. Does nothing
+// once done has run.
+using CancelConnect = std::function<void()>;
+
 // Connects to host:port (a name is resolved; every address is tried in turn)
 // within `timeout`. done runs exactly once on the loop with the connection or
-// the error; if the loop is torn down first it runs with Errc::Closed.
-void connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
-             std::function<void(Result<std::unique_ptr<Connection>>)> done);
+// the error, unless cancelled first; if the loop is torn down first it runs
+// with Errc::Closed. done may run before connect returns (a name that cannot
+// be looked up).
+[[nodiscard]] CancelConnect connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
+                                    std::function<void(Result<std::unique_ptr<Connection>>)> done);
 
 }  // namespace spoolgate::net

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/session.h"
 
+#include <utility>
+
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -74,21 +76,13 @@ void Session::start() {
     }
     on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true});
   });
-  net::connect(d_.loop(), u_.host, u_.port, d_.settings().timeouts.connect,
-               [this](Result<std::unique_ptr<net::Connection>> r) { on_connect(std::move(r)); });
+  cancel_connect_ = net::connect(d_.loop(), u_.host, u_.port, d_.settings().timeouts.connect,
+                                 [this](Result<std::unique_ptr<net::Connection>> r) { on_connect(std::move(r)); });
 }
 
 void Session::on_connect(Result<std::unique_ptr<net::Connection>> r) {
   connecting_ = false;
-  if (closing_) {
-    if (r) {
-      net::Connection* c = r->release();
-      c->on_closed([c] { delete c; });
-      c->close();
-    }
-    maybe_release();
-    return;
-  }
+  cancel_connect_ = nullptr;
   if (!r) {
     on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true});
     return;
@@ -583,7 +577,13 @@ void Session::finalize(const std::string& reason, bool graceful) {
     conn_->close_after_writes();
     linger_ = loop::Timer::create(d_.loop(), [this] { conn_->close(); });
     linger_->start(kLinger);
-  } else if (!connecting_) {
+  } else {
+    if (connecting_) {
+      // Abandoned while connecting (the shutdown deadline): the connect is
+      // cancelled, its callback never runs, and nothing holds the loop.
+      connecting_ = false;
+      std::exchange(cancel_connect_, nullptr)();
+    }
     conn_closed_ = true;
   }
   maybe_release();

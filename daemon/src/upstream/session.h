@@ -100,6 +100,7 @@ class Session {
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
   bool connecting_ = false;
+  net::CancelConnect cancel_connect_;  // while connecting_
   bool disk_busy_ = false;
   bool closing_ = false;
   bool conn_closed_ = false;
