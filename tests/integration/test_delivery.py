@@ -5,10 +5,11 @@ import os
 import signal
 import smtplib
 import socket
+import subprocess
 
 import pytest
 
-from conftest import SANITIZED, daemon_upstream_settings, upstream_config, wait_for
+from conftest import BIN, SANITIZED, daemon_upstream_settings, upstream_config, wait_for
 
 USER, PASSWORD = "relay@example.com", "s3cret-pw"
 
@@ -77,6 +78,37 @@ def test_wrong_password_defers_and_never_sends_mail(daemon_factory, sink_factory
     assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())
     assert PASSWORD not in d.log() and "wrong" not in d.log()
     assert d.log().count("event=auth_failed") == 1
+
+
+def test_a_refreshed_token_file_is_used_without_a_reload(daemon_factory, sink_factory, pki, workdir):
+    # An OAuth2 access token lives about an hour; a refresher replaces the
+    # file (write, rename). The next session reads it: no SIGHUP needed.
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password="token-2")
+    up = upstream_config(sink, pki, workdir, password="token-1", auth="xoauth2")
+    settings = daemon_upstream_settings([up])
+    settings["delivery"]["idle_hold"] = "0s"  # every message a new session
+    settings["delivery"]["retry"] = {"first": "1h", "max": "2h", "factor": 2, "jitter": 0}  # retried by flush only
+    d = daemon_factory(settings)
+    send(d)
+    wait_for(lambda: "event=deferred " in d.log(), what="the expired token refused")
+    assert [e for e in sink.events() if e.startswith("AUTH")] == [f"AUTH XOAUTH2 {USER} refused"]
+    fresh = workdir / "password.new"
+    fresh.write_text("token-2\n")
+    fresh.rename(up["password_file"])
+    out = subprocess.run([BIN, "queue", "flush", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    sink.wait_messages(1)
+    wait_for(lambda: d.queue() == [], what="delivered")
+    assert [e for e in sink.events() if e.startswith("AUTH")][-1] == f"AUTH XOAUTH2 {USER} ok"
+    assert "event=reloaded" not in d.log()
+    # A file that cannot be read now: a warning, and the session goes on
+    # with the secret read at start (token-1, refused by now).
+    os.unlink(up["password_file"])
+    send(d)
+    wait_for(lambda: "event=secret_unreadable" in d.log(), what="the warning")
+    wait_for(lambda: [e for e in sink.events() if e.startswith("AUTH")][-1] == f"AUTH XOAUTH2 {USER} refused",
+             what="the old token tried")
 
 
 CERT_CASES = {

@@ -2,22 +2,14 @@
 #include "app/upstreams.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 namespace spoolgate::app {
 namespace {
 
 Result<std::string> read_secret(const config::Upstream& u, const std::string& where) {
   if (!u.password_file.empty()) {
-    std::ifstream in(u.password_file, std::ios::binary);
-    if (!in) return fail(Errc::NotFound, where + ".password_file: cannot read " + u.password_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    if (s.find_first_of("\r\n") != std::string::npos || s.find('\0') != std::string::npos)
-      return fail(Errc::Invalid, where + ".password_file: the secret must be one line");
+    auto s = upstream::read_secret_file(u.password_file);
+    if (!s) return fail(s.error().code, where + ".password_file: " + s.error().message());
     return s;
   }
   if (!u.password_env.empty()) {
@@ -61,6 +53,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     auto secret = read_secret(c, where);
     if (!secret) return tl::unexpected(secret.error());
     u.secret = std::move(*secret);
+    u.secret_file = c.password_file;
     if (!u.username.empty() && u.secret.empty())
       return fail(Errc::Invalid, where + ": username is set but no password_file or password_env");
     if (u.tls != smtp::TlsMode::None) {

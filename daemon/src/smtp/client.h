@@ -76,6 +76,8 @@ struct Outcome {
 class Client {
  public:
   explicit Client(ClientSettings s);
+  // Before the session starts: the secret read afresh (a refreshed token).
+  void set_secret(std::string secret) { s_.secret = std::move(secret); }
 
   void receive(std::string_view bytes);
   ClientEvent next();

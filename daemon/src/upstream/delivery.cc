@@ -1,11 +1,26 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/delivery.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "core/clock.h"
 #include "core/log.h"
 #include "upstream/session.h"
 
 namespace spoolgate::upstream {
+
+Result<std::string> read_secret_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(Errc::NotFound, "cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  if (s.find_first_of("\r\n") != std::string::npos || s.find('\0') != std::string::npos)
+    return fail(Errc::Invalid, "the secret must be one line");
+  return s;
+}
 
 Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s)
     : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(s_.upstreams.size()) {

@@ -44,9 +44,14 @@ struct Upstream {
   smtp::TlsMode tls = smtp::TlsMode::Implicit;
   smtp::AuthMech auth = smtp::AuthMech::Auto;
   std::string username;
-  std::string secret;  // password or token, loaded by app; never logged
+  std::string secret;       // password or token, loaded by app; never logged
+  std::string secret_file;  // read again before each new session (empty: secret is fixed)
   std::shared_ptr<tls::Context> tls_ctx;
 };
+
+// The one-line secret in `path` (trailing CR/LF dropped): a password or an
+// OAuth2 access token. Blocking: call it off the loop.
+Result<std::string> read_secret_file(const std::string& path);
 
 struct Timeouts {
   Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};

@@ -76,6 +76,30 @@ void Session::start() {
     }
     on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true});
   });
+  if (u_.secret_file.empty()) return connect();
+  // The secret file is read again for every new session: an OAuth2 access
+  // token lives about an hour and a refresher rewrites the file; a changed
+  // password needs no reload either. The read is part of connecting, and
+  // the finalizer abandons it the same way.
+  auto secret = std::make_shared<Result<std::string>>();
+  auto abandoned = std::make_shared<bool>(false);
+  cancel_connect_ = [abandoned] { *abandoned = true; };
+  d_.loop().queue_work([secret, path = u_.secret_file] { *secret = read_secret_file(path); },
+                       [this, secret, abandoned] {
+                         if (*abandoned) return;  // finalized meanwhile (and freed)
+                         if (*secret)
+                           machine_.set_secret(std::move(**secret));
+                         else
+                           log::warn("secret_unreadable")
+                               .kv("session", id_)
+                               .kv("upstream", u_.name)
+                               .kv("reason", secret->error().message())
+                               .kv("action", "using the secret read at start or the last reload");
+                         connect();
+                       });
+}
+
+void Session::connect() {
   cancel_connect_ = net::connect(d_.loop(), u_.host, u_.port, d_.settings().timeouts.connect,
                                  [this](Result<std::unique_ptr<net::Connection>> r) { on_connect(std::move(r)); });
 }
@@ -582,7 +606,7 @@ void Session::finalize(const std::string& reason, bool graceful) {
       // Abandoned while connecting (the shutdown deadline): the connect is
       // cancelled, its callback never runs, and nothing holds the loop.
       connecting_ = false;
-      std::exchange(cancel_connect_, nullptr)();
+      if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
     }
     conn_closed_ = true;
   }

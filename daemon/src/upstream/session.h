@@ -25,6 +25,7 @@
 // job is in flight.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,7 @@ class Session {
  private:
   enum class Hand { Defer, Failover, Untouched };
 
+  void connect();
   void on_connect(Result<std::unique_ptr<net::Connection>> r);
   void on_tls(Result<void> r);
   void on_read(std::string_view bytes, bool eof);
@@ -100,7 +102,7 @@ class Session {
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
   bool connecting_ = false;
-  net::CancelConnect cancel_connect_;  // while connecting_
+  std::function<void()> cancel_connect_;  // while connecting_ (reading the secret, then net::connect)
   bool disk_busy_ = false;
   bool closing_ = false;
   bool conn_closed_ = false;
