@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "core/log.h"
 
@@ -385,6 +386,7 @@ struct ConnectOp {
   std::unique_ptr<Connection> conn;
   loop::HandlePtr<loop::Timer> timer;
   std::string last_error;
+  std::optional<Error> early;  // failed before connect() returned: reported from the loop
   bool finished = false;
   bool connecting = false;
 
@@ -500,6 +502,7 @@ CancelConnect connect(loop::Loop& loop, const std::string& host, std::uint16_t p
   op->timeout = timeout;
   op->done = std::move(done);
   op->timer = loop::Timer::create(loop, [op] {
+    if (op->early) return op->finish(tl::unexpected(*op->early));
     op->finish(fail(Errc::Timeout, "connect to " + op->host + ":" + std::to_string(op->port) + " timed out"));
   });
   op->timer->start(timeout);
@@ -512,8 +515,10 @@ CancelConnect connect(loop::Loop& loop, const std::string& host, std::uint16_t p
   std::string port_s = std::to_string(port);
   int rc = uv_getaddrinfo(loop.raw(), &op->gai, on_resolved, host.c_str(), port_s.c_str(), &hints);
   if (rc != 0) {
+    // done never runs before connect() returns: the caller may not be ready.
     op->connecting = false;
-    op->finish(fail(Errc::Io, "cannot resolve " + host + ": " + uv_strerror(rc)));
+    op->early = Error{Errc::Io, 0, "cannot resolve " + host + ": " + uv_strerror(rc)};
+    op->timer->start(Millis(0));
   }
   return [weak] {
     if (auto live = weak.lock()) live->cancel();

@@ -134,8 +134,7 @@ using CancelConnect = std::function<void()>;
 // Connects to host:port (a name is resolved; every address is tried in turn)
 // within `timeout`. done runs exactly once on the loop with the connection or
 // the error, unless cancelled first; if the loop is torn down first it runs
-// with Errc::Closed. done may run before connect returns (a name that cannot
-// be looked up).
+// with Errc::Closed. It never runs before connect() returns.
 [[nodiscard]] CancelConnect connect(loop::Loop& loop, const std::string& host, std::uint16_t port, Millis timeout,
                                     std::function<void(Result<std::unique_ptr<Connection>>)> done);
 
