@@ -61,6 +61,25 @@ def test_queue_flush_retry_and_sigusr1(daemon_factory, sink_factory, pki, workdi
     assert bad.returncode == 1 and "is not queued" in bad.stderr
 
 
+def test_queue_list_shows_the_message_being_delivered_as_active(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("fake")
+    hang = sink_factory(name="fake-hang-dot", scenario="hang-dot", cert=cert, key=key)
+    settings = daemon_upstream_settings([upstream_config(hang, pki, workdir, scheme="smtp+starttls")],
+                                        shutdown_timeout="1s")
+    settings["delivery"]["timeouts"]["done"] = "1h"  # the server sits on the final dot
+    d = daemon_factory(settings)
+    send(d)
+    wait_for(lambda: any(e.startswith("MESSAGE") for e in hang.events()), what="the final dot sent")
+    [entry] = d.queue()
+    assert entry["state"] == "active", entry
+    out = subprocess.run([BIN, "queue", "list", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and " active " in out.stdout, out.stdout
+    d.stop()
+    # With no daemon the spool alone cannot tell: not active any more.
+    [entry] = d.queue()
+    assert entry["state"] in ("queued", "deferred"), entry
+
+
 def test_queue_show_and_delete_through_the_daemon(daemon_factory, sink_factory, pki, workdir):
     d, sink, msg_id = deferred_setup(daemon_factory, sink_factory, pki, workdir)
     out = cli(d, "show", msg_id)

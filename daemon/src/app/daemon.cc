@@ -271,6 +271,11 @@ int run_daemon(const config::Config& cfg) {
       Health h = check_health(snapshot(), arg != "live");
       return respond((h.ok ? "ok\n" : "error: ") + h.reason + "\n");
     }
+    if (verb == "active") {  // read only, like health: not logged
+      std::string out = "ok\n";
+      for (const auto& id : delivery->scheduler().flying_ids()) out += id + "\n";
+      return respond(out);
+    }
     log::info("control").kv("verb", verb).kv("arg", arg);
     if (verb == "flush") {
       std::size_t n = delivery->flush();

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <set>
+#include <string_view>
 
 #include "app/request_server.h"
 #include "core/clock.h"
@@ -22,6 +24,30 @@ std::string age(std::int64_t seconds) {
   return std::to_string(seconds / 86400) + "d";
 }
 
+// The messages a running daemon is delivering now (none when no daemon
+// answers: the spool alone cannot tell).
+std::set<std::string> active_ids(const std::string& spool_dir) {
+  std::set<std::string> out;
+  auto reply = control_request(spool_dir + "/control.sock", "active", Millis(5000));
+  if (!reply || !reply->starts_with("ok\n")) return out;
+  std::string_view rest = std::string_view(*reply).substr(3);
+  while (!rest.empty()) {
+    std::size_t nl = rest.find('\n');
+    std::string_view id = rest.substr(0, nl);
+    if (!id.empty()) out.emplace(id);
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+// queued: waiting for its first attempt; deferred: tried, waiting for the
+// next; active: being delivered now (as Postfix's active queue).
+const char* state_of(const spool::Record& r, const std::set<std::string>& active) {
+  if (active.count(r.id)) return "active";
+  return r.attempts ? "deferred" : "queued";
+}
+
 }  // namespace
 
 int queue_list(const config::Config& cfg, bool json) {
@@ -36,6 +62,7 @@ int queue_list(const config::Config& cfg, bool json) {
     std::cerr << "spoolgate: cannot list spool: " << records.error().message() << "\n";
     return 1;
   }
+  std::set<std::string> active = active_ids((*spool)->dir());
   std::int64_t now = unix_now();
   std::string out;
   if (json) {
@@ -45,7 +72,7 @@ int queue_list(const config::Config& cfg, bool json) {
       out += first ? "\n  {" : ",\n  {";
       first = false;
       out += "\"id\": " + json_quote(r.id);
-      out += std::string(", \"state\": ") + (r.attempts ? "\"deferred\"" : "\"queued\"");
+      out += ", \"state\": " + json_quote(state_of(r, active));
       out += ", \"sender\": " + json_quote(r.sender);
       out += ", \"recipients\": [";
       for (size_t i = 0; i < r.recipients.size(); ++i) out += (i ? ", " : "") + json_quote(r.recipients[i]);
@@ -73,7 +100,7 @@ int queue_list(const config::Config& cfg, bool json) {
     for (const auto& r : *records) {
       total += r.size;
       (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
-                          static_cast<unsigned long long>(r.size), r.attempts ? "deferred" : "queued");
+                          static_cast<unsigned long long>(r.size), state_of(r, active));
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";

@@ -106,4 +106,11 @@ std::int64_t Scheduler::oldest_arrival_ms() const {
   return oldest;
 }
 
+std::vector<std::string> Scheduler::flying_ids() const {
+  std::vector<std::string> out;
+  for (const auto& [id, e] : entries_)
+    if (e.flying) out.push_back(id);
+  return out;
+}
+
 }  // namespace spoolgate::scheduler

@@ -67,6 +67,8 @@ class Scheduler {
   std::size_t in_flight() const { return in_flight_; }
   // Arrival of the oldest message (0 when empty); a scan, for metrics scrapes.
   std::int64_t oldest_arrival_ms() const;
+  // The messages in flight now; a scan, for `queue list`.
+  std::vector<std::string> flying_ids() const;
 
  private:
   struct Entry {

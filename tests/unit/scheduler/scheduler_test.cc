@@ -19,6 +19,10 @@ TEST_SUITE("scheduler") {
     CHECK(first == std::vector<std::string>{"A", "B"});
     CHECK(s.next_batch(1000, 10).empty());
     CHECK(s.in_flight() == 2);
+    CHECK(s.flying_ids() == std::vector<std::string>{"A", "B"});
+    s.release("A", 5000);
+    s.remove("B");
+    CHECK(s.flying_ids().empty());
   }
   TEST_CASE("the oldest arrival is tracked across inserts and removals") {
     Scheduler s(policy(), [] { return 0.5; });
