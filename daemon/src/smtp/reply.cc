@@ -24,7 +24,9 @@ Result<void> ReplyParser::feed(std::string_view bytes) {
   for (;;) {
     size_t lf = buf_.find('\n', pos);
     if (lf == std::string::npos) {
-      if (buf_.size() - pos > kMaxLine) {
+      // Still short enough if a CR ends it and the LF is in the next read:
+      // the limit counts the line without its CRLF, however it was split.
+      if (buf_.size() - pos > kMaxLine + 1) {
         failed_ = true;
         return fail(Errc::Protocol, "reply line too long");
       }

@@ -61,6 +61,20 @@ TEST_SUITE("smtp/reply") {
     for (int i = 0; i < 200; ++i) many += "250-x\r\n";
     CHECK_FALSE(m.feed(many));
   }
+  TEST_CASE("the longest line passes however its CRLF is split; one octet more fails either way") {
+    // Found by fuzz_reply_parser: a line of exactly kMaxLine octets whose
+    // CR ended one read and LF began the next was refused, whole it passed.
+    for (size_t extra : {0, 1}) {
+      std::string line = "250 " + std::string(ReplyParser::kMaxLine - 4 + extra, 'x') + "\r\n";
+      for (size_t cut : {line.size() - 2, line.size() - 1, line.size()}) {
+        CAPTURE(extra);
+        CAPTURE(cut);
+        ReplyParser p;
+        bool ok = p.feed(line.substr(0, cut)) && p.feed(line.substr(cut));
+        CHECK(ok == (extra == 0));
+      }
+    }
+  }
   TEST_CASE("capabilities, including the old AUTH= form") {
     ReplyParser p;
     REQUIRE(p.feed(
