@@ -30,14 +30,8 @@ std::set<std::string> active_ids(const std::string& spool_dir) {
   std::set<std::string> out;
   auto reply = control_request(spool_dir + "/control.sock", "active", Millis(5000));
   if (!reply || !reply->starts_with("ok\n")) return out;
-  std::string_view rest = std::string_view(*reply).substr(3);
-  while (!rest.empty()) {
-    std::size_t nl = rest.find('\n');
-    std::string_view id = rest.substr(0, nl);
+  for (std::string_view id : split(std::string_view(*reply).substr(3), '\n'))
     if (!id.empty()) out.emplace(id);
-    if (nl == std::string_view::npos) break;
-    rest.remove_prefix(nl + 1);
-  }
   return out;
 }
 

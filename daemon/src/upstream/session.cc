@@ -64,7 +64,6 @@ void Session::start() {
   ++d_.stats().sessions;
   ++d_.site_stats_of(u_.name).connections;
   log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
-  connecting_ = true;
   timer_ = loop::Timer::create(d_.loop(), [this] {
     if (held_) return end_hold();
     smtp::Stage st = machine_.stage();
@@ -105,7 +104,6 @@ void Session::connect() {
 }
 
 void Session::on_connect(Result<std::unique_ptr<net::Connection>> r) {
-  connecting_ = false;
   cancel_connect_ = nullptr;
   if (!r) {
     on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true});
@@ -602,19 +600,16 @@ void Session::finalize(const std::string& reason, bool graceful) {
     linger_ = loop::Timer::create(d_.loop(), [this] { conn_->close(); });
     linger_->start(kLinger);
   } else {
-    if (connecting_) {
-      // Abandoned while connecting (the shutdown deadline): the connect is
-      // cancelled, its callback never runs, and nothing holds the loop.
-      connecting_ = false;
-      if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
-    }
+    // Abandoned while connecting (the shutdown deadline): the connect is
+    // cancelled, its callback never runs, and nothing holds the loop.
+    if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
     conn_closed_ = true;
   }
   maybe_release();
 }
 
 void Session::maybe_release() {
-  if (closing_ && !connecting_ && !disk_busy_ && conn_closed_) {
+  if (closing_ && !cancel_connect_ && !disk_busy_ && conn_closed_) {
     linger_.reset();
     d_.release(this);  // deletes this: the last statement
   }

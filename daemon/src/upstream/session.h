@@ -101,8 +101,10 @@ class Session {
 
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
-  bool connecting_ = false;
-  std::function<void()> cancel_connect_;  // while connecting_ (reading the secret, then net::connect)
+  // Set while connecting (reading the secret, then net::connect); calling it
+  // abandons that. net::connect never calls back before it returns, so it is
+  // set from start() until on_connect() or finalize().
+  std::function<void()> cancel_connect_;
   bool disk_busy_ = false;
   bool closing_ = false;
   bool conn_closed_ = false;
