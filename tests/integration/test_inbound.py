@@ -139,17 +139,23 @@ def test_recipient_limit_keeps_earlier_recipients(daemon_factory):
     assert d.queue()[0]["recipients"] == ["r0@example.com", "r1@example.com", "r2@example.com"]
 
 
-def test_twenty_megabyte_message_streams_with_bounded_memory(daemon):
+def send_big(daemon, total):
+    """Sends a message of `total` octets of 92-octet lines as fast as the
+    socket takes them; returns its queue id and the line."""
     line = b"0123456789" * 9 + b"\r\n"  # 92 bytes
     chunk = line * 1000
-    total = 20 * 1024 * 1024
     c = send_raw(daemon, b"Subject: big\r\n\r\n")
     sent = 0
     while sent < total:
         c.send(chunk)
         sent += len(chunk)
     c.send(b".\r\n")
-    msg_id = queued_id(c.reply()[0])
+    return queued_id(c.reply()[0]), line
+
+
+def test_twenty_megabyte_message_streams_with_bounded_memory(daemon):
+    total = 20 * 1024 * 1024
+    msg_id, line = send_big(daemon, total)
     content = daemon.content(msg_id)
     assert strip_trace(content).startswith(b"Subject: big\r\nDate:")
     assert content.endswith(line)
@@ -157,6 +163,25 @@ def test_twenty_megabyte_message_streams_with_bounded_memory(daemon):
     if not SANITIZED:
         peak = daemon.rss_peak_kib()
         assert peak < 30 * 1024, f"peak RSS {peak} KiB"
+
+
+def test_a_lagging_disk_stops_reading_instead_of_buffering(daemon_factory):
+    """Every write(2) of the daemon is delayed (strace fault injection), so
+    its spool writes fall far behind a client that sends 24 MB as fast as it
+    can: the session must stop reading from its socket (the client blocks in
+    send) instead of holding what it cannot write yet."""
+    d = daemon_factory(start=False)
+    d.env = {"ASAN_OPTIONS": "detect_leaks=0"}  # LeakSanitizer cannot run under ptrace
+    d.prefix = ["strace", "-f", "-o", "/dev/null", "-e", "trace=write", "-e", "inject=write:delay_enter=10000"]
+    d.start()
+    before = d.rss_peak_kib()
+    total = 24 * 1024 * 1024
+    msg_id, line = send_big(d, total)
+    content = d.content(msg_id)
+    assert content.endswith(line) and len(content) > total
+    if not SANITIZED:
+        grown = d.rss_peak_kib() - before
+        assert grown < 8 * 1024, f"peak RSS grew by {grown} KiB while the disk lagged"
 
 
 SMUGGLING = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\r\r\n",
