@@ -80,7 +80,7 @@ def test_cmake_install_puts_everything_in_its_place(tmp_path):
     assert cfg.read_text().endswith("# edited\n")
 
 
-def test_notify_ready_status_watchdog_stopping(daemon_factory, workdir):
+def test_notify_ready_status_watchdog_reloading_stopping(daemon_factory, workdir):
     path = str(workdir / "notify.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
@@ -92,6 +92,13 @@ def test_notify_ready_status_watchdog_stopping(daemon_factory, workdir):
     assert got[0] == "READY=1"
     assert any(m.startswith("STATUS=queue 0 message(s)") for m in got)
     assert "store-only" in next(m for m in got if m.startswith("STATUS="))
+    # SIGHUP: RELOADING=1, then READY=1 once the new configuration is in force.
+    os.kill(d.pid, signal.SIGHUP)
+    after = []
+    while "READY=1" not in after:
+        after.append(s.recv(4096).decode())
+    assert "RELOADING=1" in after and after.index("RELOADING=1") < after.index("READY=1"), after
+    assert "event=reloaded" in d.log()
     os.kill(d.pid, signal.SIGTERM)
     while True:
         m = s.recv(4096).decode()
