@@ -67,6 +67,24 @@ def test_per_recipient_results(daemon_factory, sink_factory, pki, workdir):
     assert len(sink.messages()) == 1
 
 
+def send_utf8(daemon):
+    """A message whose recipient has a UTF-8 local part (RFC 6531)."""
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
+        s.ehlo()
+        s.sendmail("dev@lan", ["j\u00f6rg@example.com"], "Subject: gr\u00fc\u00dfe\r\n\r\nhallo\r\n".encode(),
+                   mail_options=["SMTPUTF8"])
+
+
+def test_a_message_needing_smtputf8_goes_out_with_it(daemon_factory, sink_factory, pki, workdir):
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
+    send_utf8(d)
+    [m] = sink.wait_messages(1)
+    assert m["rcpt_tos"] == ["j\u00f6rg@example.com"]
+    assert "SMTPUTF8" in m["mail_options"]
+    assert "\r\nSubject: gr\u00fc\u00dfe\r\n".encode() in m["content"]
+    assert m["content"].endswith(b"\r\n\r\nhallo\r\n")
+
+
 def test_wrong_password_defers_and_never_sends_mail(daemon_factory, sink_factory, pki, workdir):
     d, sink = make_pair(daemon_factory, sink_factory, pki, workdir, password="wrong")
     send(d)
