@@ -5,7 +5,7 @@ where they must not."""
 import pytest
 
 from conftest import daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import send
+from test_delivery import send, send_utf8
 
 
 def fake(sink_factory, pki, scenario):
@@ -100,3 +100,36 @@ def test_server_size_smaller_than_message_fails_permanently_without_sending(daem
     assert len(failed) == 1
     assert "exceeds the server's limit of 10 bytes" in failed[0].read_text()
     assert not any(e.startswith(("MAIL", "DATA")) for e in f.events())
+
+
+def test_a_message_needing_smtputf8_fails_permanently_when_the_server_lacks_it(daemon_factory, sink_factory, pki,
+                                                                               workdir):
+    f = fake(sink_factory, pki, "ok")  # never offers SMTPUTF8
+    settings = daemon_upstream_settings([upstream_config(f, pki, workdir, scheme="smtp+starttls")])
+    settings["delivery"]["bounce"] = False
+    d = daemon_factory(settings)
+    send_utf8(d)
+    wait_for(lambda: d.queue() == [], what="failed")
+    [reason] = list((d.spool / "failed").glob("*.reason"))
+    assert "message needs SMTPUTF8, which the server does not offer" in reason.read_text()
+    assert any(e.startswith("EHLO") and e.endswith("tls=yes") for e in f.events())
+    assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in f.events())
+
+
+def test_a_slow_but_steady_server_gets_a_big_message_at_the_first_attempt(daemon_factory, sink_factory, pki,
+                                                                           workdir):
+    """The data-block timeout runs per write, not over the whole content: a
+    server that takes 20 MB at about 3 MB/s (the content takes at least
+    twice the 3 s block timeout) is not timed out."""
+    f = fake(sink_factory, pki, "slow-data")
+    settings = daemon_upstream_settings([upstream_config(f, pki, workdir, scheme="smtp+starttls")])
+    # "done" covers what the kernel's socket buffers still hold after the dot.
+    settings["delivery"]["timeouts"].update(block="3s", done="20s")
+    d = daemon_factory(settings)
+    line = b"0123456789" * 9 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * (20 * 1024 * 1024 // len(line))
+    send(d, body=body)
+    wait_for(lambda: "event=delivered" in d.log(), timeout=120, what="delivered")
+    [m] = f.messages()
+    assert m["content"].endswith(body[-1000:]) and len(m["content"]) > len(body)
+    assert "event=deferred" not in d.log()

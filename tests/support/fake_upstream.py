@@ -6,7 +6,7 @@
 Prints "PORT <n>" once listening. DIR/events.log gets one line per command
 received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
 
-  ok                    STARTTLS offered and done properly, AUTH, PIPELINING
+  ok                    STARTTLS offered and done properly, AUTH, PIPELINING (never SMTPUTF8)
   no-starttls           EHLO without STARTTLS
   starttls-454 / starttls-502
   starttls-220-no-tls   answers 220 to STARTTLS, then keeps talking plaintext
@@ -17,6 +17,7 @@ received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
   drop-after-dot        first transaction: close after the final dot, no reply
   hang-ehlo / hang-mail / hang-rcpt / hang-data / hang-dot
   size-10               SIZE 10 in EHLO
+  slow-data             takes message content at about 3 MB/s (TLS: a record per read)
   plaintext-smtps       a plaintext 220 where TLS is expected (implicit port)
   flaky                 each connection, at random (--seed): refused, 421 greeting,
                         451 to MAIL, dropped mid-DATA, hung, or served properly
@@ -175,15 +176,19 @@ class Conn:
                 if self.mode == "drop-data":
                     self.line()
                     return
-                # Read up to the end of data in big pieces, then unstuff.
-                while b"\r\n.\r\n" not in b"\r\n" + self.buf:
+                # Read up to the end of data in big pieces (slowly for
+                # slow-data: about 3 MB/s), then unstuff.
+                raw = bytearray(b"\r\n" + self.buf)
+                pos = 0
+                while (end := raw.find(b"\r\n.\r\n", pos)) < 0:
+                    pos = max(0, len(raw) - 4)
                     chunk = self.sock.recv(65536)
                     if not chunk:
                         raise EOFError
-                    self.buf += chunk
-                raw = b"\r\n" + self.buf
-                end = raw.index(b"\r\n.\r\n")
-                body, self.buf = raw[2:end + 2], raw[end + 5:]
+                    raw += chunk
+                    if sc == "slow-data":
+                        time.sleep(0.005)  # per TLS record (16 KiB)
+                body, self.buf = bytes(raw[2:end + 2]), bytes(raw[end + 5:])
                 content = b"".join(l[1:] if l.startswith(b".") else l for l in body.splitlines(keepends=True))
                 with self.state["lock"]:
                     self.state["n"] += 1
