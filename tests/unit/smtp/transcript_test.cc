@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Golden SMTP transcripts for the server machine (tests/unit/smtp/transcripts).
+// Golden SMTP transcripts for the server machine (tests/unit/smtp/transcripts);
+// tests/integration/test_transcripts.py replays them against the real binary.
 //
 // Format, one directive per line:
 //   @ key=value      setting (max_message_size, max_recipients, max_bad_commands,
