@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """spoolgate probe: what delivery would see, without sending mail."""
+import re
 import subprocess
 
 from conftest import BIN, daemon_upstream_settings, upstream_config
@@ -22,6 +23,8 @@ def test_probe_reports_tls_chain_pins_capabilities_and_auth(daemon_factory, sink
     assert "tls: TLSv1.3" in text
     assert "[0] subject: /CN=localhost" in text and "[1] subject: /CN=spoolgate test intermediate" in text
     assert f"pin:     {pki.spki_pin(pki.inter)}" in text
+    assert "issuer:  /CN=spoolgate test intermediate" in text
+    assert re.search(r"valid:   \d{4}-\d\d-\d\dT\S+ \.\. \d{4}-\d\d-\d\dT\S+ \(\d+ days left\)", text), text
     assert "verification: ok" in text
     assert "ehlo (after TLS):" in text and "AUTH LOGIN PLAIN" in text
     assert "auth: ok as relay@example.com" in text
@@ -39,6 +42,20 @@ def test_probe_shows_why_verification_fails(daemon_factory, sink_factory, pki, w
     assert out.returncode == 1
     assert "verification: FAILED: unable to get local issuer certificate" in out.stdout
     assert "result: FAILED" in out.stdout
+
+
+def test_probe_upstream_n_picks_one_of_several(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key)
+    bad = upstream_config(sink, pki, workdir, user=None)
+    bad["ca_file"] = pki.other_ca_file
+    good = upstream_config(sink, pki, workdir, user=None)
+    d = daemon_factory(daemon_upstream_settings([bad, good]), start=False)
+    assert probe(d).returncode == 1  # the first one by default
+    out = probe(d, "--upstream", "1")
+    assert out.returncode == 0 and "verification: ok" in out.stdout, out.stdout + out.stderr
+    out = probe(d, "--upstream", "2")
+    assert out.returncode != 0 and "no upstream 2 (there are 2, counted from 0)" in out.stdout + out.stderr
 
 
 def test_probe_gives_up_at_the_connect_timeout(daemon_factory, blackhole, pki, workdir):
