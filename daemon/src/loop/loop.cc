@@ -45,13 +45,15 @@ void on_walk_close(uv_handle_t* h, void*) noexcept {
 }
 
 // The shared close path of Timer and Signal: detach, uv_close, and free the
-// owner and its handle in the close callback.
-template <class Impl, class Fn>
-void close_owned(Impl*& impl_ref, Fn& cb) {
+// owner and its handle in the close callback. The callback is released only
+// there, with the owner: close() may be called from inside that very
+// callback (a timeout that ends its session), which must not destroy the
+// closure while it runs. After uv_close libuv never calls it again.
+template <class Impl>
+void close_owned(Impl*& impl_ref) {
   if (!impl_ref) return;
   Impl* impl = impl_ref;
   impl_ref = nullptr;
-  cb = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->h), [](uv_handle_t* h) noexcept {
     auto* i = static_cast<Impl*>(h->data);
     delete i->owner;
@@ -146,10 +148,10 @@ void Timer::stop() {
 }
 
 void Timer::fire() {
-  if (cb_) cb_();
+  if (impl_ && cb_) cb_();
 }
 
-void Timer::close() { close_owned(impl_, cb_); }
+void Timer::close() { close_owned(impl_); }
 
 HandlePtr<Signal> Signal::create(Loop& loop, int signum, std::function<void()> cb) {
   auto* s = new Signal();
@@ -162,9 +164,9 @@ HandlePtr<Signal> Signal::create(Loop& loop, int signum, std::function<void()> c
 }
 
 void Signal::fire() {
-  if (cb_) cb_();
+  if (impl_ && cb_) cb_();
 }
 
-void Signal::close() { close_owned(impl_, cb_); }
+void Signal::close() { close_owned(impl_); }
 
 }  // namespace spoolgate::loop

@@ -56,7 +56,9 @@ class Loop {
 class Handle {
  public:
   virtual ~Handle() = default;
-  // Idempotent; the object is deleted in the close callback.
+  // Idempotent; the object is deleted in the close callback. It may be
+  // called from inside the handle's own callback: that callback, and what it
+  // captured, is destroyed with the object, after it has returned.
   virtual void close() = 0;
 };
 
