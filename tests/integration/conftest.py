@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 BIN = os.path.abspath(os.environ.get("SG_BIN", str(Path(__file__).resolve().parents[2] / "build" / "spoolgate")))
-SANITIZED = "sanitize" in BIN
+SANITIZED = "sanitize" in BIN or "tsan" in BIN  # memory figures mean nothing there
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):
@@ -252,6 +252,23 @@ def daemon(daemon_factory):
 
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
+
+
+@pytest.fixture(scope="session")
+def faultfs(tmp_path_factory):
+    """tests/support/faultfs.c built as an LD_PRELOAD shim; returns a
+    function giving a daemon's environment for the faults asked for."""
+    so = tmp_path_factory.mktemp("faultfs") / "faultfs.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(so), str(SUPPORT / "faultfs.c"),
+                    "-ldl"], check=True)
+
+    def env(daemon, **faults):
+        e = {"LD_PRELOAD": str(so), "SG_FAULT_DIR": str(daemon.spool) + "/",
+             # The shim comes before the sanitizer runtime in the link order.
+             "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=1:abort_on_error=1"}
+        e.update({f"SG_FAULT_{k.upper()}": str(v) for k, v in faults.items()})
+        return e
+    return env
 
 
 @pytest.fixture(scope="session")

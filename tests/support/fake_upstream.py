@@ -18,6 +18,7 @@ received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
   hang-ehlo / hang-mail / hang-rcpt / hang-data / hang-dot
   size-10               SIZE 10 in EHLO
   slow-data             takes message content at about 3 MB/s (TLS: a record per read)
+  close-mid-body        first transaction: reads 128 KiB of the content, then closes
   plaintext-smtps       a plaintext 220 where TLS is expected (implicit port)
   flaky                 each connection, at random (--seed): refused, 421 greeting,
                         451 to MAIL, dropped mid-DATA, hung, or served properly
@@ -176,6 +177,19 @@ class Conn:
                 if self.mode == "drop-data":
                     self.line()
                     return
+                if sc == "close-mid-body":
+                    with self.state["lock"]:
+                        first = not self.state.get("closed_once")
+                        self.state["closed_once"] = True
+                    if first:
+                        got = len(self.buf)
+                        while got < 128 * 1024:
+                            chunk = self.sock.recv(65536)
+                            if not chunk:
+                                raise EOFError
+                            got += len(chunk)
+                        self.event("CLOSE-MID-BODY")
+                        return
                 # Read up to the end of data in big pieces (slowly for
                 # slow-data: about 3 MB/s), then unstuff.
                 raw = bytearray(b"\r\n" + self.buf)

@@ -4,23 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <mutex>
 #include <random>
 
 namespace spoolgate::scheduler {
 
 Scheduler::Scheduler(Policy p, std::function<double()> random01) : p_(p), random01_(std::move(random01)) {
   if (!random01_) {
-    // Thread-safe: due_after() may run on a worker thread.
-    struct Rng {
-      std::mutex mu;
-      std::mt19937_64 gen{std::random_device{}()};
-    };
-    auto rng = std::make_shared<Rng>();
-    random01_ = [rng] {
-      std::lock_guard lock(rng->mu);
-      return std::uniform_real_distribution<double>(0, 1)(rng->gen);
-    };
+    auto gen = std::make_shared<std::mt19937_64>(std::random_device{}());
+    random01_ = [gen] { return std::uniform_real_distribution<double>(0, 1)(*gen); };
   }
 }
 
@@ -40,6 +31,7 @@ void Scheduler::insert(const std::string& id, std::int64_t arrived_ms, std::int6
   e.arrived = arrived_ms;
   e.due = due_ms;
   queue_.insert({due_ms, id});
+  by_arrival_.insert({arrived_ms, id});
 }
 
 std::vector<std::string> Scheduler::next_batch(std::int64_t now_ms, std::size_t n) {
@@ -79,7 +71,37 @@ void Scheduler::remove(const std::string& id) {
     --in_flight_;
   else
     queue_.erase({it->second.due, id});
+  by_arrival_.erase({it->second.arrived, id});
   entries_.erase(it);
+}
+
+std::int64_t Scheduler::due_after_miss(const std::string& id, std::int64_t now_ms) {
+  auto it = entries_.find(id);
+  unsigned misses = it == entries_.end() ? 1 : ++it->second.misses;
+  return due_after(misses, now_ms);
+}
+
+std::vector<std::string> Scheduler::take_expired(std::int64_t now_ms, std::size_t n) {
+  std::vector<std::string> out;
+  for (const auto& [arrived, id] : by_arrival_) {
+    if (out.size() >= n || now_ms - arrived < p_.max_lifetime.count()) break;
+    Entry& e = entries_[id];
+    if (e.flying) continue;  // its session decides when its attempt ends
+    out.push_back(id);
+  }
+  for (const auto& id : out) {
+    Entry& e = entries_[id];
+    queue_.erase({e.due, id});
+    e.flying = true;
+    ++in_flight_;
+  }
+  return out;
+}
+
+std::optional<std::int64_t> Scheduler::next_expiry() const {
+  for (const auto& [arrived, id] : by_arrival_)
+    if (!entries_.at(id).flying) return arrived + p_.max_lifetime.count();
+  return std::nullopt;
 }
 
 bool Scheduler::expired(const std::string& id, std::int64_t now_ms) const {
@@ -99,12 +121,7 @@ std::optional<std::int64_t> Scheduler::next_due() const {
   return queue_.begin()->first;
 }
 
-std::int64_t Scheduler::oldest_arrival_ms() const {
-  std::int64_t oldest = 0;
-  for (const auto& [id, e] : entries_)
-    if (oldest == 0 || e.arrived < oldest) oldest = e.arrived;
-  return oldest;
-}
+std::int64_t Scheduler::oldest_arrival_ms() const { return by_arrival_.empty() ? 0 : by_arrival_.begin()->first; }
 
 std::vector<std::string> Scheduler::flying_ids() const {
   std::vector<std::string> out;

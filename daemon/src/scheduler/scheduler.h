@@ -45,11 +45,22 @@ class Scheduler {
   }
   // Up to n messages due at now_ms, earliest first; they are now in flight.
   std::vector<std::string> next_batch(std::int64_t now_ms, std::size_t n);
-  // Thread-safe (the default random source is locked).
   // When a message that failed temporarily after `attempts` attempts is due
   // again (backoff with jitter, at least a second away). Persist it, then
-  // release(id, due).
+  // release(id, due). Loop thread only, like every member: a worker is
+  // handed the result, never the scheduler (set_policy runs on a reload).
   std::int64_t due_after(unsigned attempts, std::int64_t now_ms) const;
+  // A message whose spool entry could not be read (EACCES, EMFILE, EIO):
+  // nothing on disk can record an attempt, so the count of such misses in a
+  // row is kept here (in memory; a restart starts it afresh) and the due
+  // time backs off with it.
+  std::int64_t due_after_miss(const std::string& id, std::int64_t now_ms);
+  // Up to n queued (not in flight) messages that have outlived
+  // delivery.max_lifetime, oldest first; they are now in flight, for the
+  // caller to fail. Waiting behind a site backoff does not stop the clock.
+  std::vector<std::string> take_expired(std::int64_t now_ms, std::size_t n);
+  // When the oldest queued message expires; nullopt when none is queued.
+  std::optional<std::int64_t> next_expiry() const;
   // Handed back without an attempt (shutdown, failover): due at due_ms.
   void release(const std::string& id, std::int64_t due_ms);
   // Delivered, failed or deleted: forgotten.
@@ -65,7 +76,7 @@ class Scheduler {
 
   std::size_t size() const { return entries_.size(); }
   std::size_t in_flight() const { return in_flight_; }
-  // Arrival of the oldest message (0 when empty); a scan, for metrics scrapes.
+  // Arrival of the oldest message (0 when empty).
   std::int64_t oldest_arrival_ms() const;
   // The messages in flight now; a scan, for `queue list`.
   std::vector<std::string> flying_ids() const;
@@ -74,6 +85,7 @@ class Scheduler {
   struct Entry {
     std::int64_t arrived = 0;
     std::int64_t due = 0;
+    unsigned misses = 0;  // unreadable loads (due_after_miss)
     bool flying = false;
   };
   void schedule(const std::string& id, Entry& e, std::int64_t due);
@@ -81,7 +93,8 @@ class Scheduler {
   Policy p_;
   std::function<double()> random01_;
   std::map<std::string, Entry> entries_;
-  std::set<std::pair<std::int64_t, std::string>> queue_;  // (due, id), not in flight
+  std::set<std::pair<std::int64_t, std::string>> queue_;       // (due, id), not in flight
+  std::set<std::pair<std::int64_t, std::string>> by_arrival_;  // (arrived, id), every entry
   std::size_t in_flight_ = 0;
 };
 

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/delivery.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -61,6 +64,7 @@ std::optional<std::string> Delivery::take_job() {
 
 void Delivery::kick() {
   if (draining_ || s_.upstreams.empty()) return;
+  expire_waiting();
   for (;;) {
     // A held session first: its connection is up and its site works. The
     // most recently parked one, so that surplus sessions reach their end.
@@ -128,7 +132,7 @@ void Delivery::remove(const std::string& id, const std::function<void(bool, std:
   sched_.remove(id);  // nothing hands it out while the file goes
   auto result = std::make_shared<Result<spool::Record>>();
   auto spool = spool_;
-  loop_.queue_work(
+  work(
       [=] {
         *result = spool->load(id);
         if (*result) {
@@ -147,6 +151,144 @@ void Delivery::remove(const std::string& id, const std::function<void(bool, std:
       });
 }
 
+void Delivery::work(std::function<void()> fn, std::function<void()> done) {
+  ++jobs_;
+  loop_.queue_work(std::move(fn), [this, done = std::move(done)] {
+    --jobs_;
+    done();
+    maybe_drained();
+  });
+}
+
+void Delivery::maybe_drained() {
+  if (draining_ && sessions_.empty() && jobs_ == 0 && drained_) {
+    auto done = std::move(drained_);
+    drained_ = nullptr;
+    done();
+  }
+}
+
+void Delivery::expire_waiting() {
+  std::int64_t now = unix_now_ms();
+  for (const auto& id : sched_.take_expired(now, 64)) {
+    auto rec = std::make_shared<Result<spool::Record>>();
+    auto verdict = std::make_shared<Verdict>();
+    auto persisted = std::make_shared<Persisted>();
+    FailOptions fo{s_.bounce, s_.helo, now / 1000, true};
+    work(
+        [spool = spool_, id, rec, verdict, persisted, fo] {
+          *rec = spool->load(id);
+          if (!*rec) return;
+          *verdict = expire(**rec);
+          *persisted = persist(spool, **rec, *verdict, fo);
+        },
+        [this, id, rec, verdict, persisted] {
+          if (!*rec) return unreadable(id, rec->error(), "");
+          apply(**rec, *verdict, *persisted, {}, "", "");
+        });
+  }
+}
+
+void Delivery::apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
+                     const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
+                     const std::string& upstream) {
+  std::string delivered_to;
+  for (std::size_t i : attempt_rcpts)
+    if (i < rec.rcpt_state.size() && rec.rcpt_state[i] == spool::Record::RcptState::Delivered)
+      delivered_to += (delivered_to.empty() ? "" : ",") + rec.recipients[i];
+  if (!delivered_to.empty()) {
+    ++stats_.delivered;
+    stats_.last_delivered = unix_now();
+    log::info("delivered").kv("session", session).kv("msg", rec.id).kv("upstream", upstream).kv("rcpt", delivered_to);
+  }
+  if (!p.result) {
+    log::error("spool_update").kv("session", session).kv("msg", rec.id).kv("reason", p.result.error().message());
+    if (v.action != Verdict::Action::Defer) {
+      // Still on disk: keep it scheduled (a later attempt may repeat the
+      // delivered recipients: at least once, never lost).
+      deferred(rec.id, sched_.due_after_miss(rec.id, unix_now_ms()), p.result.error().message(), rec.attempts,
+               session, upstream);
+      return;
+    }
+  }
+  if (v.action == Verdict::Action::Defer) {
+    // A state that could not be written still gets its backoff: the spool
+    // holds the previous (earlier) schedule, which only means an earlier
+    // attempt after a restart.
+    deferred(rec.id, v.due, rec.last_error, rec.attempts, session, upstream);
+    return;
+  }
+  sched_.remove(rec.id);
+  if (on_removed) on_removed(rec.size);
+  if (v.action == Verdict::Action::Fail) {
+    ++stats_.failed;
+    log::warn("failed").kv("session", session).kv("msg", rec.id).kv("upstream", upstream).kv("reason", v.reason);
+  }
+  if (p.report) {
+    ++stats_.bounced;
+    log::info("bounce_queued").kv("msg", p.report->id).kv("orig", rec.id).kv("to", rec.sender);
+    if (on_report) on_report(*p.report);
+  }
+}
+
+void Delivery::deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
+                        const std::string& session, const std::string& upstream) {
+  ++stats_.deferred;
+  sched_.release(msg, due);
+  log::info("deferred")
+      .kv("session", session)
+      .kv("msg", msg)
+      .kv("upstream", upstream)
+      .kv("reason", reason)
+      .kv("attempts", attempts)
+      .kv("next", iso8601(due / 1000));
+  arm_timer();
+}
+
+void Delivery::unreadable(const std::string& id, const Error& e, const std::string& session) {
+  if (e.sys == ENOENT || e.code == Errc::NotFound) {
+    // Deleted meanwhile (queue delete, an operator): nothing to deliver.
+    log::info("spool_gone").kv("session", session).kv("msg", id).kv("reason", e.message());
+    sched_.remove(id);
+    return;
+  }
+  if (e.code != Errc::SpoolCorrupt) {
+    std::int64_t due = sched_.due_after_miss(id, unix_now_ms());
+    log::error("spool_read")
+        .kv("session", session)
+        .kv("msg", id)
+        .kv("reason", e.message())
+        .kv("action", "deferred; the entry stays queued");
+    deferred(id, due, "spool read failed: " + e.message(), 0, session, "");
+    return;
+  }
+  // Really corrupt: quarantined at once, never retried, never delivered.
+  auto moved = std::make_shared<Result<void>>();
+  auto size = std::make_shared<std::uint64_t>(0);
+  std::string reason = "corrupt: " + e.message();
+  work(
+      [spool = spool_, id, reason, moved, size] {
+        struct stat st {};
+        if (::stat(spool->queue_path(id).c_str(), &st) == 0) *size = static_cast<std::uint64_t>(st.st_size);
+        *moved = spool->move_to_failed(id, reason);
+      },
+      [this, id, reason, moved, size, session] {
+        if (!*moved) {
+          log::error("spool_quarantine")
+              .kv("session", session)
+              .kv("msg", id)
+              .kv("reason", moved->error().message())
+              .kv("action", "left in queue/ and retried later");
+          deferred(id, sched_.due_after_miss(id, unix_now_ms()), reason, 0, session, "");
+          return;
+        }
+        log::error("spool_corrupt").kv("session", session).kv("msg", id).kv("reason", reason).kv("moved_to",
+                                                                                               "failed/" + id);
+        sched_.remove(id);
+        if (on_removed) on_removed(*size);
+      });
+}
+
 void Delivery::arm_timer() {
   if (!timer_ || draining_) return;
   auto due = sched_.next_due();
@@ -157,6 +299,8 @@ void Delivery::arm_timer() {
     return;
   }
   std::int64_t at = *due;
+  // Expiry does not wait for an upstream to come back.
+  auto expiry = sched_.next_expiry();
   // While every upstream is down (and no session is held), wake when the
   // first comes back.
   if (parked_.empty() && !usable_upstream()) {
@@ -164,6 +308,7 @@ void Delivery::arm_timer() {
     for (const auto& s : sites_) up_at = std::min(up_at, s.down_until);
     at = std::max(at, up_at);
   }
+  if (expiry) at = std::min(at, *expiry);
   std::int64_t wait = std::max<std::int64_t>(1, at - unix_now_ms());
   // A session slot frees up on release, which kicks anyway.
   timer_->start(Millis(std::min<std::int64_t>(wait, 3'600'000)));
@@ -230,14 +375,7 @@ std::string Delivery::site_summary() const {
 void Delivery::release(Session* s) {
   sessions_.erase(s);  // (finalize() already unparked it)
   delete s;
-  if (draining_) {
-    if (sessions_.empty() && drained_) {
-      auto done = std::move(drained_);
-      drained_ = nullptr;
-      done();
-    }
-    return;
-  }
+  if (draining_) return maybe_drained();
   kick();
 }
 
@@ -245,11 +383,8 @@ void Delivery::shutdown(std::function<void()> done) {
   draining_ = true;
   timer_.reset();
   quit_parked();
-  if (sessions_.empty()) {
-    done();
-    return;
-  }
   drained_ = std::move(done);
+  maybe_drained();
 }
 
 void Delivery::abort() {

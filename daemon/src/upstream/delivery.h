@@ -17,7 +17,16 @@
 // gets through resumes normal flow.
 //
 // Outcomes are written to the spool (remove, move to failed/, or the state
-// file) on a worker thread before the scheduler hears of them.
+// file) on a worker thread before the scheduler hears of them
+// (upstream/outcome.h: decide, persist, then apply here).
+//
+// Expiry: a message that outlives delivery.max_lifetime while it waits
+// (behind a site backoff, or between attempts) is failed here with a 4.4.7
+// report, whether or not a session ever takes it again.
+//
+// Delivery's own disk jobs (operator deletes, expiry, quarantine of a
+// corrupt entry) go through work(); shutdown waits for them as for the
+// sessions, so no completion outlives Delivery.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +43,7 @@
 #include "smtp/client.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
+#include "upstream/outcome.h"
 
 namespace spoolgate::upstream {
 
@@ -133,6 +143,20 @@ class Delivery {
   void site_failure(std::size_t upstream, const smtp::Failure& f);
   void site_success(std::size_t upstream);
   void release(Session* s);
+  // The loop half of an outcome (after persist() on a worker): scheduler,
+  // usage, stats and logs. attempt_rcpts: the recipients this attempt
+  // carried (their delivered ones are logged).
+  void apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
+             const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
+             const std::string& upstream);
+  // A message due again at `due`: count, schedule and log the deferral.
+  void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
+                const std::string& session, const std::string& upstream);
+  // A session could not load a message it took: gone (deleted meanwhile:
+  // forgotten), corrupt (moved to failed/ at once, logged), or unreadable
+  // for now (EACCES, EMFILE, EIO: deferred with backoff). The message is no
+  // longer the session's either way.
+  void unreadable(const std::string& id, const Error& e, const std::string& session);
   // A session with nothing to send waits for a message (resume) or its hold
   // to end; unpark when it ends for another reason.
   void park(Session* s);
@@ -150,6 +174,10 @@ class Delivery {
   std::optional<std::size_t> usable_upstream() const;
   void arm_timer();
   void quit_parked();
+  // Delivery's own disk job; done runs on the loop, and shutdown waits.
+  void work(std::function<void()> fn, std::function<void()> done);
+  void expire_waiting();
+  void maybe_drained();
 
   loop::Loop& loop_;
   std::shared_ptr<spool::Spool> spool_;
@@ -165,6 +193,7 @@ class Delivery {
   std::map<std::string, SiteStats> site_stats_;
   std::set<Session*> sessions_;
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
+  std::size_t jobs_ = 0;          // work() jobs out
   loop::HandlePtr<loop::Timer> timer_;
   bool draining_ = false;
   std::uint64_t generation_ = 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "upstream/session.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "core/clock.h"
@@ -8,6 +9,7 @@
 #include "core/log.h"
 #include "smtp/dsn.h"
 #include "upstream/bounce.h"
+#include "upstream/outcome.h"
 
 namespace spoolgate::upstream {
 namespace {
@@ -66,6 +68,7 @@ void Session::start() {
   log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
   timer_ = loop::Timer::create(d_.loop(), [this] {
     if (held_) return end_hold();
+    if (disk_) return;  // (stopped while the disk works; never a second job)
     smtp::Stage st = machine_.stage();
     std::string reason = std::string("timeout waiting for the server at ") + stage_name(st);
     if (st == smtp::Stage::DataEnd) {
@@ -174,7 +177,7 @@ void Session::flush() {
 }
 
 void Session::arm(smtp::Stage stage) {
-  if (!timer_) return;
+  if (!timer_ || disk_) return;
   const Timeouts& t = d_.settings().timeouts;
   Millis ms = t.mail;
   switch (stage) {
@@ -203,10 +206,16 @@ void Session::arm(smtp::Stage stage) {
 }
 
 void Session::pump() {
-  while (!closing_ && !disk_busy_) {
+  while (!closing_ && !disk_) {
     switch (machine_.next()) {
       case smtp::ClientEvent::NeedInput:
         flush();
+        if (streaming_) {
+          // Content goes on: the next chunk if it is read, else the drain
+          // or the read in progress calls back (the block timer runs).
+          if (chunk_ready_) send_chunk();
+          return;
+        }
         arm(machine_.stage());
         return;
       case smtp::ClientEvent::StartTls: {
@@ -232,6 +241,7 @@ void Session::pump() {
       case smtp::ClientEvent::SendContent:
         flush();
         content_started_ = true;
+        streaming_ = true;
         send_chunk();
         return;
       case smtp::ClientEvent::Delivered:
@@ -289,17 +299,36 @@ void Session::leave_hold() {
   d_.unpark(this);
 }
 
+void Session::disk(const char* what, std::function<void()> work, std::function<void()> then) {
+  if (disk_) {
+    // By construction this cannot happen: every caller runs from the loop
+    // with no job out (pump, timers and failures wait for it).
+    log::error("panic").kv("session", id_).kv("reason", std::string("second disk job '") + what + "' while '" +
+                                                            *disk_ + "' is out");
+    std::abort();
+  }
+  disk_ = what;
+  if (timer_) timer_->stop();  // the disk is not the server: no stage timer runs now
+  d_.loop().queue_work(std::move(work), [this, then = std::move(then)] {
+    disk_.reset();
+    then();
+    if (closing_) finish_closing();
+  });
+}
+
 void Session::load_job() {
-  disk_busy_ = true;
   loaded_ = false;
   content_started_ = false;
+  streaming_ = false;
+  chunk_ready_ = false;
   auto result = std::make_shared<Result<void>>();
   auto rec = std::make_shared<spool::Record>();
   auto reader = std::make_shared<std::unique_ptr<spool::Reader>>();
   auto chunk = std::make_shared<std::string>();
   auto spool = d_.spool();
   std::string id = *job_id_;
-  d_.loop().queue_work(
+  disk(
+      "load",
       [=] {
         auto r = spool->load(id);
         if (!r) {
@@ -317,45 +346,44 @@ void Session::load_job() {
         *reader = std::move(*rd);
       },
       [=, this] {
-        disk_busy_ = false;
-        if (!*result) {
-          log::error("spool_read").kv("session", id_).kv("msg", id).kv("reason", result->error().message());
-          // Gone (deleted by the CLI) or unreadable: nothing to deliver from here.
-          d_.scheduler().remove(id);
-          job_id_.reset();
-          if (closing_) return maybe_release();
-          next_job();
-          return;
-        }
+        if (!*result) return on_load_error(id, result->error());
         rec_ = std::move(*rec);
         reader_ = std::move(*reader);
         chunk_ = std::move(*chunk);
         loaded_ = true;
-        if (closing_) {
-          hand_back(Hand::Untouched, "");
-          return maybe_release();
-        }
-        smtp::Job job;
-        job.sender = rec_.sender;
-        job.size = rec_.size;
-        job.smtputf8 = rec_.smtputf8;
-        job.body_8bit = rec_.body_8bit;
-        job_rcpts_ = rec_.pending();
-        for (std::size_t i : job_rcpts_) job.recipients.push_back(rec_.recipients[i]);
-        if (job.recipients.empty()) {  // a crash after the last outcome, before removal
-          on_delivered();
-          return;
-        }
-        log::debug("upstream_send")
-            .kv("session", id_)
-            .kv("msg", rec_.id)
-            .kv("nrcpt", static_cast<std::uint64_t>(job.recipients.size()));
-        machine_.begin(job);
-        pump();
+        if (closing_) return;  // the finalizer hands it back
+        on_loaded(rec_);
       });
 }
 
+void Session::on_load_error(const std::string& id, const Error& e) {
+  job_id_.reset();
+  d_.unreadable(id, e, id_);
+  if (!closing_) next_job();
+}
+
+void Session::on_loaded(const spool::Record& rec) {
+  smtp::Job job;
+  job.sender = rec.sender;
+  job.size = rec.size;
+  job.smtputf8 = rec.smtputf8;
+  job.body_8bit = rec.body_8bit;
+  job_rcpts_ = rec.pending();
+  for (std::size_t i : job_rcpts_) job.recipients.push_back(rec.recipients[i]);
+  if (job.recipients.empty()) {  // a crash after the last outcome, before removal
+    on_delivered();
+    return;
+  }
+  log::debug("upstream_send")
+      .kv("session", id_)
+      .kv("msg", rec.id)
+      .kv("nrcpt", static_cast<std::uint64_t>(job.recipients.size()));
+  machine_.begin(job);
+  pump();
+}
+
 void Session::send_chunk() {
+  chunk_ready_ = false;
   if (!chunk_.empty()) {
     last_[0] = chunk_.size() >= 2 ? chunk_[chunk_.size() - 2] : last_[1];
     last_[1] = chunk_.back();
@@ -371,6 +399,7 @@ void Session::send_chunk() {
   bool crlf = last_[0] == '\r' && last_[1] == '\n';
   conn_->write(crlf ? ".\r\n" : "\r\n.\r\n");
   dot_sent_ = true;
+  streaming_ = false;
   reader_.reset();
   machine_.content_sent();
   arm(smtp::Stage::DataEnd);
@@ -378,21 +407,23 @@ void Session::send_chunk() {
 
 void Session::read_more() {
   if (closing_) return;
-  disk_busy_ = true;
   auto result = std::make_shared<Result<std::size_t>>();
   spool::Reader* rd = reader_.get();
   std::string* chunk = &chunk_;
-  d_.loop().queue_work([=] { *result = rd->read(*chunk, kReadChunk); },
-                       [=, this] {
-                         disk_busy_ = false;
-                         if (closing_) return maybe_release();
-                         if (!*result) {
-                           on_failed(smtp::Failure{smtp::Failure::Temporary,
-                                                   "spool read failed: " + result->error().message(), true, false});
-                           return;
-                         }
-                         send_chunk();
-                       });
+  disk(
+      "read content", [=] { *result = rd->read(*chunk, kReadChunk); },
+      [=, this] {
+        if (closing_) return;
+        if (!*result) {
+          on_failed(smtp::Failure{smtp::Failure::Temporary, "spool read failed: " + result->error().message(), true,
+                                  false});
+          return;
+        }
+        // Back through the pump: a reply or a close that came while the
+        // disk worked is acted on before another byte is written.
+        chunk_ready_ = true;
+        pump();
+      });
 }
 
 void Session::on_delivered() {
@@ -427,75 +458,21 @@ void Session::on_delivered() {
       break;
     }
   }
-  std::int64_t now = unix_now_ms();
-  enum class Action { Remove, Fail, Defer } action = Action::Defer;
-  bool expired = false;
-  std::string reason;
-  std::int64_t due = 0;
-  if (rec_.all_done()) {
-    action = failed.empty() ? Action::Remove : Action::Fail;
-    for (const auto& f : failed) reason += (reason.empty() ? "" : "; ") + f;
-  } else if (d_.scheduler().expired(rec_.id, now)) {
-    action = Action::Fail;
-    expired = true;
-    reason = "delivery time expired (delivery.max_lifetime) with " + std::to_string(rec_.pending().size()) +
-             " recipient(s) pending; last error: " + rec_.last_error;
-    for (std::size_t i : rec_.pending()) rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
-  } else {
-    due = d_.scheduler().due_after(rec_.attempts, now);
-    rec_.next_attempt = due / 1000;
-  }
-  disk_busy_ = true;
-  auto result = std::make_shared<Result<void>>();
-  auto report = std::make_shared<std::optional<spool::Record>>();
-  auto spool = d_.spool();
-  auto rec = std::make_shared<spool::Record>(rec_);
-  FailOptions fo{d_.settings().bounce, d_.settings().helo, now / 1000, expired};
-  d_.loop().queue_work(
-      [=] {
-        if (action == Action::Remove) {
-          *result = spool->remove(rec->id);
-        } else if (action == Action::Fail) {
-          auto r = fail_message(spool, *rec, reason, fo);
-          if (r)
-            *report = std::move(*r);
-          else
-            *result = tl::unexpected(r.error());
-        } else {
-          *result = spool->write_state(*rec);
-        }
-      },
-      [=, this] {
-        disk_busy_ = false;
-        if (!*result)
-          log::error("spool_update").kv("session", id_).kv("msg", rec->id).kv("reason", result->error().message());
-        std::string delivered_to;
-        for (std::size_t i : job_rcpts_)
-          if (rec->rcpt_state[i] == spool::Record::RcptState::Delivered)
-            delivered_to += (delivered_to.empty() ? "" : ",") + rec->recipients[i];
-        if (!delivered_to.empty()) {
-          ++d_.stats().delivered;
-          d_.stats().last_delivered = unix_now();
-          log::info("delivered").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("rcpt", delivered_to);
-        }
-        if (action == Action::Remove || action == Action::Fail) {
-          d_.scheduler().remove(rec->id);
-          if (d_.on_removed) d_.on_removed(rec->size);
-          if (action == Action::Fail) {
-            ++d_.stats().failed;
-            log::warn("failed").kv("session", id_).kv("msg", rec->id).kv("upstream", u_.name).kv("reason", reason);
-          }
-          if (*report) {
-            ++d_.stats().bounced;
-            log::info("bounce_queued").kv("msg", (*report)->id).kv("orig", rec->id).kv("to", rec->sender);
-            if (d_.on_report) d_.on_report(**report);
-          }
-        } else {
-          deferred(rec->id, result->has_value(), due, rec->last_error, rec->attempts);
-        }
-        job_id_.reset();
+  Verdict v = decide(rec_, failed, d_.scheduler(), unix_now_ms());
+  record(std::make_shared<spool::Record>(rec_), std::move(v), job_rcpts_);
+}
+
+void Session::record(std::shared_ptr<spool::Record> rec, Verdict v, std::vector<std::size_t> attempt_rcpts) {
+  auto persisted = std::make_shared<Persisted>();
+  auto verdict = std::make_shared<Verdict>(std::move(v));
+  FailOptions fo{d_.settings().bounce, d_.settings().helo, unix_now(), false};
+  disk(
+      "outcome", [spool = d_.spool(), rec, verdict, persisted, fo] { *persisted = persist(spool, *rec, *verdict, fo); },
+      [=, this, rcpts = std::move(attempt_rcpts)] {
+        d_.apply(*rec, *verdict, *persisted, rcpts, id_, u_.name);
+        if (job_id_ && *job_id_ == rec->id) job_id_.reset();
         loaded_ = false;
-        if (closing_) return maybe_release();
+        if (closing_) return;
         next_job();
       });
 }
@@ -509,86 +486,60 @@ void Session::on_failed(const smtp::Failure& f) {
   }
   log::warn("upstream_failed").kv("session", id_).kv("upstream", u_.name).kv("reason", f.reason);
   if (f.site) d_.site_failure(up_, f);
-  if (job_id_) {
-    bool failover = f.kind != smtp::Failure::Auth && !content_started_ && d_.other_upstream_usable(up_);
-    hand_back(failover ? Hand::Failover : Hand::Defer, f.reason);
-  }
-  finalize(f.reason, false);
+  bool failover = f.kind != smtp::Failure::Auth && !content_started_ && d_.other_upstream_usable(up_);
+  finalize(f.reason, false, failover ? Hand::Failover : Hand::Defer);
 }
 
 void Session::hand_back(Hand how, const std::string& reason) {
-  if (!job_id_) return;
+  if (!job_id_ || disk_) return;
   std::string id = *job_id_;
-  job_id_.reset();
-  std::int64_t now = unix_now_ms();
   if (how != Hand::Defer) {
     // Untouched (shutdown) or to the next upstream: due again now.
-    d_.scheduler().release(id, now);
+    job_id_.reset();
+    d_.scheduler().release(id, unix_now_ms());
     if (how == Hand::Failover) d_.kick();
     return;
   }
   // Count the attempt and keep its reason, so `queue list` says why the
-  // message waits. A message not loaded yet is read from the spool first.
-  disk_busy_ = true;
-  auto result = std::make_shared<Result<void>>();
-  auto spool = d_.spool();
-  auto rec = std::make_shared<spool::Record>(rec_);
-  bool loaded = loaded_;
-  auto due = std::make_shared<std::int64_t>(0);
-  const scheduler::Scheduler& sched = d_.scheduler();
-  d_.loop().queue_work(
-      [=, &sched] {
-        if (!loaded) {
-          auto r = spool->load(id);
-          if (!r) {
-            *result = tl::unexpected(r.error());
-            return;
-          }
-          *rec = std::move(*r);
-        }
-        ++rec->attempts;
-        rec->last_error = reason;
-        *due = sched.due_after(rec->attempts, now);
-        rec->next_attempt = *due / 1000;
-        *result = spool->write_state(*rec);
-      },
+  // message waits; a deferral that outlived the lifetime fails it. A
+  // message not loaded yet is read from the spool first (its own job).
+  if (loaded_) return write_deferral(std::make_shared<spool::Record>(rec_), reason);
+  auto loaded = std::make_shared<Result<spool::Record>>();
+  disk(
+      "load for deferral", [spool = d_.spool(), id, loaded] { *loaded = spool->load(id); },
       [=, this] {
-        disk_busy_ = false;
-        if (!*result)
-          log::error("spool_update").kv("session", id_).kv("msg", id).kv("reason", result->error().message());
-        deferred(id, result->has_value(), *due, reason, rec->attempts);
-        maybe_release();
+        if (!*loaded) {
+          job_id_.reset();
+          return d_.unreadable(id, loaded->error(), id_);
+        }
+        write_deferral(std::make_shared<spool::Record>(std::move(**loaded)), reason);
       });
 }
 
-void Session::deferred(const std::string& msg, bool written, std::int64_t due, const std::string& reason,
-                       unsigned attempts) {
-  // Not written: the spool still holds the previous schedule; try again in
-  // a minute rather than at a time nothing on disk records.
-  std::int64_t when = written ? due : unix_now_ms() + 60'000;
-  ++d_.stats().deferred;
-  d_.scheduler().release(msg, when);
-  log::info("deferred")
-      .kv("session", id_)
-      .kv("msg", msg)
-      .kv("upstream", u_.name)
-      .kv("reason", reason)
-      .kv("attempts", attempts)
-      .kv("next", iso8601(when / 1000));
+void Session::write_deferral(std::shared_ptr<spool::Record> rec, const std::string& reason) {
+  ++rec->attempts;
+  rec->last_error = reason;
+  Verdict v = decide(*rec, {}, d_.scheduler(), unix_now_ms());
+  record(std::move(rec), std::move(v), {});
 }
 
 void Session::abort() {
-  if (closing_) return;
-  hand_back(Hand::Untouched, "");
-  finalize("shutdown deadline", false);
+  if (closing_) {
+    // Already ending with a deferral that waits for the disk: at the
+    // shutdown deadline the message goes back untouched instead.
+    closing_hand_ = Hand::Untouched;
+    return;
+  }
+  finalize("shutdown deadline", false, Hand::Untouched);
 }
 
-void Session::finalize(const std::string& reason, bool graceful) {
+void Session::finalize(const std::string& reason, bool graceful, Hand how) {
   if (closing_) return;
   closing_ = true;
+  closing_hand_ = how;
+  closing_reason_ = reason;
   leave_hold();
   timer_.reset();
-  if (job_id_ && !disk_busy_) hand_back(Hand::Defer, reason);
   log::debug("upstream_close")
       .kv("session", id_)
       .kv("upstream", u_.name)
@@ -605,11 +556,16 @@ void Session::finalize(const std::string& reason, bool graceful) {
     if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
     conn_closed_ = true;
   }
+  finish_closing();
+}
+
+void Session::finish_closing() {
+  if (!disk_ && job_id_) hand_back(closing_hand_, closing_reason_);
   maybe_release();
 }
 
 void Session::maybe_release() {
-  if (closing_ && !cancel_connect_ && !disk_busy_ && conn_closed_) {
+  if (closing_ && !cancel_connect_ && !disk_ && conn_closed_) {
     linger_.reset();
     d_.release(this);  // deletes this: the last statement
   }

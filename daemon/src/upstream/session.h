@@ -16,11 +16,23 @@
 // (end_hold), or quietly when the server closes or speaks first (a server's
 // idle timeout is not a site failure).
 //
+// Disk work (STYLE.md rule 9): at most one job at a time, started only by
+// disk(), held as a value (disk_) while it is out. While it is out no stage
+// timer runs (the disk is not the server, and a timeout must not start a
+// second job that writes the same state file), pump() waits, and whatever
+// the server said meanwhile (a reply, a close) is latched by the client
+// machine; every job's completion re-enters the one event pump. The worker
+// side of a job touches only the spool and values it was given: never the
+// scheduler, the settings or this session's members other than its own
+// reader and chunk, which live as long as the session, and the session
+// lives until the job is back.
+//
 // Teardown: finalize() is the one path for every ending (done, error,
 // timeout, peer close, shutdown). It sends QUIT only when the protocol
 // allows, queues TLS close_notify, closes the connection after pending
 // writes (bounded by a linger timer), hands a carried message back (deferred
-// with the reason, or to the next upstream), and the session is released by
+// with the reason, to the next upstream, or untouched at the shutdown
+// deadline) once no disk job is out, and the session is released by
 // Delivery in the last callback, once the connection is closed and no disk
 // job is in flight.
 #pragma once
@@ -66,14 +78,24 @@ class Session {
   void arm(smtp::Stage stage);
   void next_job();
   void load_job();
+  void on_loaded(const spool::Record& rec);
+  void on_load_error(const std::string& id, const Error& e);
   void send_chunk();
   void read_more();
   void on_delivered();
   void on_failed(const smtp::Failure& f);
+  // The one way to run disk work: `work` on a worker, then `then` on the
+  // loop, then (when closing) the hand-back and release the finalizer left.
+  void disk(const char* what, std::function<void()> work, std::function<void()> then);
   void hand_back(Hand how, const std::string& reason);
-  // A deferral, written to the spool or not: count, schedule and log it.
-  void deferred(const std::string& msg, bool written, std::int64_t due, const std::string& reason, unsigned attempts);
-  void finalize(const std::string& reason, bool graceful);
+  void write_deferral(std::shared_ptr<spool::Record> rec, const std::string& reason);
+  // Persists a verdict (one disk job), then Delivery::apply, then the next
+  // message unless closing.
+  void record(std::shared_ptr<spool::Record> rec, Verdict v, std::vector<std::size_t> attempt_rcpts);
+  void finalize(const std::string& reason, bool graceful, Hand how = Hand::Defer);
+  // Closing: hand back a carried message when no disk job is out, release
+  // when nothing is left.
+  void finish_closing();
   void maybe_release();
   void quit();
   void leave_hold();  // no longer parked (Delivery forgets it)
@@ -95,6 +117,8 @@ class Session {
   char last_[2] = {'\r', '\n'};  // the last two content bytes written
   bool loaded_ = false;
   bool content_started_ = false;
+  bool streaming_ = false;    // between SendContent and the final dot
+  bool chunk_ready_ = false;  // a chunk read from the spool waits to be written
   bool dot_sent_ = false;   // awaiting the reply to the final dot
   bool throttled_ = false;  // the server asked us to slow down: QUIT after this message
   bool held_ = false;       // parked with Delivery, waiting for a message
@@ -105,7 +129,9 @@ class Session {
   // abandons that. net::connect never calls back before it returns, so it is
   // set from start() until on_connect() or finalize().
   std::function<void()> cancel_connect_;
-  bool disk_busy_ = false;
+  std::optional<const char*> disk_;  // the disk job out now: what it does
+  Hand closing_hand_ = Hand::Defer;  // what finalize() asked for a carried message
+  std::string closing_reason_;
   bool closing_ = false;
   bool conn_closed_ = false;
 };

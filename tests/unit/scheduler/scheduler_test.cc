@@ -79,4 +79,34 @@ TEST_SUITE("scheduler") {
     CHECK_FALSE(s.expired("A", 1000 + 5 * 86'400'000LL - 1));
     CHECK(s.expired("A", 1000 + 5 * 86'400'000LL));
   }
+  TEST_CASE("expired mail waiting in the queue is taken oldest first; mail in flight is left to its session") {
+    Policy p = policy();
+    p.max_lifetime = Millis(10'000);
+    Scheduler s(p, [] { return 0.5; });
+    s.insert("OLD", 1000, 999'999'999);  // waits far ahead (a site backoff)
+    s.insert("MID", 2000, 0);
+    s.insert("NEW", 50'000, 0);
+    CHECK(s.next_expiry() == 11'000);
+    CHECK(s.next_batch(0, 1) == std::vector<std::string>{"MID"});  // in flight now
+    CHECK(s.next_expiry() == 11'000);
+    CHECK(s.take_expired(10'999, 10).empty());
+    CHECK(s.take_expired(12'000, 10) == std::vector<std::string>{"OLD"});
+    CHECK(s.in_flight() == 2);
+    CHECK(s.next_expiry() == 60'000);  // OLD and MID are in flight
+    s.release("MID", 0);
+    CHECK(s.take_expired(12'000, 10) == std::vector<std::string>{"MID"});
+    s.remove("OLD");
+    s.remove("MID");
+    CHECK(s.oldest_arrival_ms() == 50'000);
+    CHECK(s.take_expired(59'999, 10).empty());
+    CHECK(s.take_expired(60'000, 10) == std::vector<std::string>{"NEW"});
+  }
+  TEST_CASE("an unreadable entry backs off with each miss in a row") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 0, 0);
+    CHECK(s.due_after_miss("A", 0) == 60'000);
+    CHECK(s.due_after_miss("A", 0) == 120'000);
+    CHECK(s.due_after_miss("A", 0) == 240'000);
+    CHECK(s.due_after_miss("unknown", 0) == 60'000);
+  }
 }

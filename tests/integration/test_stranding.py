@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: MIT
+"""The spool never strands a message: an entry that cannot be read now is
+retried with backoff, a corrupt one is quarantined at once with its reason,
+and delivery.max_lifetime applies to every deferral, also to mail that only
+ever waits behind a site backoff."""
+import socket
+
+from conftest import daemon_upstream_settings, upstream_config, wait_for
+from test_delivery import USER, PASSWORD, send
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_an_unreadable_entry_is_deferred_and_delivered_later(daemon_factory, sink_factory, pki, workdir, faultfs):
+    """The first two pread calls on spool files fail with EIO (faultfs):
+    the first load of the message fails. It used to be dropped from the
+    scheduler (still in queue/, never retried until a restart); now it is
+    deferred with backoff and delivered at the next attempt."""
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]), start=False)
+    d.env = faultfs(d, pread_eio=2)
+    d.start()
+    send(d)
+    [m] = sink.wait_messages(1)
+    wait_for(lambda: not d.queued_files(), what="queue empty")
+    log = d.log()
+    assert "event=spool_read" in log and "action=\"deferred; the entry stays queued\"" in log, log
+    assert list((d.spool / "failed").iterdir()) == []
+
+
+def test_a_corrupt_entry_is_quarantined_at_once(daemon_factory, workdir):
+    """A queued message whose file is damaged while the daemon runs (here:
+    truncated) is moved to failed/ with its reason at its next attempt, not
+    kept in queue/ unscheduled."""
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    d = daemon_factory(settings)
+    send(d)
+    [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred once")
+    path = d.spool / "queue" / entry["id"]
+    data = path.read_bytes()
+    path.write_bytes(data[:-3])
+    wait_for(lambda: (d.spool / "failed" / (entry["id"] + ".reason")).exists(), what="quarantined")
+    reason = (d.spool / "failed" / (entry["id"] + ".reason")).read_text()
+    assert reason.startswith("corrupt: ") and "size mismatch" in reason, reason
+    assert not path.exists()
+    assert "event=spool_corrupt" in d.log()
+    assert d.queue() == []
+
+
+def test_lifetime_expires_mail_that_never_gets_past_site_trouble(daemon_factory, sink_factory, pki, workdir):
+    """A pin mismatch fails every connection before any transaction; the
+    lifetime check used to run only after a transaction outcome, so the
+    message waited forever. With max_lifetime 2 s it is failed with a 4.4.7
+    report to the sender."""
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir)
+    up["pins"] = [pki.spki_pin(pki.other_root)]
+    settings = daemon_upstream_settings([up])
+    settings["delivery"]["max_lifetime"] = "2s"
+    settings["delivery"]["retry"] = {"first": "1s", "max": "1s", "factor": 1, "jitter": 0}
+    d = daemon_factory(settings)
+    send(d, sender="dev@lan")
+    [entry] = wait_for(lambda: d.queue(), what="queued")
+    reason_file = d.spool / "failed" / (entry["id"] + ".reason")
+    wait_for(reason_file.exists, timeout=30, what="expired")
+    assert "delivery time expired" in reason_file.read_text()
+    assert "certificate verification failed" in reason_file.read_text()
+    line = wait_for(lambda: [l for l in d.log().splitlines() if "event=bounce_queued" in l and entry["id"] in l],
+                    what="the report")[0]
+    report_id = line.split("msg=")[1].split()[0]
+    report = next(p for p in [d.spool / "queue" / report_id, d.spool / "failed" / report_id] if p.exists())
+    text = report.read_bytes().decode(errors="replace")
+    assert "Status: 4.4.7" in text and "Final-Recipient: rfc822; ops@example.com" in text
+    assert sink.messages() == []
+
+
+def test_lifetime_expires_mail_waiting_behind_a_site_backoff(daemon_factory, workdir):
+    """A long site backoff (the upstream refuses connections; retries every
+    hour) keeps messages from ever being taken by a session: they expire
+    all the same, without a session."""
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    settings["delivery"]["max_lifetime"] = "3s"
+    settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}
+    settings["delivery"]["max_connections"] = 1
+    d = daemon_factory(settings)
+    for i in range(3):
+        send(d, rcpts=(f"r{i}@example.com",), sender="")
+    wait_for(lambda: len(list((d.spool / "failed").glob("*.reason"))) == 3, timeout=30, what="all three expired")
+    assert d.queue() == []
+    reasons = [p.read_text() for p in (d.spool / "failed").glob("*.reason")]
+    assert all("delivery time expired" in r for r in reasons), reasons
+

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// faultfs: an LD_PRELOAD shim that injects disk faults into the daemon's
+// spool I/O, for tests (tests/integration/conftest.py builds it with cc).
+//
+// Only calls on files below SG_FAULT_DIR are touched (the fd's path, read
+// from /proc/self/fd), so the dynamic loader, config, certificates and
+// sockets are never affected. Knobs, from the environment:
+//   SG_FAULT_PREAD_EIO=N   the first N pread calls on spool files fail with EIO
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static atomic_long pread_eio = -1;  // -1: not read from the environment yet
+
+static int in_spool(int fd) {
+  const char* dir = getenv("SG_FAULT_DIR");
+  if (!dir || !*dir) return 0;
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n < 0) return 0;
+  path[n] = '\0';
+  return strncmp(path, dir, strlen(dir)) == 0;
+}
+
+static int take(atomic_long* budget, const char* env) {
+  long expected = -1;
+  if (atomic_load(budget) == -1) {
+    const char* v = getenv(env);
+    atomic_compare_exchange_strong(budget, &expected, v ? atol(v) : 0);
+  }
+  long left = atomic_load(budget);
+  while (left > 0)
+    if (atomic_compare_exchange_weak(budget, &left, left - 1)) return 1;
+  return 0;
+}
+
+typedef ssize_t (*pread_fn)(int, void*, size_t, off_t);
+
+static ssize_t faulty_pread(const char* name, int fd, void* buf, size_t n, off_t off) {
+  pread_fn real = (pread_fn)dlsym(RTLD_NEXT, name);
+  if (in_spool(fd) && take(&pread_eio, "SG_FAULT_PREAD_EIO")) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd, buf, n, off);
+}
+
+ssize_t pread(int fd, void* buf, size_t n, off_t off) { return faulty_pread("pread", fd, buf, n, off); }
+ssize_t pread64(int fd, void* buf, size_t n, off_t off) { return faulty_pread("pread64", fd, buf, n, off); }
