@@ -65,3 +65,23 @@ def test_installed_as_sendmail_and_mailq_it_behaves_as_they_do(daemon_factory, t
     assert sm.returncode == 0, sm.stderr
     mq = subprocess.run([str(tmp_path / "mailq")], capture_output=True, text=True, timeout=30, env=env)
     assert mq.returncode == 0 and "ops@example.com" in mq.stdout
+
+
+def test_sendmail_applies_the_recipient_limit(daemon_factory):
+    """sendmail -t takes recipients from the headers, any number of them:
+    the limit SMTP applies at RCPT applies here too, as a clear error that
+    queues nothing (before, 101 recipients were queued past max_recipients
+    and an envelope too big for the record header was queued unreadable)."""
+    d = daemon_factory({"limits": {"max_recipients": 100}}, start=False)
+    to = ", ".join(f"r{i}@example.com" for i in range(101))
+    out = sendmail(d, "-t", stdin=f"To: {to}\nSubject: many\n\nbody\n".encode())
+    assert out.returncode == 64, out
+    assert b"too many recipients (101; limits.max_recipients is 100)" in out.stderr
+    assert not (d.spool / "queue").exists() or d.queue() == []
+    d.write_config({"limits": {"max_recipients": 10000}})
+    domain = ".".join(["d" * 58] * 3) + ".example"
+    # As arguments: a 1.3 MB To: field would already fail the header bound.
+    out = sendmail(d, *[f"{i:064d}@{domain}" for i in range(5000)], stdin=b"Subject: many\n\nbody\n")
+    assert out.returncode == 64, out
+    assert b"envelope too large" in out.stderr
+    assert d.queue() == []

@@ -98,3 +98,36 @@ def test_lifetime_expires_mail_waiting_behind_a_site_backoff(daemon_factory, wor
     reasons = [p.read_text() for p in (d.spool / "failed").glob("*.reason")]
     assert all("delivery time expired" in r for r in reasons), reasons
 
+
+def test_an_envelope_too_big_for_the_spool_record_is_refused_at_rcpt(daemon_factory):
+    """5,000 recipients of 250 octets each would make a 1.2 MB record
+    header; before, every RCPT got 250, the message got 250, and the record
+    was unreadable (the reader stopped at 64 KiB): listed as corrupt and
+    quarantined at the next start. Now the RCPT that would overflow the
+    record gets 452 4.5.3 (the client sends the rest in another
+    transaction) and what was accepted is queued, readable, and survives a
+    restart."""
+    from test_inbound import queued_id
+    d = daemon_factory({"limits": {"max_recipients": 10000}})
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO dev")
+    domain = ".".join(["d" * 58] * 3) + ".example"  # a 251-octet address: the path fits 256
+    rcpts = [f"{i:064d}@{domain}" for i in range(5000)]
+    c.send(b"MAIL FROM:<a@example.com>\r\n" + b"".join(f"RCPT TO:<{r}>\r\n".encode() for r in rcpts))
+    assert c.reply() == ["250 2.1.0 Ok"]
+    replies = [c.reply()[0] for _ in rcpts]
+    accepted = replies.count("250 2.1.5 Ok")
+    assert 1000 < accepted < 5000
+    assert replies[:accepted] == ["250 2.1.5 Ok"] * accepted
+    assert set(replies[accepted:]) == {"452 4.5.3 Error: too many recipients (the envelope is full)"}
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(b"Subject: many\r\n\r\nbody\r\n.\r\n")
+    msg_id = queued_id(c.reply()[0])
+    c.cmd("QUIT")
+    [entry] = d.queue()
+    assert entry["id"] == msg_id and entry["recipients"] == rcpts[:accepted]
+    d.stop()
+    d.start()
+    assert "moved_corrupt=0" in d.log() and "queued=1" in d.log()
+    assert [e["id"] for e in d.queue()] == [msg_id]

@@ -50,6 +50,7 @@ listener::Settings inbound_settings(const config::Config& c, const std::vector<i
   s.smtp.hostname = c.hostname;
   s.smtp.max_message_size = c.limits.max_message_size;
   s.smtp.max_recipients = c.limits.max_recipients;
+  s.smtp.max_envelope_bytes = spool::kMaxHeaderBytes;
   s.smtp.max_bad_commands = static_cast<int>(std::min<std::uint64_t>(c.limits.max_bad_commands, 1000000));
   s.smtp.reject_bare_newlines = c.bare_newlines == config::BareNewlines::Reject;
   s.smtp.add_missing_headers = c.headers.add_missing;

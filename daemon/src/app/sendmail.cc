@@ -90,6 +90,12 @@ int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream
     std::cerr << "spoolgate sendmail: no recipients (give them as arguments, or use -t)\n";
     return kUsage;
   }
+  // The same bound as RCPT over SMTP (a -t message can name any number).
+  if (r.recipients.size() > cfg.limits.max_recipients) {
+    std::cerr << "spoolgate sendmail: too many recipients (" << r.recipients.size()
+              << "; limits.max_recipients is " << cfg.limits.max_recipients << ")\n";
+    return kUsage;
+  }
   // Canonical text, then the same header fix-ups SMTP mail gets.
   std::string text;
   if (!has_from) {
@@ -126,13 +132,18 @@ int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream
     return kUsage;
   }
   if (!cfg.headers.rewrite_from.empty()) r.sender = cfg.headers.rewrite_from;
+  r.normalize();
+  // What the spool could not record is refused here, not queued unreadable.
+  if (auto h = spool::encode_header(r); !h) {
+    std::cerr << "spoolgate sendmail: " << h.error().message() << "\n";
+    return kUsage;
+  }
 
   auto sp = spool::Spool::open(cfg.spool.dir);
   if (!sp) {
     std::cerr << "spoolgate sendmail: cannot open spool: " << sp.error().message() << "\n";
     return kTempFail;
   }
-  r.normalize();
   auto w = spool::Writer::create(*sp, r);
   Result<void> ok = w ? (*w)->append(content) : tl::unexpected(w.error());
   if (ok) ok = (*w)->commit();

@@ -128,12 +128,16 @@ class Parser {
     if (!d) return err(v, path, "expected a duration like 30s (units ms, s, m, h, d), got '" + v.scalar + "'");
     out = *d;
   }
-  void count(const Value& v, const std::string& path, std::uint64_t& out, std::uint64_t min = 1) {
+  void count(const Value& v, const std::string& path, std::uint64_t& out, std::uint64_t min = 1,
+             std::uint64_t max = UINT64_MAX) {
     if (!scalar(v, path, "a whole number")) return;
     std::uint64_t n = 0;
     auto [p, ec] = std::from_chars(v.scalar.data(), v.scalar.data() + v.scalar.size(), n);
-    if (v.scalar.empty() || ec != std::errc() || p != v.scalar.data() + v.scalar.size() || n < min)
-      return err(v, path, "expected a whole number >= " + std::to_string(min) + ", got '" + v.scalar + "'");
+    if (v.scalar.empty() || ec != std::errc() || p != v.scalar.data() + v.scalar.size() || n < min || n > max) {
+      std::string range = max == UINT64_MAX ? ">= " + std::to_string(min)
+                                            : "from " + std::to_string(min) + " to " + std::to_string(max);
+      return err(v, path, "expected a whole number " + range + ", got '" + v.scalar + "'");
+    }
     out = n;
   }
   void number(const Value& v, const std::string& path, double& out, double lo, double hi) {
@@ -269,7 +273,10 @@ std::vector<Key> top_keys(Config& c) {
   add("limits.max_message_size",
       [&](Parser& p, const Value& v, const std::string& path) { p.size(v, path, c.limits.max_message_size); });
   add("limits.max_recipients",
-      [&](Parser& p, const Value& v, const std::string& path) { p.count(v, path, c.limits.max_recipients); });
+      [&](Parser& p, const Value& v, const std::string& path) {
+        // Postfix's smtpd_recipient_limit is 1000; a device never needs more.
+        p.count(v, path, c.limits.max_recipients, 1, kMaxRecipientsLimit);
+      });
   add("limits.max_connections",
       [&](Parser& p, const Value& v, const std::string& path) { p.count(v, path, c.limits.max_connections); });
   add("limits.max_connections_per_client", [&](Parser& p, const Value& v, const std::string& path) {

@@ -59,6 +59,10 @@ struct Upstream {
 
 enum class BareNewlines { Normalize, Reject };
 
+// The upper bound of limits.max_recipients (the spool header also bounds
+// the envelope's bytes: 452 4.5.3 when it is full).
+constexpr std::uint64_t kMaxRecipientsLimit = 10000;
+
 struct Config {
   std::string source;  // the file read, "" when none
   // SPOOLGATE_* variables that name no key (typos, or injected by an
@@ -78,7 +82,7 @@ struct Config {
   } spool;
   struct {
     std::uint64_t max_message_size = 35ULL << 20;
-    std::uint64_t max_recipients = 100;
+    std::uint64_t max_recipients = 100;  // at most kMaxRecipientsLimit
     std::uint64_t max_connections = 500;
     std::uint64_t max_connections_per_client = 50;
     Millis idle_timeout{300'000};

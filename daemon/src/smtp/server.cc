@@ -272,6 +272,8 @@ void Server::check_mail(std::string_view args) {
   env_.body_8bit = eight;
   env_.declared_size = size;
   env_.recipients.clear();
+  // The record's fixed lines, HELO, client and sender (spool/record.h).
+  envelope_bytes_ = 512 + env_.helo.size() + s_.client_address.size() + env_.sender.str().size();
   reply("250 2.1.0 Ok");
 }
 
@@ -292,6 +294,12 @@ void Server::check_rcpt(std::string_view args) {
   if (!p.params.empty()) return error("555 5.5.4 Unsupported option: " + p.params.front().keyword);
   if (p.mailbox.utf8 && !env_.smtputf8) return error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
   if (env_.recipients.size() >= s_.max_recipients) return reply("452 4.5.3 Error: too many recipients");
+  // RFC 5321 4.5.3.1.10: 452 for a recipient beyond what we can hold; the
+  // client sends the rest in another transaction.
+  std::size_t bytes = p.mailbox.str().size() + 10;  // "rcpt: <" ... ">\n"
+  if (envelope_bytes_ + bytes > s_.max_envelope_bytes)
+    return reply("452 4.5.3 Error: too many recipients (the envelope is full)");
+  envelope_bytes_ += bytes;
   env_.recipients.push_back(std::move(p.mailbox));
   reply("250 2.1.5 Ok");
 }

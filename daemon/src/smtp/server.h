@@ -34,6 +34,9 @@ struct ServerSettings {
   std::string hostname = "localhost";
   std::uint64_t max_message_size = 35ULL << 20;
   size_t max_recipients = 100;
+  // The envelope (sender, HELO, client and recipients) must fit the spool's
+  // record header: a RCPT that would overflow it gets 452 4.5.3.
+  size_t max_envelope_bytes = 1000 * std::size_t{1024};
   int max_bad_commands = 20;
   bool reject_bare_newlines = false;
   bool add_missing_headers = true;
@@ -129,6 +132,7 @@ class Server {
   bool helo_ = false;
   bool mail_ = false;
   Envelope env_;
+  std::size_t envelope_bytes_ = 0;  // what env_ takes in the spool header (approximately, from above)
 
   DataDecoder decoder_;
   std::optional<HeaderFixer> fixer_;

@@ -60,6 +60,9 @@ Result<std::string> encode_header(const Record& r) {
     h += "\nrcpt: <" + rc + ">";
   }
   h += "\n\n";
+  if (h.size() > kMaxHeaderBytes)
+    return fail(Errc::Invalid, "envelope too large (" + std::to_string(r.recipients.size()) + " recipients, " +
+                                   std::to_string(h.size()) + " bytes; at most " + std::to_string(kMaxHeaderBytes) + ")");
   return h;
 }
 

@@ -45,6 +45,10 @@
 namespace spoolgate::spool {
 
 constexpr int kFormatVersion = 1;
+// The largest header a message file may have: encode_header refuses more,
+// and the reader reads up to this much, so whatever is written can be read
+// back. The listener bounds the envelope below it (452 4.5.3 at RCPT).
+constexpr std::size_t kMaxHeaderBytes = 1024 * std::size_t{1024};
 
 struct Record {
   std::string id;
@@ -77,7 +81,8 @@ std::string encode_state(const Record& r);
 Result<void> decode_state(std::string_view text, Record& r);
 
 // The header text for r (with a zero content-size placeholder); fails when a
-// field holds a byte that would break the line format.
+// field holds a byte that would break the line format, or when the header
+// would be larger than kMaxHeaderBytes.
 Result<std::string> encode_header(const Record& r);
 // Byte offset of the 20 content-size digits in every message file.
 std::uint64_t content_size_offset();

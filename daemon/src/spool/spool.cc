@@ -20,7 +20,7 @@ std::function<bool(CommitStep)> g_crash_after;
 
 namespace {
 
-constexpr size_t kMaxHeaderRead = 64 * std::size_t{1024};
+constexpr size_t kFirstHeaderRead = 64 * std::size_t{1024};
 
 Result<void> write_all(int fd, std::string_view data, const std::string& what) {
   while (!data.empty()) {
@@ -84,13 +84,31 @@ Result<Record> load_file(const std::string& path) {
     ::close(fd);
     return fail_errno("stat " + path, e);
   }
-  std::string head(std::min<std::uint64_t>(kMaxHeaderRead, static_cast<std::uint64_t>(st.st_size)), '\0');
-  ssize_t n = ::pread(fd, head.data(), head.size(), 0);
-  int e = errno;
+  // Most headers fit the first read; a larger one (many recipients) is read
+  // on, up to what encode_header can write.
+  auto file_size = static_cast<std::uint64_t>(st.st_size);
+  std::string head;
+  std::size_t want = kFirstHeaderRead;
+  for (;;) {
+    std::size_t have = head.size();
+    std::size_t goal = static_cast<std::size_t>(std::min<std::uint64_t>(want, file_size));
+    if (goal <= have) break;
+    head.resize(goal);
+    ssize_t n;
+    do {
+      n = ::pread(fd, head.data() + have, goal - have, static_cast<off_t>(have));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return fail_errno("read " + path, e);
+    }
+    head.resize(have + static_cast<std::size_t>(n));
+    if (n == 0 || head.find("\n\n") != std::string::npos || want >= kMaxHeaderBytes + 2) break;
+    want = std::min(want * 4, kMaxHeaderBytes + 2);
+  }
   ::close(fd);
-  if (n < 0) return fail_errno("read " + path, e);
-  head.resize(static_cast<size_t>(n));
-  auto r = decode_header(head, static_cast<std::uint64_t>(st.st_size));
+  auto r = decode_header(head, file_size);
   if (!r) return r;
   auto state = read_small(path + ".state");
   if (state) {

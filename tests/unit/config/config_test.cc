@@ -61,6 +61,8 @@ TEST_SUITE("config") {
         {"limits:\n  max_message_size: 35MB\n", "t.yaml:2: limits.max_message_size: expected a size like 35MiB"},
         {"limits:\n  idle_timeout: 30\n", "t.yaml:2: limits.idle_timeout: expected a duration like 30s"},
         {"limits:\n  max_recipients: many\n", "t.yaml:2: limits.max_recipients: expected a whole number"},
+        {"limits:\n  max_recipients: 10001\n",
+         "t.yaml:2: limits.max_recipients: expected a whole number from 1 to 10000, got '10001'"},
         {"listen: [\"localhost:25\"]\n", "t.yaml:1: listen: expected host:port"},
         {"allow_networks: [\"10.0.0.0/40\"]\n", "t.yaml:1: allow_networks: expected an address or network"},
         {"listen: [\"0.0.0.0:2525\"]\n",

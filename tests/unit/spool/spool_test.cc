@@ -109,6 +109,45 @@ TEST_SUITE("spool") {
     CHECK((st.st_mode & 0777) == 0600);
   }
 
+  TEST_CASE("whatever header the writer can write, the reader reads back") {
+    TempDir t;
+    Record r = sample();
+    r.recipients.clear();
+    // Recipients until the header is just under the bound: far more than
+    // the first 64 KiB read.
+    std::string local(200, 'x');
+    std::size_t i = 0;
+    for (;;) {
+      Record probe = r;
+      probe.recipients.push_back(local + std::to_string(i) + "@example.com");
+      auto h = encode_header(probe);
+      if (!h) break;
+      r = std::move(probe);
+      ++i;
+    }
+    auto big = encode_header(r);
+    REQUIRE(big);
+    CHECK(big->size() > kMaxHeaderBytes - 300);
+    CHECK(big->size() <= kMaxHeaderBytes);
+    Record over = r;
+    over.recipients.push_back(local + "@example.com");
+    auto refused = encode_header(over);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().detail.find("envelope too large") != std::string::npos);
+    auto w = Writer::create(t.spool, r);
+    REQUIRE(w);
+    REQUIRE((*w)->append("Subject: x\r\n\r\nbody\r\n"));
+    REQUIRE((*w)->commit());
+    w->reset();
+    auto loaded = t.spool->load(r.id);
+    REQUIRE(loaded);
+    CHECK(loaded->recipients == r.recipients);
+    auto rec = t.spool->recover();
+    REQUIRE(rec);
+    CHECK(rec->moved_corrupt == 0);
+    CHECK(rec->queued.size() == 1);
+  }
+
   TEST_CASE("a crash between any two commit steps leaves nothing partial") {
     for (CommitStep step : {CommitStep::Written, CommitStep::FileSynced, CommitStep::Renamed}) {
       CAPTURE(static_cast<int>(step));
