@@ -283,7 +283,7 @@ class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
     def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
-                 client_ca=None, idle_timeout=None):
+                 client_ca=None, idle_timeout=None, fix_after=None):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -297,6 +297,8 @@ class Sink:
             args += ["--client-ca", client_ca]
         if idle_timeout:
             args += ["--idle-timeout", str(idle_timeout)]
+        if fix_after:
+            args += ["--fix-after", str(fix_after)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()
@@ -376,6 +378,19 @@ def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user="
         u.update(username=user, password_file=str(pw))
     u.update(extra)
     return u
+
+
+def control(daemon, line, timeout=30):
+    """One request on the daemon's control socket; the whole reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(str(daemon.spool / "control.sock"))
+    s.sendall(line.encode() + b"\n")
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    s.close()
+    return out.decode(errors="replace")
 
 
 def daemon_upstream_settings(upstreams, **extra):

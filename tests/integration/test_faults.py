@@ -133,3 +133,64 @@ def test_a_slow_but_steady_server_gets_a_big_message_at_the_first_attempt(daemon
     [m] = f.messages()
     assert m["content"].endswith(body[-1000:]) and len(m["content"]) > len(body)
     assert "event=deferred" not in d.log()
+
+
+@pytest.mark.parametrize("scenario", ["login-password-first", "login-not-base64"])
+def test_an_unexpected_auth_login_challenge_gets_no_secret(daemon_factory, sink_factory, pki, workdir, scenario):
+    """AUTH LOGIN whose first challenge asks for the password, or is not
+    base64: the exchange is cancelled with '*' and neither the username nor
+    the password goes on the wire; the message stays queued."""
+    import base64
+    f = fake(sink_factory, pki, scenario)
+    up = upstream_config(f, pki, workdir, scheme="smtp+starttls", auth="login")
+    d = daemon_factory(daemon_upstream_settings([up]))
+    send(d)
+    entry = deferred_entry(d)
+    assert "unexpected AUTH LOGIN challenge" in entry["last_error"], entry
+    events = f.events()
+    assert "* tls=yes" in events, events
+    for secret in ("s3cret-pw", "relay@example.com"):
+        assert not any(base64.b64encode(secret.encode()).decode() in e for e in events), events
+    assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in events)
+
+
+OUR_SIDE = {
+    "mail-530": "530 5.7.57 Client not authenticated",
+    "mail-5730": "550 5.7.30 Basic authentication is not supported",
+    "dot-quota": "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+    "rcpt-gmail-quota": "550 5.4.5 Daily user sending limit exceeded",
+}
+
+
+@pytest.mark.parametrize("scenario", list(OUR_SIDE))
+def test_replies_about_our_account_defer_and_never_bounce(daemon_factory, sink_factory, pki, workdir, scenario):
+    """Invariant 8: a provider's reply that means "your credentials, your
+    account, your quota" (Microsoft 365 with basic auth off, a daily sending
+    quota) defers the message with site backoff, logs it loudly, turns
+    readiness red and the misconfigured gauge on, and bounces nothing; once
+    the account is fixed the message goes out and the state clears. Before,
+    these 5xx replies failed the message and bounced it to the device."""
+    from test_observability import get, metrics_settings, samples
+    fixed = workdir / "fixed"
+    cert, key = pki.leaf("fake")
+    f = sink_factory(name=f"fake-{scenario}", scenario=scenario, cert=cert, key=key, fix_after=fixed)
+    up = upstream_config(f, pki, workdir, scheme="smtp+starttls")
+    d = daemon_factory(metrics_settings([up], metrics={"listen": "127.0.0.1:0", "unreachable_after": "1h"}))
+    send(d, sender="printer@lan")
+    entry = deferred_entry(d)
+    assert OUR_SIDE[scenario] in entry["last_error"], entry
+    assert entry["state"] == "deferred" and entry["pending"] == ["ops@example.com"]
+    log = d.log()
+    assert "event=upstream_misconfigured" in log and "nothing is bounced" in log or "quota" in log, log
+    assert "event=failed" not in log and "event=bounce_queued" not in log
+    assert list((d.spool / "failed").iterdir()) == []
+    status, _, body = get(d, "/readyz")
+    assert status == 503 and "misconfigured: " + OUR_SIDE[scenario] in body, body
+    m = samples(get(d, "/metrics")[2])
+    assert m[f'spoolgate_upstream_misconfigured{{upstream="{up["url"]}"}}'] == 1
+    # The operator fixes the account: the next attempt delivers, the state clears.
+    fixed.write_text("")
+    wait_for(lambda: "event=delivered" in d.log(), timeout=60, what="delivery after the fix")
+    assert "event=upstream_fixed" in d.log()
+    assert get(d, "/readyz")[0] == 200
+    assert len(f.messages()) == 1

@@ -109,9 +109,13 @@ def test_upstream_trouble_shows_in_metrics_and_readiness(daemon_factory, sink_fa
     assert health(d)[0] == 0  # nothing has failed yet
     send(d)
     status, _, body = wait_for(lambda: (r := get(d, "/readyz"))[0] == 503 and r, what="readyz 503")
-    assert body.startswith("fail: no upstream reachable: " + up["url"] + " failing for"), body
+    if trouble == "wrong password":
+        # Our account is refused: not ready at once, and it says why.
+        assert body.startswith("fail: no upstream delivering: " + up["url"] + " misconfigured: authentication failed: 535"), body
+    else:
+        assert body.startswith("fail: no upstream reachable: " + up["url"] + " failing for"), body
     code, line = health(d)
-    assert code == 1 and line.startswith("unhealthy: no upstream reachable"), line
+    assert code == 1 and line.startswith("unhealthy: no upstream"), line
     assert health(d, "--live")[0] == 0
     assert get(d, "/healthz")[0] == 200
     m = samples(get(d, "/metrics")[2])
@@ -122,6 +126,7 @@ def test_upstream_trouble_shows_in_metrics_and_readiness(daemon_factory, sink_fa
     # is 1 s here, so a slow machine may have counted a second attempt).
     assert (m[f'spoolgate_upstream_tls_failures_total{{upstream="{name}"}}'] >= 1) == (trouble == "bad certificate")
     assert (m[f'spoolgate_upstream_auth_failures_total{{upstream="{name}"}}'] >= 1) == (trouble == "wrong password")
+    assert m[f'spoolgate_upstream_misconfigured{{upstream="{name}"}}'] == (trouble == "wrong password")
     assert m["spoolgate_queue_messages"] == 1 and m["spoolgate_messages_delivered_total"] == 0
 
 

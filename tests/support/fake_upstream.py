@@ -19,6 +19,13 @@ received (with tls=yes/no), DIR/<n>.eml each message taken. Scenarios:
   size-10               SIZE 10 in EHLO
   slow-data             takes message content at about 3 MB/s (TLS: a record per read)
   close-mid-body        first transaction: reads 128 KiB of the content, then closes
+  login-password-first  AUTH LOGIN asks for the password first
+  login-not-base64      AUTH LOGIN's challenge is not base64
+  mail-530              530 5.7.57 at MAIL (Microsoft 365: client not authenticated)
+  mail-5730             550 5.7.30 at MAIL (Microsoft 365: basic authentication off)
+  dot-quota             554 5.2.0 ...SubmissionQuotaExceededException after the final dot
+  rcpt-gmail-quota      550 5.4.5 daily sending limit at RCPT
+  (with --fix-after FILE: once FILE exists, those scenarios behave as ok)
   plaintext-smtps       a plaintext 220 where TLS is expected (implicit port)
   flaky                 each connection, at random (--seed): refused, 421 greeting,
                         451 to MAIL, dropped mid-DATA, hung, or served properly
@@ -60,6 +67,10 @@ class Conn:
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r").decode(errors="replace")
+
+    def fixed(self):
+        """The operator fixed the account (--fix-after FILE exists)."""
+        return bool(self.args.fix_after) and Path(self.args.fix_after).exists()
 
     def hang(self):
         # Until the client gives up and closes.
@@ -143,8 +154,15 @@ class Conn:
             elif verb == "AUTH":
                 mech = line.split(" ")[1].upper()
                 if mech == "LOGIN":
-                    self.send(b"334 VXNlcm5hbWU6\r\n")
+                    first = {"login-password-first": b"334 UGFzc3dvcmQ6\r\n",
+                             "login-not-base64": b"334 Username:\r\n"}.get(sc, b"334 VXNlcm5hbWU6\r\n")
+                    self.send(first)
                     login_step = 1
+                    if sc in ("login-password-first", "login-not-base64"):
+                        line = self.line()
+                        self.event(line)
+                        self.send(b"501 5.7.0 exchange cancelled\r\n" if line == "*" else b"235 2.7.0 ok\r\n")
+                        login_step = 0
                 else:
                     self.send(b"235 2.7.0 ok\r\n")
             elif verb == "MAIL":
@@ -157,12 +175,24 @@ class Conn:
                 if sc == "mail-421":
                     self.send(b"421 4.3.2 closing\r\n")
                     return
+                if sc == "mail-530" and not self.fixed():
+                    self.send(b"530 5.7.57 Client not authenticated to send mail. [AM0PR01CA0001]\r\n")
+                    in_mail = False
+                    continue
+                if sc == "mail-5730" and not self.fixed():
+                    self.send(b"550 5.7.30 Basic authentication is not supported for Client Submission.\r\n")
+                    in_mail = False
+                    continue
                 self.send(b"250 2.1.0 ok\r\n")
             elif verb == "RCPT":
                 if sc == "hang-rcpt":
                     self.hang()
                 if not in_mail:
                     self.send(b"503 5.5.1 need MAIL\r\n")
+                    continue
+                if sc == "rcpt-gmail-quota" and not self.fixed():
+                    self.send(b"550 5.4.5 Daily user sending limit exceeded. For more information on Gmail sending "
+                              b"limits go to https://support.google.com/a/answer/166852\r\n")
                     continue
                 rcpts += 1
                 self.send(b"250 2.1.5 ok\r\n")
@@ -215,6 +245,11 @@ class Conn:
                     self.hang()
                 if sc == "drop-after-dot" and n == 1:
                     return
+                if sc == "dot-quota" and not self.fixed():
+                    (Path(self.args.dir) / f"{n:06d}.eml").unlink()  # not taken
+                    self.send(b"554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed "
+                              b"to process message due to a permanent exception\r\n")
+                    continue
                 self.send(b"250 2.0.0 ok\r\n")
             elif verb == "RSET":
                 in_mail, rcpts = False, 0
@@ -235,6 +270,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fix-after")
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     import random

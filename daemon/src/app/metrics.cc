@@ -92,6 +92,9 @@ std::string render_metrics(const Snapshot& s) {
   for (const auto& [name, st] : s.upstreams) e.sample(st.tls_failures, "upstream", name);
   e.family("spoolgate_upstream_auth_failures_total", "counter", "Authentications the upstream refused.");
   for (const auto& [name, st] : s.upstreams) e.sample(st.auth_failures, "upstream", name);
+  e.family("spoolgate_upstream_misconfigured", "gauge",
+           "1 while the upstream refuses our account (credentials, SMTP AUTH, send-as, quota) until a delivery.");
+  for (const auto& [name, st] : s.upstreams) e.sample(u(!st.misconfigured.empty()), "upstream", name);
   e.family("spoolgate_upstream_last_success_timestamp_seconds", "gauge",
            "When a session with the upstream last got through to sending mail (0: never).");
   for (const auto& [name, st] : s.upstreams) e.sample(st.last_success, "upstream", name);
@@ -111,12 +114,21 @@ Health check_health(const Snapshot& s, bool readiness) {
   if (s.far_over) return {false, "spool far over its watermark; clients are turned away"};
   if (s.upstreams.empty()) return {true, "ready; store-only (no upstream); " + summary};
   std::string worst;
+  bool refused = false;  // the last one named refuses our account (reachable, but nothing goes out)
   for (const auto& [name, st] : s.upstreams) {
+    // Our account refused (credentials, SMTP AUTH off, quota): not ready at
+    // once, whatever unreachable_after says; nothing goes out until fixed.
+    if (!st.misconfigured.empty()) {
+      worst = name + " misconfigured: " + st.misconfigured;
+      refused = true;
+      continue;
+    }
     if (!st.failing_since || s.now - st.failing_since < s.unreachable_after) return {true, "ready; " + summary};
     worst = name + " failing for " + format_duration(Millis((s.now - st.failing_since) * 1000)) +
             (st.last_error.empty() ? "" : ": " + st.last_error);
+    refused = false;
   }
-  return {false, "no upstream reachable: " + worst + "; " + summary};
+  return {false, std::string(refused ? "no upstream delivering: " : "no upstream reachable: ") + worst + "; " + summary};
 }
 
 std::string http_reply(const std::string& head, const Snapshot& s) {

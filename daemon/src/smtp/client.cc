@@ -2,6 +2,7 @@
 #include "smtp/client.h"
 
 #include "core/base64.h"
+#include "core/text.h"
 
 namespace spoolgate::smtp {
 namespace {
@@ -54,6 +55,23 @@ ClientEvent Client::fail(Failure::Kind kind, std::string reason, bool site) {
   failure_ = Failure{kind, std::move(reason), in_job_, site};
   return ClientEvent::Failed;
 }
+
+namespace {
+
+enum class LoginPrompt { Invalid, Username, Password, Other };
+
+// What an AUTH LOGIN challenge asks for ("VXNlcm5hbWU6" is "Username:").
+// An empty challenge or an unknown text is Other (some servers send those).
+LoginPrompt login_prompt(std::string_view challenge) {
+  auto text = base64_decode(challenge);
+  if (!text) return LoginPrompt::Invalid;
+  std::string t = lower(*text);
+  if (t.find("pass") != std::string::npos) return LoginPrompt::Password;
+  if (t.find("user") != std::string::npos || t.find("login") != std::string::npos) return LoginPrompt::Username;
+  return LoginPrompt::Other;
+}
+
+}  // namespace
 
 ClientEvent Client::next() {
   if (pending_event_) {
@@ -128,18 +146,28 @@ ClientEvent Client::handle(const Reply& r) {
         return ClientEvent::Ready;
       }
       if (r.code == 334) {
-        if (mech_ == AuthMech::Login && auth_step_ == 0) {
-          send(base64_encode(s_.username));
-          auth_step_ = 1;
-        } else if (mech_ == AuthMech::Login && auth_step_ == 1) {
-          send(base64_encode(s_.secret));
-          auth_step_ = 2;
+        if (mech_ == AuthMech::Login && auth_step_ <= 1) {
+          // RFC 4954 4: the challenge is base64. Username first, then the
+          // password: a prompt that is not base64, or that asks for the
+          // other one, is not answered with a secret.
+          LoginPrompt p = login_prompt(r.lines.empty() ? "" : r.lines[0]);
+          bool ok = p != LoginPrompt::Invalid &&
+                    (auth_step_ == 0 ? p != LoginPrompt::Password : p != LoginPrompt::Username);
+          if (!ok) {
+            auth_detail_ = "unexpected AUTH LOGIN challenge '" + printable(r.lines.empty() ? "" : r.lines[0], 80) +
+                            "'; exchange cancelled, no secret sent";
+            send("*");
+            auth_step_ = 9;
+          } else {
+            send(base64_encode(auth_step_ == 0 ? s_.username : s_.secret));
+            auth_step_ = auth_step_ == 0 ? 1 : 2;
+          }
         } else if (mech_ == AuthMech::XOAuth2 && auth_step_ == 1) {
           // RFC-less but documented: the challenge is a base64 JSON error;
           // an empty line makes the server send its final 535.
           std::string detail;
           if (auto d = base64_decode(r.lines.empty() ? "" : r.lines[0])) detail = printable(*d, 200);
-          xoauth_error_ = detail;
+          auth_detail_ = detail;
           send("");
           auth_step_ = 2;
         } else if (mech_ == AuthMech::Plain && auth_step_ == 1) {
@@ -151,7 +179,7 @@ ClientEvent Client::handle(const Reply& r) {
         }
         return ClientEvent::NeedInput;
       }
-      std::string why = r.summary() + (xoauth_error_.empty() ? "" : " (" + xoauth_error_ + ")");
+      std::string why = r.summary() + (auth_detail_.empty() ? "" : " (" + auth_detail_ + ")");
       if (r.temporary()) return fail(Failure::Temporary, "authentication deferred: " + why);
       return fail(Failure::Auth, "authentication failed: " + why);
     }
@@ -265,7 +293,7 @@ ClientEvent Client::start_auth() {
                                      (offered.empty() ? std::string("none") : offered) + ")");
     }
   }
-  xoauth_error_.clear();
+  auth_detail_.clear();
   switch (mech_) {
     case AuthMech::Plain:
       // RFC 4616: authzid NUL authcid NUL passwd, as an initial response.

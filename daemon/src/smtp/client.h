@@ -144,7 +144,7 @@ class Client {
   std::vector<Expect> expect_;
   size_t rcpt_replies_ = 0;
   bool discard_final_ = false;
-  std::string xoauth_error_;
+  std::string auth_detail_;
   bool mail_ok_ = false;
   Reply mail_reply_;
   Outcome outcome_;

@@ -26,7 +26,7 @@ Result<std::string> read_secret_file(const std::string& path) {
 }
 
 Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s)
-    : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(s_.upstreams.size()) {
+    : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(sites_for(s_.upstreams)) {
   timer_ = loop::Timer::create(loop_, [this] { kick(); });
 }
 
@@ -102,12 +102,27 @@ void Delivery::quit_parked() {
   for (Session* s : parked) s->end_hold();
 }
 
+std::vector<Delivery::Site> Delivery::sites_for(const std::vector<Upstream>& ups) const {
+  // An upstream the reload keeps keeps its backoff (logrotate's SIGHUP must
+  // not re-hammer a provider that refuses our password); a new one starts
+  // afresh. A flush (or a delivery) ends a backoff, not a reload.
+  std::vector<Site> out;
+  for (const auto& u : ups) {
+    Site fresh;
+    fresh.name = u.name;
+    for (const auto& old : sites_)
+      if (old.name == u.name) fresh = old;
+    out.push_back(fresh);
+  }
+  return out;
+}
+
 void Delivery::reconfigure(Settings s) {
   // Held sessions carry the old upstream, credentials and limits: they end.
   quit_parked();
   ++generation_;  // and sessions busy now are not held after their message
   s_ = std::move(s);
-  sites_.assign(s_.upstreams.size(), Site{});
+  sites_ = sites_for(s_.upstreams);
   kick();
 }
 
@@ -326,6 +341,8 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
   if (f.kind == smtp::Failure::Auth) {
     ++stats_.auth_failures;
     ++st.auth_failures;
+    s.misconfigured = true;
+    st.misconfigured = f.reason;
     if (!s.auth_logged) {
       // Loud and once: a wrong password is a configuration problem, and
       // hammering the provider gets the account locked.
@@ -345,10 +362,40 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
 void Delivery::site_success(std::size_t upstream) {
   if (upstream >= sites_.size()) return;
   Site& s = sites_[upstream];
-  if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
-  s = Site{};
   SiteStats& st = site_stats_[s_.upstreams[upstream].name];
   st.last_success = unix_now();
+  if (s.misconfigured) return;  // connected, but the account is still refused: a delivery ends it
+  if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
+  s = Site{s.name};
+  st.failing_since = 0;
+}
+
+void Delivery::site_misconfigured(std::size_t upstream, smtp::Trouble t, const std::string& reason) {
+  if (upstream >= sites_.size()) return;
+  Site& s = sites_[upstream];
+  const std::string& name = s_.upstreams[upstream].name;
+  SiteStats& st = site_stats_[name];
+  if (!s.misconfigured)
+    log::error("upstream_misconfigured")
+        .kv("upstream", name)
+        .kv("trouble", smtp::to_string(t))
+        .kv("reason", reason)
+        .kv("action", t == smtp::Trouble::Quota
+                          ? "the account's sending quota is used up; mail stays queued and goes out with backoff"
+                          : "check the account (credentials, SMTP AUTH enabled, send-as rights, rewrite_from); "
+                            "mail stays queued, nothing is bounced; retrying with backoff");
+  s.misconfigured = true;
+  st.misconfigured = reason;
+  site_failure(upstream, smtp::Failure{smtp::Failure::Temporary, reason, false, true});
+}
+
+void Delivery::site_delivered(std::size_t upstream) {
+  if (upstream >= sites_.size()) return;
+  Site& s = sites_[upstream];
+  SiteStats& st = site_stats_[s_.upstreams[upstream].name];
+  if (s.misconfigured) log::info("upstream_fixed").kv("upstream", s_.upstreams[upstream].name);
+  s = Site{s.name};
+  st.misconfigured.clear();
   st.failing_since = 0;
 }
 

@@ -41,6 +41,7 @@
 #include "loop/loop.h"
 #include "scheduler/scheduler.h"
 #include "smtp/client.h"
+#include "smtp/trouble.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
 #include "upstream/outcome.h"
@@ -91,6 +92,9 @@ struct SiteStats {
   std::int64_t failing_since = 0;   // first failure since then (0: not failing)
   std::int64_t cert_not_after = 0;  // leaf certificate of the last handshake (0: none yet)
   std::string last_error;
+  // Our side is wrong (credentials refused, SMTP AUTH off, send-as denied,
+  // sending quota reached): the reason, until a delivery gets through.
+  std::string misconfigured;
   bool down = false;  // in site backoff now (filled in by site_stats())
 };
 
@@ -141,7 +145,13 @@ class Delivery {
   // upstream (hand it back due now) or none (defer it).
   bool other_upstream_usable(std::size_t upstream) const;
   void site_failure(std::size_t upstream, const smtp::Failure& f);
+  // Connected and authenticated. While the upstream is misconfigured this
+  // does not end its backoff: only a delivery does (site_delivered).
   void site_success(std::size_t upstream);
+  // A reply about our account (smtp/trouble.h: Misconfigured or Quota):
+  // site backoff, a loud log line once, the health state raised.
+  void site_misconfigured(std::size_t upstream, smtp::Trouble t, const std::string& reason);
+  void site_delivered(std::size_t upstream);
   void release(Session* s);
   // The loop half of an outcome (after persist() on a worker): scheduler,
   // usage, stats and logs. attempt_rcpts: the recipients this attempt
@@ -185,10 +195,13 @@ class Delivery {
   Settings s_;
   Stats stats_;
   struct Site {
+    std::string name;  // the upstream's URL: a reload keeps the state of an upstream it keeps
     std::int64_t down_until = 0;
     unsigned failures = 0;
     bool auth_logged = false;
+    bool misconfigured = false;
   };
+  std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
   std::set<Session*> sessions_;

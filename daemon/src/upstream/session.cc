@@ -7,7 +7,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
-#include "smtp/dsn.h"
+#include "smtp/trouble.h"
 #include "upstream/bounce.h"
 #include "upstream/outcome.h"
 
@@ -431,13 +431,23 @@ void Session::on_delivered() {
   const smtp::Outcome& o = machine_.outcome();
   std::string last_error;
   std::vector<std::string> failed;
+  std::optional<std::pair<smtp::Trouble, std::string>> ours;  // a reply about our account
+  bool throttled = false, delivered = false;
   for (std::size_t k = 0; k < job_rcpts_.size() && k < o.recipients.size(); ++k) {
     std::size_t i = job_rcpts_[k];
     const smtp::Reply& r = o.recipients[k];
+    smtp::Trouble t = smtp::classify(r);
     rec_.rcpt_reply[i] = r.summary();
-    if (r.positive()) {
+    throttled = throttled || t == smtp::Trouble::Throttled;
+    if (t == smtp::Trouble::Positive) {
       rec_.rcpt_state[i] = spool::Record::RcptState::Delivered;
-    } else if (r.permanent()) {
+      delivered = true;
+    } else if (smtp::ours(t)) {
+      // Invariant 8: our credentials, account or quota, not the recipient:
+      // the recipient stays pending, whatever the reply's class.
+      if (!ours) ours.emplace(t, r.summary());
+      if (last_error.empty()) last_error = r.summary();
+    } else if (t == smtp::Trouble::Permanent) {
       rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
       failed.push_back("<" + rec_.recipients[i] + ">: " + r.summary());
       if (last_error.empty()) last_error = r.summary();
@@ -448,15 +458,20 @@ void Session::on_delivered() {
   ++rec_.attempts;
   if (!last_error.empty()) rec_.last_error = last_error;
   ++jobs_done_;
-  // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") is about the site,
-  // not this message: back off the whole upstream instead of hammering it.
-  for (const auto& r : o.recipients) {
-    std::string st = r.temporary() ? smtp::status_of(r.summary()) : "";
-    if (r.code == 432 || st == "4.7.0" || st == "4.3.2") {
-      d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + r.summary(), false, true});
-      throttled_ = true;
-      break;
-    }
+  // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") and our own
+  // misconfiguration are about the site, not this message: back off the
+  // whole upstream instead of hammering it, and QUIT after this message.
+  if (delivered) d_.site_delivered(up_);
+  if (ours) {
+    d_.site_misconfigured(up_, ours->first, ours->second);
+    throttled_ = true;
+  } else if (throttled) {
+    for (const auto& r : o.recipients)
+      if (smtp::classify(r) == smtp::Trouble::Throttled) {
+        d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + r.summary(), false, true});
+        break;
+      }
+    throttled_ = true;
   }
   Verdict v = decide(rec_, failed, d_.scheduler(), unix_now_ms());
   record(std::make_shared<spool::Record>(rec_), std::move(v), job_rcpts_);

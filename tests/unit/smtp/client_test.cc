@@ -171,6 +171,46 @@ TEST_SUITE("smtp/client") {
     CHECK(x.failure().reason.find("401") != std::string::npos);
   }
 
+  TEST_CASE("AUTH LOGIN: a challenge that is not base64 or asks for the wrong thing gets '*', never a secret") {
+    auto s = settings(TlsMode::Implicit);
+    s.auth = AuthMech::Login;
+    struct Case {
+      const char* first;
+      const char* second;  // nullptr: the first already cancels
+    };
+    for (Case k : {Case{"334 not*base64!\r\n", nullptr}, Case{"334 UGFzc3dvcmQ6\r\n", nullptr},
+                   Case{"334 VXNlcm5hbWU6\r\n", "334 VXNlcm5hbWU6\r\n"},
+                   Case{"334 VXNlcm5hbWU6\r\n", "334 %%%\r\n"}}) {
+      CAPTURE(k.first);
+      Client c(s);
+      feed(c, "220 hi\r\n");
+      c.take_output();
+      feed(c, kEhloTls);
+      CHECK(c.take_output() == "AUTH LOGIN\r\n");
+      feed(c, k.first);
+      if (k.second) {
+        CHECK(c.take_output() == base64_encode("u@example.com") + "\r\n");
+        feed(c, k.second);
+      }
+      std::string out = c.take_output();
+      CHECK(out == "*\r\n");
+      CHECK(out.find(base64_encode("pw")) == std::string::npos);
+      CHECK(feed(c, "501 5.7.0 cancelled\r\n") == ClientEvent::Failed);
+      CHECK(c.failure().kind == Failure::Auth);
+      CHECK(c.failure().reason.find("unexpected AUTH LOGIN challenge") != std::string::npos);
+    }
+    // An empty challenge (some servers) is answered in order.
+    Client e(s);
+    feed(e, "220 hi\r\n");
+    e.take_output();
+    feed(e, kEhloTls);
+    e.take_output();
+    feed(e, "334 \r\n");
+    CHECK(e.take_output() == base64_encode("u@example.com") + "\r\n");
+    feed(e, "334 \r\n");
+    CHECK(e.take_output() == base64_encode("pw") + "\r\n");
+  }
+
   TEST_CASE("a pipelined transaction with per-recipient results") {
     Client c(settings(TlsMode::Implicit, ""));
     feed(c, "220 hi\r\n");
