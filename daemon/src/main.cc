@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
   add_config(health);
   bool live = false;
   health->add_flag("--live", live, "only whether the daemon is alive and its loop turning");
+  auto* reload = app.add_subcommand(
+      "reload", "reload the running daemon's configuration and wait for the result; exit 1 if it was refused");
+  add_config(reload);
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -130,6 +133,7 @@ int main(int argc, char** argv) {
     if (verb->parsed()) return spoolgate::app::queue_command(cfg, verb->get_name(), queue_id);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
   if (health->parsed()) return spoolgate::app::health(cfg, live);
+  if (reload->parsed()) return spoolgate::app::reload(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
   return 2;

@@ -158,3 +158,88 @@ def test_far_over_the_watermark_connections_get_421(daemon_factory):
     c = d.connect()
     assert c.reply() == ["421 4.3.2 relay.test Service temporarily unavailable: spool full"]
     assert c.closed()
+
+
+def reload_cli(d):
+    return subprocess.run([BIN, "reload", "-c", str(d.config)], capture_output=True, text=True, timeout=60)
+
+
+def test_spoolgate_reload_waits_for_the_answer_and_fails_on_a_refused_config(daemon_factory):
+    """What the unit's ExecReload runs: exit 0 once the new configuration is
+    in force, exit 1 with the reason when the daemon refused it (systemctl
+    reload used to report success for a refused file: kill -HUP cannot
+    know)."""
+    d = daemon_factory({"limits": {"max_recipients": 1}})
+    d.write_config({"limits": {"max_recipients": 2}})
+    ok = reload_cli(d)
+    assert ok.returncode == 0 and ok.stdout == "reloaded\n", ok
+    c = d.connect()
+    c.code()
+    c.cmd("EHLO x")
+    c.cmd("MAIL FROM:<a@example.com>")
+    assert [c.cmd(f"RCPT TO:<r{i}@example.com>")[0][:3] for i in range(3)] == ["250", "250", "452"]
+    c.close()
+    # A file the daemon refuses: a listen address already taken.
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    d.write_config({"listen": [f"127.0.0.1:{taken.getsockname()[1]}"]})
+    bad = reload_cli(d)
+    taken.close()
+    assert bad.returncode == 1, bad
+    assert bad.stderr.startswith("spoolgate reload: reload refused: ") and "in use" in bad.stderr, bad
+    assert "event=reload_refused" in d.log()
+    # A file that does not parse: the CLI already says why, exit 1.
+    d.config.write_text("limits:\n  max_recipients: lots\n")
+    bad = reload_cli(d)
+    assert bad.returncode == 1 and "limits.max_recipients: expected a whole number" in bad.stderr, bad
+    nobody = subprocess.run([BIN, "reload", "-c", "/dev/null"], capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 1 and "no daemon answers" in nobody.stderr
+
+
+def test_a_reload_keeps_an_upstreams_backoff_and_warns_when_no_upstream_is_left(daemon_factory, sink_factory, pki,
+                                                                                 workdir):
+    """A wrong password puts the upstream in backoff (retries after an
+    hour); logrotate's SIGHUP used to start its backoff afresh, so the
+    provider was asked again at once. Removing every upstream warns as at
+    start."""
+    from test_observability import get, metrics_settings, samples
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir, password="wrong")
+    settings = metrics_settings([up], metrics={"listen": "127.0.0.1:0"})
+    settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}
+    d = daemon_factory(settings)
+    send(d)
+    wait_for(lambda: "event=auth_failed" in d.log(), what="the refused password")
+    up_metric = f'spoolgate_upstream_up{{upstream="{up["url"]}"}}'
+    assert samples(get(d, "/metrics")[2])[up_metric] == 0
+    assert reload_cli(d).returncode == 0
+    assert samples(get(d, "/metrics")[2])[up_metric] == 0  # still in backoff
+    assert sum(1 for e in sink.events() if e.startswith("AUTH")) == 1
+    d.write_config({"metrics": {"listen": "127.0.0.1:0"}})
+    assert reload_cli(d).returncode == 0
+    assert 'event=store_only reason="the reload removed every upstream' in d.log()
+
+
+def test_control_verbs_take_queue_ids_only_and_inject_counts_once(daemon_factory):
+    from conftest import control
+    from test_observability import get, samples
+    d = daemon_factory({"metrics": {"listen": "127.0.0.1:0"}})
+    send(d)
+    [entry] = d.queue()
+    for verb in ("retry", "delete", "inject", "show"):
+        for bad in ("../queue/" + entry["id"], "..", "/etc/passwd", entry["id"] + "/x", ""):
+            reply = control(d, f"{verb} {bad}")
+            assert reply.startswith("error: ") and "is not a queue id" in reply, (verb, bad, reply)
+    assert [e["id"] for e in d.queue()] == [entry["id"]]
+    # A repeated inject of a queued message changes nothing (before, its
+    # size went into the usage figures again each time).
+    before = samples(get(d, "/metrics")[2])
+    for _ in range(3):
+        reply = control(d, "inject " + entry["id"])
+        assert reply == "ok\nalready queued\n", reply
+    after = samples(get(d, "/metrics")[2])
+    assert after["spoolgate_queue_bytes"] == before["spoolgate_queue_bytes"] == entry["size"]
+    assert after["spoolgate_queue_messages"] == 1

@@ -19,6 +19,7 @@
 #include "app/upstreams.h"
 #include "core/cidr.h"
 #include "core/clock.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "listener/inbound.h"
 #include "loop/loop.h"
@@ -259,6 +260,7 @@ int run_daemon(const config::Config& cfg) {
   };
 
   // The control socket: the queue CLI talks to the running daemon here.
+  std::function<std::optional<std::string>()> reload;  // set below, once everything it touches exists
   RequestServer::Options control_options;
   control_options.spec.unix_socket = true;
   control_options.spec.path = (*spool)->dir() + "/control.sock";
@@ -278,6 +280,15 @@ int run_daemon(const config::Config& cfg) {
       return respond(out);
     }
     log::info("control").kv("verb", verb).kv("arg", arg);
+    // Every verb that names a message takes a queue id and nothing else
+    // (no "../", no path): the same check as `show`.
+    if ((verb == "retry" || verb == "delete" || verb == "inject") && !is_queue_id(arg))
+      return respond("error: '" + arg + "' is not a queue id\n");
+    if (verb == "reload") {
+      if (!reload) return respond("error: the daemon is still starting\n");
+      auto why = reload();
+      return respond(why ? "error: reload refused: " + *why + "\n" : "ok\nreloaded\n");
+    }
     if (verb == "flush") {
       std::size_t n = delivery->flush();
       return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
@@ -292,12 +303,15 @@ int run_daemon(const config::Config& cfg) {
       });
     }
     if (verb == "inject") {
-      // A message `spoolgate sendmail` committed to the spool.
+      // A message `spoolgate sendmail` committed to the spool. Once: a
+      // repeated inject must not count its size twice.
+      if (delivery->scheduler().contains(arg)) return respond("ok\nalready queued\n");
       auto loaded = std::make_shared<Result<spool::Record>>();
       auto sp = *spool;
       return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
                              [&, respond, loaded, arg] {
                                if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
+                               if (delivery->scheduler().contains(arg)) return respond("ok\nalready queued\n");
                                log::info("queued").kv("msg", arg).kv("client", "sendmail");
                                inbound->committed(**loaded);
                                respond("ok\n");
@@ -404,20 +418,26 @@ int run_daemon(const config::Config& cfg) {
   };
   sigterm = loop::Signal::create(loop, SIGTERM, [&] { stop("SIGTERM"); });
   sigint = loop::Signal::create(loop, SIGINT, [&] { stop("SIGINT"); });
-  sighup = loop::Signal::create(loop, SIGHUP, [&] {
+  // One reload path for SIGHUP and `spoolgate reload` (the unit's
+  // ExecReload, which reports a refused reload as a failure). Returns the
+  // reason when the reload was refused (the running configuration stays).
+  reload = [&]() -> std::optional<std::string> {
     notifier.send("RELOADING=1");
     auto done = [&] {
       notifier.send("READY=1");
       status();
     };
-    auto refuse = [&](const std::string& why) {
+    auto refuse = [&](const std::string& why) -> std::optional<std::string> {
       log::error("reload_refused").kv("reason", why).kv("action", "keeping the running configuration");
       done();
+      return why;
     };
     auto next = config::load(current.source, config::process_env());
     if (!next) {
       for (const auto& e : next.error()) log::error("reload_error").kv("reason", e);
-      return refuse(std::to_string(next.error().size()) + " configuration error(s)");
+      std::string why = std::to_string(next.error().size()) + " configuration error(s)";
+      if (!next.error().empty()) why += ": " + next.error().front();
+      return refuse(why);
     }
     if (next->spool.dir != current.spool.dir)
       log::warn("reload_partial").kv("reason", "spool.dir changes need a restart; the running spool stays");
@@ -433,12 +453,20 @@ int run_daemon(const config::Config& cfg) {
     sched.set_policy(scheduler_policy(*next));
     log::set_level(level_of(next->log.level));
     log::set_format(next->log.format == "json" ? log::Format::Json : log::Format::Text);
+    bool had_upstreams = !current.upstreams.empty();
     current = std::move(*next);
     log::info("reloaded")
         .kv("source", current.source.empty() ? std::string("(environment)") : current.source)
         .kv("upstreams", static_cast<std::uint64_t>(current.upstreams.size()));
+    if (current.upstreams.empty())
+      log::warn("store_only")
+          .kv("reason", std::string(had_upstreams ? "the reload removed every upstream: "
+                                                  : "no upstream configured: ") +
+                            "mail is accepted and queued, nothing is delivered");
     done();
-  });
+    return std::nullopt;
+  };
+  sighup = loop::Signal::create(loop, SIGHUP, [&] { reload(); });
 
   std::string addrs;
   for (const auto& a : inbound->addresses()) addrs += (addrs.empty() ? "" : ",") + a;

@@ -204,4 +204,19 @@ int health(const config::Config& cfg, bool live) {
   return ok ? 0 : 1;
 }
 
+int reload(const config::Config& cfg) {
+  std::string path = cfg.spool.dir + "/control.sock";
+  auto reply = control_request(path, "reload", Millis(60'000));
+  if (!reply || reply->empty()) {
+    std::cerr << "spoolgate reload: no daemon answers on " << path << "\n";
+    return 1;
+  }
+  if (!reply->starts_with("ok\n")) {
+    std::cerr << "spoolgate reload: " << reply->substr(reply->starts_with("error: ") ? 7 : 0);
+    return 1;
+  }
+  std::cout << "reloaded\n";
+  return 0;
+}
+
 }  // namespace spoolgate::app

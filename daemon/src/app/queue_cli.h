@@ -20,6 +20,10 @@ int queue_command(const config::Config& cfg, const std::string& verb, const std:
 // The `queue show` text for one message (also used by the daemon).
 // `spoolgate health [--live]`: one line, exit 0 (healthy) or 1.
 int health(const config::Config& cfg, bool live);
+// Asks the running daemon to reload (as SIGHUP does) and waits for the
+// answer: 0 when it took the new configuration, 1 when it refused it (the
+// reason on stderr) or no daemon answers.
+int reload(const config::Config& cfg);
 
 std::string show_message(const spool::Spool& spool, const std::string& id);
 
