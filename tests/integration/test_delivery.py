@@ -120,13 +120,22 @@ def test_a_refreshed_token_file_is_used_without_a_reload(daemon_factory, sink_fa
     wait_for(lambda: d.queue() == [], what="delivered")
     assert [e for e in sink.events() if e.startswith("AUTH")][-1] == f"AUTH XOAUTH2 {USER} ok"
     assert "event=reloaded" not in d.log()
-    # A file that cannot be read now: a warning, and the session goes on
-    # with the secret read at start (token-1, refused by now).
-    os.unlink(up["password_file"])
-    send(d)
-    wait_for(lambda: "event=secret_unreadable" in d.log(), what="the warning")
-    wait_for(lambda: [e for e in sink.events() if e.startswith("AUTH")][-1] == f"AUTH XOAUTH2 {USER} refused",
-             what="the old token tried")
+    # A file that cannot be read now, or is empty (a refresher caught
+    # mid-write), or holds a control character: a warning each time, and the
+    # session goes on with the last good secret (token-2), never an empty
+    # one; both messages are delivered.
+    for bad in (None, b"", b"tok\x01en-3\n"):
+        if bad is None:
+            os.unlink(up["password_file"])
+        else:
+            with open(up["password_file"], "wb") as f:
+                f.write(bad)
+        n = d.log().count("event=secret_unreadable")
+        send(d)
+        wait_for(lambda: d.log().count("event=secret_unreadable") == n + 1, what="the warning")
+        wait_for(lambda: d.queue() == [], what="delivered with the last good secret")
+    assert [e for e in sink.events() if e.startswith("AUTH")][-3:] == [f"AUTH XOAUTH2 {USER} ok"] * 3
+    assert "the secret is empty" in d.log() and "must not contain control characters" in d.log()
 
 
 CERT_CASES = {
@@ -453,3 +462,52 @@ def test_lifetime_expiry_fails_the_message_and_reports_it(daemon_factory, sink_f
     assert "Status: 4.4.7" in text and "delivery time expired" in text
     [reason] = list((d.spool / "failed").glob("*.reason"))
     assert "delivery time expired" in reason.read_text()
+
+
+@pytest.mark.parametrize("content", [b"pass\x01word\n", b"\n", b""], ids=["control character", "blank", "empty"])
+def test_a_bad_secret_file_is_refused_at_start_with_its_key_path(daemon_factory, sink_factory, pki, workdir, content):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir)
+    d = daemon_factory(daemon_upstream_settings([up]), start=False)
+    with open(up["password_file"], "wb") as f:
+        f.write(content)
+    d.start(expect_ready=False)
+    assert d.proc.wait(timeout=30) != 0
+    log = d.log()
+    assert "upstreams[0].password_file: " + up["password_file"] + ": the secret" in log, log
+    assert ("control characters" in log) == (content == b"pass\x01word\n")
+
+
+def test_a_world_readable_secret_is_warned_about(daemon_factory, sink_factory, pki, workdir):
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    up = upstream_config(sink, pki, workdir)
+    os.chmod(up["password_file"], 0o644)
+    d = daemon_factory(daemon_upstream_settings([up]))
+    assert ('event=secret_permissions key=upstreams[0].password_file file=' + up["password_file"] + ' mode=0644'
+            in d.log()), d.log()
+    os.chmod(up["password_file"], 0o640)
+    n = d.log().count("event=secret_permissions")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in d.log(), what="reload")
+    assert d.log().count("event=secret_permissions") == n
+
+
+def test_the_daemon_is_not_dumpable(daemon_factory, workdir):
+    """No core dump or same-uid ptrace of a process holding secrets: run as
+    an unprivileged user, /proc/PID belongs to root once the process made
+    itself non-dumpable."""
+    import pwd
+    os.chmod(workdir, 0o755)
+    d = daemon_factory(start=False)
+    os.chmod(d.dir, 0o755)
+    nobody = pwd.getpwnam("nobody")
+    d.spool.mkdir()
+    os.chown(d.spool, nobody.pw_uid, nobody.pw_gid)
+    d.prefix = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+    d.env = {"ASAN_OPTIONS": "detect_leaks=0"}
+    d.start()
+    st = os.stat(f"/proc/{d.pid}/status")
+    assert st.st_uid == 0, (st.st_uid, d.pid)  # owned by the process uid (nobody) while dumpable
+    assert [l for l in open(f"/proc/{d.pid}/status") if l.startswith("Uid:")][0].split()[1] == str(nobody.pw_uid)

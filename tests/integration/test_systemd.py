@@ -64,6 +64,10 @@ def test_cmake_install_puts_everything_in_its_place(tmp_path):
         assert (dest / f).is_file(), f
     unit = (dest / "usr/local/lib/systemd/system/spoolgate.service").read_text()
     assert "ExecStart=/usr/local/sbin/spoolgate run --config /etc/spoolgate/spoolgate.yaml" in unit
+    # A refused reload fails `systemctl reload` (the CLI waits for the answer);
+    # no core file carries a secret.
+    assert "ExecReload=/usr/local/sbin/spoolgate reload --config /etc/spoolgate/spoolgate.yaml" in unit
+    assert "\nLimitCORE=0\n" in unit
     # The installed binary finds BoringSSL (the rpath survives installation).
     v = subprocess.run([str(dest / "usr/local/sbin/spoolgate"), "version"], capture_output=True, text=True)
     assert v.returncode == 0 and v.stdout.startswith("spoolgate "), v.stderr

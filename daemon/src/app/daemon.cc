@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -122,6 +123,10 @@ int run_daemon(const config::Config& cfg) {
   log::set_level(level_of(cfg.log.level));
   log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
   (void)std::signal(SIGPIPE, SIG_IGN);
+  // The process holds passwords and tokens in memory: no core dump of it,
+  // and no ptrace by an unprivileged user of the same uid (the unit also
+  // sets LimitCORE=0).
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Disk work (writes, fsyncs, renames, removals) runs on libuv's threadpool;
   // fsyncs of messages finishing together run in parallel, and a removal
   // after the provider's 250 should not wait behind them (that wait is the

@@ -1,10 +1,29 @@
 // SPDX-License-Identifier: MIT
 #include "app/upstreams.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <cstdlib>
+
+#include "core/log.h"
 
 namespace spoolgate::app {
 namespace {
+
+// A secret every local user can read is worth a loud word (a password file
+// left 0644 by an editor or a config-management run).
+void warn_if_world_readable(const std::string& path, const std::string& key) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH)) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  log::warn("secret_permissions")
+      .kv("key", key)
+      .kv("file", path)
+      .kv("mode", mode)
+      .kv("action", "readable by every local user: chmod o-rwx (and keep the group to the daemon's)");
+}
 
 Result<std::string> read_secret(const config::Upstream& u, const std::string& where) {
   if (!u.password_file.empty()) {
@@ -17,8 +36,8 @@ Result<std::string> read_secret(const config::Upstream& u, const std::string& wh
     const char* v = std::getenv(u.password_env.c_str());
     if (!v) return fail(Errc::NotFound, where + ".password_env: $" + u.password_env + " is not set");
     std::string s = v;
-    if (s.find_first_of("\r\n") != std::string::npos)
-      return fail(Errc::Invalid, where + ".password_env: the secret must be one line");
+    if (auto bad = upstream::check_secret(s); !bad)
+      return fail(Errc::Invalid, where + ".password_env: $" + u.password_env + ": " + bad.error().detail);
     return s;
   }
   return std::string();
@@ -50,6 +69,8 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
              : c.auth == config::AuthMode::XOAuth2 ? smtp::AuthMech::XOAuth2
                                                    : smtp::AuthMech::Auto;
     u.username = c.username;
+    warn_if_world_readable(c.password_file, where + ".password_file");
+    warn_if_world_readable(c.client_key, where + ".client_key");
     auto secret = read_secret(c, where);
     if (!secret) return tl::unexpected(secret.error());
     u.secret = std::move(*secret);

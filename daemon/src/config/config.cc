@@ -589,8 +589,10 @@ void validate(Parser& p, Config& c, const Value& root) {
       continue;
     }
     parse_url(p, at, path, u);
-    for (auto [name, val] : {std::pair{"username", &u.username},
-                             {"password_file", &u.password_file},
+    // Also a %01 the URL decoded into the username: a control character
+    // in a credential would split the XOAUTH2 string (0x01 separates it).
+    if (has_control(u.username)) p.err(at, path + ".username", "must not contain control characters");
+    for (auto [name, val] : {std::pair{"password_file", &u.password_file},
                              {"password_env", &u.password_env},
                              {"ca_file", &u.ca_file}})
       if (has_ctl(*val)) p.err(at, path + "." + name, "must not contain CR, LF or NUL");

@@ -103,4 +103,10 @@ std::string json_quote(std::string_view s) {
   return out;
 }
 
+bool has_control(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
 }  // namespace spoolgate

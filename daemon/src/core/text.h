@@ -21,6 +21,9 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 // bytes there are not UTF-8 (overlong forms and surrogates included).
 size_t utf8_len(std::string_view s, size_t i);
 bool valid_utf8(std::string_view s);
+// A C0 control character or DEL anywhere in s (credentials must have none:
+// XOAUTH2 separates its fields with 0x01).
+bool has_control(std::string_view s);
 
 // A JSON string literal (with quotes) for s; bytes >= 0x80 are passed through
 // when they form valid UTF-8 and escaped as \u00XX otherwise.

@@ -61,8 +61,12 @@ struct Upstream {
 };
 
 // The one-line secret in `path` (trailing CR/LF dropped): a password or an
-// OAuth2 access token. Blocking: call it off the loop.
+// OAuth2 access token; an empty one or one with a control character is an
+// error. Blocking: call it off the loop.
 Result<std::string> read_secret_file(const std::string& path);
+// What every secret must be, wherever it comes from: not empty, one line,
+// no control character.
+Result<void> check_secret(std::string_view s);
 
 struct Timeouts {
   Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};
@@ -179,6 +183,10 @@ class Delivery {
   // The configured upstreams in order, with their figures.
   std::vector<std::pair<std::string, SiteStats>> site_stats() const;
   SiteStats& site_stats_of(const std::string& upstream_name) { return site_stats_[upstream_name]; }
+  // The secret file read before each session: the last one that was good
+  // (a file being rewritten, emptied or unreadable keeps it in use).
+  const std::string& last_good_secret(const Upstream& u) const;
+  void remember_secret(const Upstream& u, const std::string& secret);
 
  private:
   std::optional<std::size_t> usable_upstream() const;
@@ -204,6 +212,7 @@ class Delivery {
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
+  std::map<std::string, std::string> last_secret_;  // by upstream URL
   std::set<Session*> sessions_;
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out

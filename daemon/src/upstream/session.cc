@@ -89,14 +89,17 @@ void Session::start() {
   d_.loop().queue_work([secret, path = u_.secret_file] { *secret = read_secret_file(path); },
                        [this, secret, abandoned] {
                          if (*abandoned) return;  // finalized meanwhile (and freed)
-                         if (*secret)
+                         if (*secret) {
+                           d_.remember_secret(u_, **secret);
                            machine_.set_secret(std::move(**secret));
-                         else
+                         } else {
                            log::warn("secret_unreadable")
                                .kv("session", id_)
                                .kv("upstream", u_.name)
                                .kv("reason", secret->error().message())
-                               .kv("action", "using the secret read at start or the last reload");
+                               .kv("action", "using the last good secret");
+                           machine_.set_secret(d_.last_good_secret(u_));
+                         }
                          connect();
                        });
 }

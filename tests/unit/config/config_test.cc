@@ -159,8 +159,14 @@ TEST_SUITE("config") {
     CHECK(c->upstreams[0].port == 465);
   }
 
-  TEST_CASE("CR, LF or NUL in credentials are rejected") {
+  TEST_CASE("control characters in credentials are rejected, also percent-decoded from the URL") {
     CHECK(first_error("upstreams:\n  - url: smtps://h\n    username: \"a\\nb\"\n")
+              .find("upstreams[0].username: must not contain control characters") != std::string::npos);
+    CHECK(first_error("upstreams:\n  - url: smtps://h\n    username: \"a\\x01b\"\n")
+              .find("upstreams[0].username: must not contain control characters") != std::string::npos);
+    CHECK(first_error("upstreams:\n  - url: smtps://a%01auth=Bearer%20x@h\n")
+              .find("upstreams[0].username: must not contain control characters") != std::string::npos);
+    CHECK(first_error("upstreams:\n  - url: smtps://h\n    password_file: \"/x\\ny\"\n")
               .find("must not contain CR, LF or NUL") != std::string::npos);
   }
 
