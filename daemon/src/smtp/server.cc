@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "smtp/server.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/clock.h"
@@ -240,8 +241,13 @@ void Server::check_mail(std::string_view args) {
   }
   bool utf8 = false, eight = false;
   std::uint64_t size = 0;
+  std::vector<std::string_view> seen;
   for (const Param& prm : p.params) {
     if (!env_.esmtp) return error("555 5.5.4 Parameters require EHLO");
+    // RFC 5321 4.1.2 / RFC 1870 6: a parameter appears at most once.
+    if (std::find(seen.begin(), seen.end(), prm.keyword) != seen.end())
+      return error("501 5.5.4 Duplicate " + prm.keyword + " parameter");
+    seen.push_back(prm.keyword);
     if (prm.keyword == "SIZE") {  // RFC 1870
       const std::string& v = prm.value.value_or("");
       auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), size);
@@ -291,7 +297,13 @@ void Server::check_rcpt(std::string_view args) {
     default:
       return error("501 5.1.3 Bad recipient address syntax");
   }
-  if (!p.params.empty()) return error("555 5.5.4 Unsupported option: " + p.params.front().keyword);
+  if (!p.params.empty()) {
+    // MAIL's parameters (RFC 1870, 6152, 6531) have no meaning on RCPT: a
+    // syntax error; anything else is an extension we do not implement.
+    const std::string& k = p.params.front().keyword;
+    if (k == "SIZE" || k == "BODY" || k == "SMTPUTF8") return error("501 5.5.4 " + k + " is not a RCPT TO parameter");
+    return error("555 5.5.4 Unsupported option: " + k);
+  }
   if (p.mailbox.utf8 && !env_.smtputf8) return error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
   if (env_.recipients.size() >= s_.max_recipients) return reply("452 4.5.3 Error: too many recipients");
   // RFC 5321 4.5.3.1.10: 452 for a recipient beyond what we can hold; the
