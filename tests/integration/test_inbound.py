@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The inbound half through the real binary with real clients."""
+import os
 import re
 import smtplib
 import socket
+import stat
 import subprocess
 import threading
 
@@ -449,3 +451,25 @@ def test_global_connection_limit(daemon_factory):
     c = d.connect()
     assert c.reply() == ["421 4.7.0 relay.test Error: too many connections"]
     assert c.closed()
+
+
+@pytest.mark.parametrize("umask,mode", [(0o000, None), (0o077, None), (0o000, "0600")])
+def test_a_unix_socket_gets_its_configured_mode_whatever_the_umask(daemon_factory, workdir, umask, mode):
+    """Default 0660 with the spool directory's group; a umask of 000 used to
+    leave the socket world-writable (any local user could relay), 077 left
+    the group out."""
+    import grp
+    sock_path = workdir / f"smtp-{umask:o}.sock"
+    settings = {"listen": [f"unix:{sock_path}"]}
+    if mode:
+        settings["unix_socket_mode"] = mode
+    d = daemon_factory(settings, start=False)
+    d.spool.mkdir()
+    group = grp.getgrnam("mail").gr_gid
+    os.chown(d.spool, 0, group)
+    d.prefix = ["sh", "-c", f'umask {umask:03o}; exec "$0" "$@"']
+    d.start()
+    st = os.stat(sock_path)
+    assert stat.S_IMODE(st.st_mode) == int(mode or "0660", 8), oct(st.st_mode)
+    assert st.st_gid == group
+

@@ -39,7 +39,16 @@ net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket,
 // `listen` list, at start and on every reload.
 listener::Settings inbound_settings(const config::Config& c, const std::vector<int>& inherited) {
   listener::Settings s;
-  for (const auto& l : c.listen) s.listen.push_back(spec_of(l));
+  // unix:/path listeners: the configured mode, the spool directory's group
+  // (the local users who may submit are in it).
+  struct stat spool_st {};
+  int spool_gid = ::stat(c.spool.dir.c_str(), &spool_st) == 0 ? static_cast<int>(spool_st.st_gid) : -1;
+  for (const auto& l : c.listen) {
+    net::ListenSpec spec = spec_of(l);
+    spec.mode = c.unix_socket_mode;
+    spec.gid = spool_gid;
+    s.listen.push_back(spec);
+  }
   if (!inherited.empty()) {
     s.listen.clear();
     for (int fd : inherited) {

@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <set>
@@ -245,6 +246,16 @@ std::vector<Key> top_keys(Config& c) {
         }
       },
       true);
+  add("unix_socket_mode", [&](Parser& p, const Value& v, const std::string& path) {
+    if (!p.scalar(v, path, "an octal mode like \"0660\"")) return;
+    const std::string& s = v.scalar;
+    unsigned m = 0;
+    bool ok = s.size() >= 3 && s.size() <= 4;
+    for (char ch : s) ok = ok && ch >= '0' && ch <= '7';
+    if (ok) m = static_cast<unsigned>(std::stoul(s, nullptr, 8));
+    if (!ok || m > 0777) return p.err(v, path, "expected an octal mode like \"0660\", got '" + s + "'");
+    c.unix_socket_mode = m;
+  });
   add(
       "allow_networks",
       [&](Parser& p, const Value& v, const std::string& path) {
@@ -759,6 +770,9 @@ std::string dump(const Config& c) {
   o += "hostname: " + q(c.hostname) + "\n";
   o += "listen: " + list(listen) + "\n";
   o += "allow_networks: " + list(nets) + "\n";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", c.unix_socket_mode);
+  o += std::string("unix_socket_mode: \"") + mode + "\"\n";
   o += std::string("bare_newlines: ") + (c.bare_newlines == BareNewlines::Reject ? "reject" : "normalize") + "\n";
   o += "shutdown_timeout: " + d(c.shutdown_timeout) + "\n";
   o += "spool:\n  dir: " + q(c.spool.dir) + "\n  max_bytes: " + format_size(c.spool.max_bytes) +

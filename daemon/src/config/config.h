@@ -71,6 +71,7 @@ struct Config {
   std::string hostname;
   std::vector<ListenAddress> listen;
   std::vector<Cidr> allow_networks;
+  unsigned unix_socket_mode = 0660;  // unix:/path listeners (group: the spool directory's)
   bool allow_networks_explicit = false;  // set in the file or environment, not the loopback default
   BareNewlines bare_newlines = BareNewlines::Normalize;
   Millis shutdown_timeout{30'000};

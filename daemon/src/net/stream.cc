@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cerrno>
@@ -274,9 +276,24 @@ Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const Liste
     uv_pipe_init(loop.raw(), &l->impl_->h.pipe, 0);
     l->impl_->h.pipe.data = l->impl_;
     ::unlink(spec.path.c_str());  // a stale socket from a previous run
+    // Never more open than asked, not even between bind and chmod: bind
+    // under a umask that leaves the owner alone, then set the mode. (The
+    // spool's own files are created 0600 explicitly, so a worker creating
+    // one meanwhile is not affected.)
+    mode_t old = ::umask(0177);
     rc = uv_pipe_bind(&l->impl_->h.pipe, spec.path.c_str());
+    ::umask(old);
     l->address_ = "unix:" + spec.path;
-    if (rc == 0) l->unlink_on_close_ = spec.path;
+    if (rc == 0) {
+      l->unlink_on_close_ = spec.path;
+      if (::chmod(spec.path.c_str(), static_cast<mode_t>(spec.mode)) != 0) rc = -errno;
+      if (rc == 0 && spec.gid >= 0 && ::chown(spec.path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(spec.gid)) != 0)
+        log::warn("listen_chown")
+            .kv("address", l->address_)
+            .kv("gid", static_cast<std::int64_t>(spec.gid))
+            .kv("reason", std::strerror(errno))
+            .kv("action", "the socket keeps the daemon's group");
+    }
   } else {
     uv_tcp_init(loop.raw(), &l->impl_->h.tcp);
     l->impl_->h.tcp.data = l->impl_;

@@ -100,6 +100,11 @@ struct ListenSpec {
   std::string host;  // IP literal
   std::uint16_t port = 0;
   std::string path;
+  // A unix socket's permissions, whatever the process umask: it is created
+  // with no access for anyone but its owner, then given `mode` and, when
+  // gid >= 0, that group (a failed chown is reported, the socket kept).
+  unsigned mode = 0660;
+  int gid = -1;
   // An inherited listening socket (systemd socket activation): used as it
   // is, whatever the fields above say; never unlinked.
   int fd = -1;
