@@ -473,3 +473,29 @@ def test_a_unix_socket_gets_its_configured_mode_whatever_the_umask(daemon_factor
     assert stat.S_IMODE(st.st_mode) == int(mode or "0660", 8), oct(st.st_mode)
     assert st.st_gid == group
 
+
+def test_a_closing_session_no_longer_counts_against_the_per_client_limit(daemon_factory):
+    """A session counts against max_connections_per_client until its
+    protocol ends, not until its last disk job and handle are done: with a
+    slow disk (unlink delayed 2 s), a client that dropped mid-DATA stays
+    around while its partial message is removed. A new connection from the
+    same client used to get 421 4.7.0 then (smtp-source -c 50 against the
+    default limit of 50 saw the same on every reconnect)."""
+    d = daemon_factory({"limits": {"max_connections_per_client": 1}}, start=False)
+    d.env = {"ASAN_OPTIONS": "detect_leaks=0"}
+    d.prefix = ["strace", "-f", "-o", "/dev/null", "-e", "trace=unlink,unlinkat",
+                "-e", "inject=unlink,unlinkat:delay_enter=2000000"]
+    d.start()
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO dev")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(b"Subject: cut short\r\n\r\n" + b"x" * 100000)
+    c.close()
+    wait_for(lambda: "event=disconnect session=c1" in d.log(), what="the first session's end")
+    c2 = d.connect()
+    assert c2.reply() == ["220 relay.test ESMTP spoolgate"]
+    assert c2.cmd("QUIT") == ["221 2.0.0 Bye"]
+    wait_for(lambda: d.tmp_files() == [], what="the partial message removed")

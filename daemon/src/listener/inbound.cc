@@ -79,6 +79,7 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
   auto owned = std::make_unique<Session>(*this, std::move(c));
   Session* s = owned.get();
   sessions_.emplace(s, std::move(owned));
+  counted_.insert(s);
   std::uint64_t from_client = ++per_client_[s->peer()];
   ++counters_.connections;
   auto refuse = [this, s](const std::string& reply, const std::string& why) {
@@ -103,7 +104,7 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
            "spool far over its watermark");
     return;
   }
-  if (sessions_.size() > settings_.max_connections) {
+  if (counted_.size() > settings_.max_connections) {
     refuse("421 4.7.0 " + settings_.smtp.hostname + " Error: too many connections", "max_connections");
     return;
   }
@@ -115,9 +116,14 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
   s->start();
 }
 
-void Inbound::release(Session* s) {
+void Inbound::count_out(Session* s) {
+  if (!counted_.erase(s)) return;
   auto it = per_client_.find(s->peer());
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+}
+
+void Inbound::release(Session* s) {
+  count_out(s);
   sessions_.erase(s);
   if (shutting_down_ && sessions_.empty() && all_closed_) {
     auto done = std::move(all_closed_);

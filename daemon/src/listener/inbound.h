@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/cidr.h"
@@ -98,6 +99,9 @@ class Inbound {
 
   // For sessions.
   loop::Loop& loop() { return loop_; }
+  // The session's protocol is over (it is closing): it no longer counts
+  // against the connection limits. Idempotent; release() does it too.
+  void count_out(Session* s);
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
   Committer& committer() { return committer_; }
   const Settings& settings() const { return settings_; }
@@ -116,6 +120,12 @@ class Inbound {
   Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
   std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  // Sessions still counted against max_connections and the per-client
+  // limit: from accept until their protocol ends (QUIT answered, a refusal
+  // sent, a close), not until their handle has closed, so a client that
+  // reconnects at once after QUIT (smtp-source -c 50 against a limit of 50)
+  // is not refused for connections that are only lingering.
+  std::unordered_set<Session*> counted_;
   std::map<std::string, std::uint64_t> per_client_;
   bool shutting_down_ = false;
   std::function<void()> all_closed_;

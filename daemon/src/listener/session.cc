@@ -64,6 +64,7 @@ void Session::refuse(const std::string& reply, const std::string& why) {
 
 void Session::linger() {
   closing_ = true;
+  in_.count_out(this);
   greet_timer_.reset();
   conn_->close_after_writes();
   idle_timer_ = loop::Timer::create(in_.loop(), [this] { conn_->close(); });
@@ -280,6 +281,7 @@ void Session::shutdown() {
 void Session::close(const std::string& reason) {
   if (closing_ && conn_->closing()) return;
   closing_ = true;
+  in_.count_out(this);
   if (close_reason_.empty()) close_reason_ = reason;
   idle_timer_.reset();
   greet_timer_.reset();
@@ -290,6 +292,7 @@ void Session::close(const std::string& reason) {
 void Session::on_conn_closed() {
   conn_closed_ = true;
   closing_ = true;
+  in_.count_out(this);
   idle_timer_.reset();
   greet_timer_.reset();
   if (in_message_ && !disk_busy_) discard_message();
