@@ -85,3 +85,29 @@ def test_sendmail_applies_the_recipient_limit(daemon_factory):
     assert out.returncode == 64, out
     assert b"envelope too large" in out.stderr
     assert d.queue() == []
+
+
+def test_sendmail_canonicalises_like_smtp(daemon_factory, sink_factory, pki, workdir):
+    """Invariant 7 for locally submitted mail: CRLF, bare LF and bare CR
+    each end a line (the spool and the provider see CRLF only), a lone dot
+    line inside the text is dot-stuffed on the wire and arrives intact; a
+    NUL is refused, and so is a -F name with a line break (it would add a
+    header field). Before, a bare CR went into the spool as it was, a NUL
+    was queued and -F could inject "Bcc:"."""
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]))
+    msg = b"Subject: mixed\r\n\r\nlf line\ncr line\rcrlf line\r\n.\r\n..two dots\nlast"
+    out = sendmail(d, "-i", "ops@example.com", stdin=msg)
+    assert out.returncode == 0, out.stderr
+    [m] = sink.wait_messages(1)
+    content = m["content"]
+    assert content.endswith(b"\r\n\r\nlf line\r\ncr line\r\ncrlf line\r\n.\r\n..two dots\r\nlast\r\n"), content
+    import re
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", content) is None
+    wait_for(lambda: d.queue() == [], what="delivered")
+    nul = sendmail(d, "ops@example.com", stdin=b"Subject: x\n\nbad\x00byte\n")
+    assert nul.returncode == 65 and b"NUL" in nul.stderr
+    inject = sendmail(d, "-F", "Cron\nBcc: victim@example.com", "ops@example.com", stdin=b"Subject: x\n\nbody\n")
+    assert inject.returncode == 64 and b"-F must be one line" in inject.stderr
+    assert d.queue() == []

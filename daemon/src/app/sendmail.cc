@@ -19,6 +19,7 @@ namespace spoolgate::app {
 namespace {
 
 constexpr int kUsage = 64;     // EX_USAGE
+constexpr int kDataErr = 65;   // EX_DATAERR
 constexpr int kTempFail = 75;  // EX_TEMPFAIL
 
 std::string login_name() {
@@ -41,20 +42,52 @@ void addresses_in(std::string_view value, std::vector<std::string>& out) {
 }  // namespace
 
 int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream& in) {
-  // Read the message: lines up to EOF (or a lone "." without -i).
+  if (has_control(opt.full_name)) {
+    // A line break in -F would let the caller add header fields.
+    std::cerr << "spoolgate sendmail: -F must be one line of text\n";
+    return kUsage;
+  }
+  // Read the message: lines up to EOF (or a lone "." without -i). As on the
+  // SMTP side (invariant 7), CRLF, a bare LF and a bare CR each end a line,
+  // so the spool holds CRLF lines only; a NUL is refused.
   std::vector<std::string> lines;
   std::string line;
   std::uint64_t total = 0;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!opt.ignore_dots && line == ".") break;
+  bool cr = false, ended = false;
+  auto end_line = [&]() -> bool {
+    if (!opt.ignore_dots && line == ".") return false;
     total += line.size() + 2;
-    if (total > cfg.limits.max_message_size) {
+    lines.push_back(std::move(line));
+    line.clear();
+    return true;
+  };
+  char buf[65536];
+  while (!ended && in) {
+    in.read(buf, sizeof buf);
+    std::streamsize n = in.gcount();
+    for (std::streamsize k = 0; k < n && !ended; ++k) {
+      char c = buf[k];
+      if (c == '\0') {
+        std::cerr << "spoolgate sendmail: the message contains a NUL byte\n";
+        return kDataErr;
+      }
+      if (cr) {
+        cr = false;
+        if (c == '\n') continue;  // the LF of a CRLF
+      }
+      if (c == '\r' || c == '\n') {
+        cr = c == '\r';
+        ended = !end_line();
+        continue;
+      }
+      line += c;
+    }
+    if (total + line.size() > cfg.limits.max_message_size) {
       std::cerr << "spoolgate sendmail: message exceeds limits.max_message_size\n";
       return kUsage;
     }
-    lines.push_back(std::move(line));
   }
+  if (!ended && !line.empty()) end_line();  // a last line without a line end
   // Header block, for -t and for a missing From:.
   std::vector<std::string> rcpts = opt.recipients;
   bool has_from = false;
@@ -99,7 +132,12 @@ int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream
   // Canonical text, then the same header fix-ups SMTP mail gets.
   std::string text;
   if (!has_from) {
-    std::string name = opt.full_name;
+    // RFC 5322 3.2.4: a quoted-string, with its quotes and backslashes escaped.
+    std::string name;
+    for (char c : opt.full_name) {
+      if (c == '"' || c == '\\') name += '\\';
+      name += c;
+    }
     text +=
         "From: " + (name.empty() ? std::string() : "\"" + name + "\" ") + "<" + parsed_sender.mailbox.str() + ">\r\n";
   }
