@@ -486,16 +486,116 @@ def test_a_closing_session_no_longer_counts_against_the_per_client_limit(daemon_
     d.prefix = ["strace", "-f", "-o", "/dev/null", "-e", "trace=unlink,unlinkat",
                 "-e", "inject=unlink,unlinkat:delay_enter=2000000"]
     d.start()
-    c = d.connect()
-    assert c.code() == 220
-    c.cmd("EHLO dev")
-    c.cmd("MAIL FROM:<a@example.com>")
-    c.cmd("RCPT TO:<b@example.com>")
-    assert c.cmd("DATA")[0].startswith("354")
-    c.send(b"Subject: cut short\r\n\r\n" + b"x" * 100000)
+    c = send_raw(d, b"Subject: cut short\r\n\r\n" + b"x" * 100000)
     c.close()
     wait_for(lambda: "event=disconnect session=c1" in d.log(), what="the first session's end")
     c2 = d.connect()
     assert c2.reply() == ["220 relay.test ESMTP spoolgate"]
     assert c2.cmd("QUIT") == ["221 2.0.0 Bye"]
     wait_for(lambda: d.tmp_files() == [], what="the partial message removed")
+
+
+def trickle(c, data, every):
+    """Sends data one byte at a time, `every` seconds apart (the pacing is
+    what is tested); stops when the server has closed."""
+    import time
+    for b in data:
+        try:
+            c.send(bytes([b]))
+        except OSError:
+            return
+        time.sleep(every)
+
+
+def test_a_command_trickled_byte_by_byte_times_out(daemon_factory):
+    """One byte every idle_timeout - 100 ms: the idle timer used to restart
+    with every read, so such a client held its session for ever. A command
+    must now be complete within idle_timeout of our last reply."""
+    d = daemon_factory({"limits": {"idle_timeout": "1s"}})
+    c = d.connect()
+    assert c.code() == 220
+    trickle(c, b"NOOP\r\n", 0.9)  # 5.4 s: five idle timeouts
+    assert c.reply() == ["421 4.4.2 relay.test Error: timeout exceeded"]
+    assert c.closed()
+
+
+def test_the_data_phase_has_a_deadline(daemon_factory):
+    """Inside DATA each block restarts the idle timer (a slow but steady
+    sender is fine), and the whole DATA phase has limits.data_timeout."""
+    d = daemon_factory({"limits": {"idle_timeout": "1s", "data_timeout": "2s"}})
+    c = send_raw(d, b"")
+    trickle(c, b"Subject: slow\r\n\r\n" + b"x" * 20, 0.5)  # each byte inside idle_timeout, 20 s in all
+    assert c.reply() == ["421 4.4.2 relay.test Error: timeout exceeded"]
+    assert c.closed()
+    assert d.queue() == [] and d.tmp_files() == []
+    assert 'stage="data (limits.data_timeout)"' in d.log()
+
+
+def test_chatter_without_mail_is_capped(daemon_factory):
+    """NOOP, RSET, VRFY and HELP do not count as errors; 100 of them since
+    the last accepted message are allowed, then 421 4.7.0 (Postfix's
+    smtpd_junk_command_limit). Recipients over the limit get an allowance
+    of 1,000 before each counts as an error (smtpd_recipient_overshoot_limit)."""
+    d = daemon_factory()
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO dev")
+    for i in range(50):  # a delivering client is not chattering: the count starts again
+        assert c.cmd("NOOP") == ["250 2.0.0 Ok"]
+    assert c.cmd("MAIL FROM:<a@example.com>")[0].startswith("250")
+    assert c.cmd("RCPT TO:<b@example.com>")[0].startswith("250")
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(b"x\r\n.\r\n")
+    assert c.reply()[0].startswith("250 2.0.0 Ok: queued")
+    cmds = ["NOOP", "RSET", "VRFY x", "HELP"] * 25
+    c.send(b"".join(f"{x}\r\n".encode() for x in cmds) + b"NOOP\r\n")
+    replies = [c.reply()[0][:3] for _ in range(101)]
+    assert replies[:100] == ["250", "250", "252", "214"] * 25 and replies[100] == "250"
+    assert c.reply() == ["421 4.7.0 relay.test Error: too many commands"]
+    assert c.closed()
+
+
+def test_messages_still_in_data_count_against_the_watermark(daemon_factory):
+    """The watermark used to count only committed mail: three clients that
+    each announced 400 kB could all start DATA on a 1 MiB spool (and 50
+    sessions x 35 MiB could overrun max_bytes and min_free_disk). Now a
+    transaction reserves its SIZE (or 1 MiB without one) at MAIL, and what
+    it writes grows the reservation."""
+    d = daemon_factory({"spool": {"max_bytes": "1MiB"}})
+    clients = []
+    for size in (400000, 400000):
+        c = d.connect()
+        assert c.code() == 220
+        c.cmd("EHLO dev")
+        assert c.cmd(f"MAIL FROM:<a@example.com> SIZE={size}") == ["250 2.1.0 Ok"]
+        assert c.cmd("RCPT TO:<b@example.com>") == ["250 2.1.5 Ok"]
+        assert c.cmd("DATA")[0].startswith("354")
+        clients.append(c)
+    third = d.connect()
+    assert third.code() == 220
+    third.cmd("EHLO dev")
+    assert third.cmd("MAIL FROM:<a@example.com> SIZE=400000") == ["452 4.3.1 Insufficient system storage"]
+    # Without SIZE the share is 1 MiB: refused too while the others reserve 800 kB.
+    assert third.cmd("MAIL FROM:<a@example.com>") == ["452 4.3.1 Insufficient system storage"]
+    # One finishes small (its reservation ends), one gives up (its reservation
+    # ends too): there is room again.
+    clients[0].send(b"Subject: small\r\n\r\nbody\r\n.\r\n")
+    assert clients[0].reply()[0].startswith("250 2.0.0 Ok: queued")
+    clients[1].close()
+    wait_for(lambda: "reason=\"client disconnected during DATA\"" in d.log(), what="the dropped client")
+    assert third.cmd("MAIL FROM:<a@example.com> SIZE=400000") == ["250 2.1.0 Ok"]
+
+
+def test_recipients_past_the_overshoot_allowance_count_as_errors(daemon_factory):
+    d = daemon_factory({"limits": {"max_recipients": 1}})
+    c = d.connect()
+    assert c.code() == 220
+    c.cmd("EHLO dev")
+    c.cmd("MAIL FROM:<a@example.com>")
+    n = 1 + 1000 + 20
+    c.send(b"".join(f"RCPT TO:<r{i}@example.com>\r\n".encode() for i in range(n)))
+    replies = [c.reply()[0] for _ in range(n)]
+    assert replies[0] == "250 2.1.5 Ok"
+    assert set(replies[1:]) == {"452 4.5.3 Error: too many recipients"}
+    assert c.reply() == ["421 4.7.0 relay.test Error: too many errors"]
+    assert c.closed()

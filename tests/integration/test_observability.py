@@ -172,3 +172,63 @@ def test_logs_never_hold_a_secret(daemon_factory, sink_factory, pki, workdir, me
         records = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in lines]
         about_messages = [r for r in records if r.get("event") in ("queued", "delivered", "deferred", "failed")]
     assert about_messages and all(r.get("msg") for r in about_messages)
+
+
+def raw_http(d, head: bytes, timeout=10):
+    import socket
+    addr = re.findall(r"event=metrics_listening address=(\S+)", d.log())[0]
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s.sendall(head)
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    return out.decode(errors="replace")
+
+
+def test_metrics_answer_only_our_own_host_names(daemon_factory):
+    """DNS rebinding: a page on evil.example that resolves its name to
+    127.0.0.1 makes a browser send "Host: evil.example"; such a request gets
+    421, while an address, localhost or our hostname is served."""
+    d = daemon_factory({"metrics": {"listen": "127.0.0.1:0"}})
+    port = re.findall(r"event=metrics_listening address=\S+:(\d+)", d.log())[0]
+    for host, status in ((f"127.0.0.1:{port}", "200"), ("localhost", "200"), ("LOCALHOST:1", "200"),
+                         ("relay.test", "200"), ("[::1]:9", "200"), ("evil.example", "421"),
+                         (f"evil.example:{port}", "421"), ("127.0.0.1.evil.example", "421"), ("relay.test:x", "421")):
+        reply = raw_http(d, f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert reply.startswith(f"HTTP/1.1 {status} "), (host, reply)
+
+
+def test_metrics_allow_networks_and_a_non_loopback_listen(daemon_factory):
+    d = daemon_factory({"metrics": {"listen": "127.0.0.1:0", "allow_networks": ["192.0.2.0/24"]}})
+    assert raw_http(d, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") == ""  # closed unanswered
+    assert "not in allow_networks" in d.log()
+    bad = daemon_factory({"metrics": {"listen": "0.0.0.0:0"}}, start=False)
+    out = subprocess.run([BIN, "check-config", "-c", str(bad.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert ("metrics.listen: '0.0.0.0:0' is not a loopback address; set metrics.allow_networks explicitly"
+            in out.stderr), out.stderr
+
+
+def test_slow_clients_cannot_keep_a_health_check_out(daemon_factory):
+    """The endpoint takes 16 clients; 40 that connect and never finish their
+    request used to hold every slot for their 5 s timeout, so /healthz was
+    refused. The oldest unfinished one now makes room."""
+    import socket
+    d = daemon_factory({"metrics": {"listen": "127.0.0.1:0"}})
+    addr = re.findall(r"event=metrics_listening address=(\S+)", d.log())[0]
+    host, port = addr.rsplit(":", 1)
+    idle = []
+    for _ in range(40):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b"GET /metr")
+        idle.append(s)
+    try:
+        assert get(d, "/healthz")[0] == 200
+    finally:
+        for s in idle:
+            s.close()

@@ -69,6 +69,7 @@ listener::Settings inbound_settings(const config::Config& c, const std::vector<i
   s.max_connections = c.limits.max_connections;
   s.max_connections_per_client = c.limits.max_connections_per_client;
   s.idle_timeout = c.limits.idle_timeout;
+  s.data_timeout = c.limits.data_timeout;
   s.greeting_delay = c.limits.greeting_delay;
   s.spool_max_bytes = c.spool.max_bytes;
   s.spool_max_messages = c.spool.max_messages;
@@ -258,6 +259,7 @@ int run_daemon(const config::Config& cfg) {
     Snapshot sn;
     sn.now = unix_now();
     sn.started = started;
+    sn.hostname = current.hostname;
     sn.inbound = inbound->counters();
     sn.inbound_sessions = inbound->sessions();
     sn.over_watermark = !inbound->accepting();
@@ -278,6 +280,7 @@ int run_daemon(const config::Config& cfg) {
   RequestServer::Options control_options;
   control_options.spec.unix_socket = true;
   control_options.spec.path = (*spool)->dir() + "/control.sock";
+  control_options.spec.mode = 0600;  // the spool's owner only (see request_server.h)
   RequestServer control(loop, control_options, [&](const std::string& request, const RequestServer::Respond& respond) {
     std::string line = request;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -355,6 +358,7 @@ int run_daemon(const config::Config& cfg) {
     o.max_request = 8192;
     o.max_clients = 16;
     o.timeout = Millis(5000);
+    o.allow = c.metrics.allow_networks;
     auto m = std::make_unique<RequestServer>(
         loop, o,
         [&](const std::string& head, const RequestServer::Respond& respond) { respond(http_reply(head, snapshot())); });

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "app/metrics.h"
 
+#include "core/cidr.h"
+#include "core/text.h"
 #include "core/units.h"
 
 namespace spoolgate::app {
@@ -131,6 +133,36 @@ Health check_health(const Snapshot& s, bool readiness) {
   return {false, std::string(refused ? "no upstream delivering: " : "no upstream reachable: ") + worst + "; " + summary};
 }
 
+std::optional<std::string> header_value(const std::string& head, std::string_view name) {
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string::npos && pos + 2 < head.size()) {
+    std::size_t start = pos + 2, end = head.find("\r\n", start);
+    std::string_view field = std::string_view(head).substr(start, end == std::string::npos ? end : end - start);
+    std::size_t colon = field.find(':');
+    if (colon != std::string_view::npos && iequals(field.substr(0, colon), name))
+      return std::string(trim(field.substr(colon + 1)));
+    pos = end;
+  }
+  return std::nullopt;
+}
+
+bool host_is_ours(std::string_view host, std::string_view hostname) {
+  if (host.starts_with("[")) {  // [v6] or [v6]:port
+    std::size_t close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && (rest[0] != ':' || rest.size() == 1)) return false;
+    return IpAddress::parse(host.substr(1, close - 1)).has_value();
+  }
+  std::size_t colon = host.rfind(':');
+  std::string_view name = colon == std::string_view::npos ? host : host.substr(0, colon);
+  if (colon != std::string_view::npos) {
+    std::string_view port = host.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  }
+  return IpAddress::parse(name).has_value() || iequals(name, "localhost") || (!hostname.empty() && iequals(name, hostname));
+}
+
 std::string http_reply(const std::string& head, const Snapshot& s) {
   auto respond = [](const char* status, const char* type, const std::string& body, bool with_body) {
     std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
@@ -144,6 +176,11 @@ std::string http_reply(const std::string& head, const Snapshot& s) {
   std::size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string::npos || line.compare(sp2 + 1, 5, "HTTP/") != 0)
     return respond("400 Bad Request", "text/plain", "bad request\n", true);
+  // DNS rebinding: a web page that points its own name at 127.0.0.1 can
+  // make a browser fetch our pages, but the browser sends that name as
+  // Host. Only an address, localhost or our own host name is served.
+  if (auto host = header_value(head, "host"); host && !host_is_ours(*host, s.hostname))
+    return respond("421 Misdirected Request", "text/plain", "unknown host\n", true);
   std::string method = line.substr(0, sp1);
   std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   target = target.substr(0, target.find('?'));

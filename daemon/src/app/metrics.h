@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +24,7 @@ namespace spoolgate::app {
 struct Snapshot {
   std::int64_t now = 0;      // unix seconds
   std::int64_t started = 0;  // unix seconds
+  std::string hostname;      // ours: a Host header naming it is served
   listener::Counters inbound;
   std::uint64_t inbound_sessions = 0;
   listener::Usage usage;
@@ -51,5 +54,10 @@ Health check_health(const Snapshot& s, bool readiness);
 // The answer to one HTTP request head (request line and headers, without the
 // blank line): /metrics, /healthz, /readyz; GET and HEAD only.
 std::string http_reply(const std::string& head, const Snapshot& s);
+// The value of header `name` (case-insensitive) in an HTTP request head.
+std::optional<std::string> header_value(const std::string& head, std::string_view name);
+// Host: an IP address or [v6] (with an optional port), localhost, or our
+// own host name; anything else is another site's name (DNS rebinding).
+bool host_is_ours(std::string_view host, std::string_view hostname);
 
 }  // namespace spoolgate::app

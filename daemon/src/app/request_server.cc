@@ -16,6 +16,7 @@ struct RequestServer::Client {
   std::unique_ptr<net::Connection> conn;
   loop::HandlePtr<loop::Timer> timer;
   std::string buf;
+  std::uint64_t seq = 0;  // accept order
   bool answered = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
@@ -44,11 +45,31 @@ void RequestServer::close() {
 
 void RequestServer::accept(std::unique_ptr<net::Connection> conn) {
   auto* c = new Client{std::move(conn), {}, {}};
+  c->seq = ++accepted_;
   clients_.insert(c);
   c->conn->on_closed([this, c] { release(c); });
-  if (clients_.size() > options_.max_clients) {
-    c->conn->close();
-    return;
+  if (!c->conn->is_unix() && !options_.allow.empty()) {
+    bool allowed = false;
+    for (const auto& n : options_.allow) allowed = allowed || n.contains(c->conn->peer_ip());
+    if (!allowed) {
+      log::warn("refused").kv("server", address()).kv("client", c->conn->peer()).kv("reason", "not in allow_networks");
+      c->conn->close();
+      return;
+    }
+  }
+  std::size_t live = 0;
+  for (Client* o : clients_) live += o->conn->closing() ? 0 : 1;
+  if (live > options_.max_clients) {
+    // Make room: the oldest client that has not sent its whole request yet
+    // goes (answered ones are finishing their write and go soon anyway).
+    Client* oldest = nullptr;
+    for (Client* o : clients_)
+      if (o != c && !o->answered && !o->conn->closing() && (!oldest || o->seq < oldest->seq)) oldest = o;
+    if (!oldest) {
+      c->conn->close();
+      return;
+    }
+    oldest->conn->close();
   }
   c->timer = loop::Timer::create(loop_, [c] { c->conn->close(); });
   c->timer->start(options_.timeout);

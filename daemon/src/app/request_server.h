@@ -7,7 +7,9 @@
 // head, answered with a whole HTTP response). Either way the server reads
 // until the request's terminator, hands the request to the handler, writes
 // the one reply and closes. Requests are bounded in size, connections in
-// number, and a slow client is cut off by a timer.
+// number, and a slow client is cut off by a timer; at the limit, a new
+// client makes room by closing the oldest one still sending its request,
+// so a few slow (or malicious) clients cannot keep a health check out.
 //
 // The control socket lives in the spool directory (mode 0700) and is itself
 // 0600: only the spool's owner can talk to the daemon.
@@ -18,7 +20,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "core/cidr.h"
 #include "core/result.h"
 #include "loop/loop.h"
 #include "net/stream.h"
@@ -37,6 +41,9 @@ class RequestServer {
     std::size_t max_request = 1024;
     std::size_t max_clients = 64;
     Millis timeout{10'000};
+    // TCP clients outside these networks are closed at once (empty: any;
+    // unix sockets are guarded by their mode instead).
+    std::vector<Cidr> allow;
   };
 
   RequestServer(loop::Loop& loop, Options options, Handler handler);
@@ -59,6 +66,7 @@ class RequestServer {
   Handler handler_;
   loop::HandlePtr<net::Listener> listener_;
   std::set<Client*> clients_;
+  std::uint64_t accepted_ = 0;
 };
 
 // The client side of the control socket: sends `line`, returns the whole

@@ -256,18 +256,19 @@ std::vector<Key> top_keys(Config& c) {
     if (!ok || m > 0777) return p.err(v, path, "expected an octal mode like \"0660\", got '" + s + "'");
     c.unix_socket_mode = m;
   });
+  auto networks = [](Parser& p, const Value& v, const std::string& path, std::vector<Cidr>& out) {
+    out.clear();
+    for (const Value* e : p.items(v, path)) {
+      auto n = Cidr::parse(trim(e->scalar));
+      if (!n)
+        p.err(*e, path, "expected an address or network like 192.168.1.0/24 or ::1/128, got '" + e->scalar + "'");
+      else
+        out.push_back(*n);
+    }
+  };
   add(
       "allow_networks",
-      [&](Parser& p, const Value& v, const std::string& path) {
-        c.allow_networks.clear();
-        for (const Value* e : p.items(v, path)) {
-          auto n = Cidr::parse(trim(e->scalar));
-          if (!n)
-            p.err(*e, path, "expected an address or network like 192.168.1.0/24 or ::1/128, got '" + e->scalar + "'");
-          else
-            c.allow_networks.push_back(*n);
-        }
-      },
+      [&, networks](Parser& p, const Value& v, const std::string& path) { networks(p, v, path, c.allow_networks); },
       true);
   add("bare_newlines", [&](Parser& p, const Value& v, const std::string& path) {
     p.choice(v, path, c.bare_newlines, {{"normalize", BareNewlines::Normalize}, {"reject", BareNewlines::Reject}});
@@ -295,6 +296,8 @@ std::vector<Key> top_keys(Config& c) {
   });
   add("limits.idle_timeout",
       [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.limits.idle_timeout); });
+  add("limits.data_timeout",
+      [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.limits.data_timeout); });
   add("limits.greeting_delay",
       [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.limits.greeting_delay); });
   add("limits.max_bad_commands",
@@ -335,6 +338,13 @@ std::vector<Key> top_keys(Config& c) {
         [f](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, *f); });
   }
   add("metrics.listen", [&](Parser& p, const Value& v, const std::string& path) { p.str(v, path, c.metrics.listen); });
+  add(
+      "metrics.allow_networks",
+      [&, networks](Parser& p, const Value& v, const std::string& path) {
+        networks(p, v, path, c.metrics.allow_networks);
+        c.metrics.allow_networks_explicit = true;
+      },
+      true);
   add("metrics.unreachable_after",
       [&](Parser& p, const Value& v, const std::string& path) { p.duration(v, path, c.metrics.unreachable_after); });
   add("log.level", [&](Parser& p, const Value& v, const std::string& path) {
@@ -584,11 +594,18 @@ void validate(Parser& p, Config& c, const Value& root) {
   if (c.delivery.retry.max < c.delivery.retry.first)
     p.err(where("delivery.retry.max"), "delivery.retry.max", "must not be shorter than delivery.retry.first");
   if (!c.metrics.listen.empty()) {
-    if (auto a = parse_listen_address(c.metrics.listen, false))
+    if (auto a = parse_listen_address(c.metrics.listen, false)) {
       c.metrics.address = *a;
-    else
+      // The queue's figures and upstream names are nobody else's business.
+      auto ip = IpAddress::parse(a->host);
+      if (ip && !ip->loopback() && !c.metrics.allow_networks_explicit)
+        p.err(where("metrics.listen"), "metrics.listen",
+              "'" + c.metrics.listen +
+                  "' is not a loopback address; set metrics.allow_networks explicitly to say who may scrape it");
+    } else {
       p.err(where("metrics.listen"), "metrics.listen",
             "expected host:port or [v6]:port with an IP address, got '" + c.metrics.listen + "'");
+    }
   }
   const Value* ups = root.kind == Value::Map ? const_cast<Value&>(root).find("upstreams") : nullptr;
   for (size_t i = 0; i < c.upstreams.size(); ++i) {
@@ -782,7 +799,8 @@ std::string dump(const Config& c) {
        "\n  max_recipients: " + std::to_string(c.limits.max_recipients) +
        "\n  max_connections: " + std::to_string(c.limits.max_connections) +
        "\n  max_connections_per_client: " + std::to_string(c.limits.max_connections_per_client) +
-       "\n  idle_timeout: " + d(c.limits.idle_timeout) + "\n  greeting_delay: " + d(c.limits.greeting_delay) +
+       "\n  idle_timeout: " + d(c.limits.idle_timeout) + "\n  data_timeout: " + d(c.limits.data_timeout) +
+       "\n  greeting_delay: " + d(c.limits.greeting_delay) +
        "\n  max_bad_commands: " + std::to_string(c.limits.max_bad_commands) + "\n";
   o += "headers:\n  add_missing: " + b(c.headers.add_missing) + "\n  rewrite_from: " + q(c.headers.rewrite_from) + "\n";
   if (c.upstreams.empty())
@@ -806,7 +824,10 @@ std::string dump(const Config& c) {
        "\n  bounce: " + b(dl.bounce) + "\n  timeouts: {connect: " + d(dl.timeouts.connect) +
        ", greeting: " + d(dl.timeouts.greeting) + ", mail: " + d(dl.timeouts.mail) + ", rcpt: " + d(dl.timeouts.rcpt) +
        ", data: " + d(dl.timeouts.data) + ", block: " + d(dl.timeouts.block) + ", done: " + d(dl.timeouts.done) + "}\n";
-  o += "metrics:\n  listen: " + q(c.metrics.listen) + "\n  unreachable_after: " + d(c.metrics.unreachable_after) + "\n";
+  std::vector<std::string> metric_nets;
+  for (const auto& n : c.metrics.allow_networks) metric_nets.push_back(n.str());
+  o += "metrics:\n  listen: " + q(c.metrics.listen) + "\n  allow_networks: " + list(metric_nets) +
+       "\n  unreachable_after: " + d(c.metrics.unreachable_after) + "\n";
   o += "log:\n  level: " + c.log.level + "\n  format: " + c.log.format + "\n";
   for (const auto& name : c.ignored_env) o += "# ignored: $" + name + " is not a configuration variable\n";
   return o;

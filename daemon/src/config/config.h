@@ -87,6 +87,7 @@ struct Config {
     std::uint64_t max_connections = 500;
     std::uint64_t max_connections_per_client = 50;
     Millis idle_timeout{300'000};
+    Millis data_timeout{1'800'000};
     Millis greeting_delay{0};
     std::uint64_t max_bad_commands = 20;
   } limits;
@@ -115,6 +116,10 @@ struct Config {
   struct {
     std::string listen;     // "" = no metrics endpoint
     ListenAddress address;  // parsed from listen
+    // Who may connect (others are closed at once); a non-loopback listen
+    // needs it set explicitly.
+    std::vector<Cidr> allow_networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+    bool allow_networks_explicit = false;
     // /readyz and `spoolgate health` fail once every upstream has been
     // failing for this long.
     Millis unreachable_after{600'000};

@@ -122,8 +122,32 @@ void Inbound::count_out(Session* s) {
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
 }
 
+bool Inbound::reserve(Session* s, std::uint64_t bytes) {
+  unreserve(s);
+  reservations_[s] = bytes;
+  reserved_ += bytes;
+  if (accepting()) return true;
+  unreserve(s);
+  return false;
+}
+
+void Inbound::grow(Session* s, std::uint64_t written) {
+  auto it = reservations_.find(s);
+  if (it == reservations_.end() || it->second >= written) return;
+  reserved_ += written - it->second;
+  it->second = written;
+}
+
+void Inbound::unreserve(Session* s) {
+  auto it = reservations_.find(s);
+  if (it == reservations_.end()) return;
+  reserved_ -= it->second;
+  reservations_.erase(it);
+}
+
 void Inbound::release(Session* s) {
   count_out(s);
+  unreserve(s);
   sessions_.erase(s);
   if (shutting_down_ && sessions_.empty() && all_closed_) {
     auto done = std::move(all_closed_);
@@ -179,11 +203,13 @@ bool Inbound::far_over() const {
 
 bool Inbound::accepting() {
   const auto& s = settings_;
-  bool high = usage_.bytes >= s.spool_max_bytes || usage_.messages >= s.spool_max_messages ||
-              usage_.free_disk < s.spool_min_free_disk;
-  bool low = usage_.bytes < s.spool_max_bytes - s.spool_max_bytes / 10 &&
+  // What transactions in progress reserved counts as written already.
+  std::uint64_t bytes = usage_.bytes + reserved_;
+  std::uint64_t free = usage_.free_disk - std::min(usage_.free_disk, reserved_);
+  bool high = bytes >= s.spool_max_bytes || usage_.messages >= s.spool_max_messages || free < s.spool_min_free_disk;
+  bool low = bytes < s.spool_max_bytes - s.spool_max_bytes / 10 &&
              usage_.messages < s.spool_max_messages - s.spool_max_messages / 10 &&
-             usage_.free_disk >= s.spool_min_free_disk + s.spool_min_free_disk / 10;
+             free >= s.spool_min_free_disk + s.spool_min_free_disk / 10;
   if (!over_ && high) {
     over_ = true;
     log::warn("watermark_high")

@@ -42,6 +42,7 @@ struct Settings {
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;
   Millis idle_timeout{300'000};
+  Millis data_timeout{1'800'000};
   Millis greeting_delay{0};
   std::uint64_t spool_max_bytes = 1ULL << 30;
   std::uint64_t spool_max_messages = 100000;
@@ -102,6 +103,15 @@ class Inbound {
   // The session's protocol is over (it is closing): it no longer counts
   // against the connection limits. Idempotent; release() does it too.
   void count_out(Session* s);
+  // Watermarks count the messages still in DATA: a transaction reserves
+  // its announced SIZE (or a share) at MAIL, the reservation grows with
+  // what it writes, and ends when the message is committed or dropped.
+  // reserve() replaces the session's reservation; false (nothing reserved)
+  // when the spool, with it, is over its watermarks: 452 4.3.1.
+  bool reserve(Session* s, std::uint64_t bytes);
+  void grow(Session* s, std::uint64_t written);
+  void unreserve(Session* s);
+  std::uint64_t reserved() const { return reserved_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
   Committer& committer() { return committer_; }
   const Settings& settings() const { return settings_; }
@@ -126,6 +136,8 @@ class Inbound {
   // reconnects at once after QUIT (smtp-source -c 50 against a limit of 50)
   // is not refused for connections that are only lingering.
   std::unordered_set<Session*> counted_;
+  std::unordered_map<Session*, std::uint64_t> reservations_;
+  std::uint64_t reserved_ = 0;  // their sum
   std::map<std::string, std::uint64_t> per_client_;
   bool shutting_down_ = false;
   std::function<void()> all_closed_;

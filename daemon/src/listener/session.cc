@@ -10,17 +10,23 @@ namespace {
 
 constexpr Millis kLinger{10'000};  // how long a closing client may take to read our last reply
 
-smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c) {
+// What a transaction without SIZE reserves at MAIL; its reservation grows
+// with what it writes.
+constexpr std::uint64_t kDefaultReservation = 1024 * 1024;
+
+smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Session* self) {
   smtp::ServerSettings s = in.settings().smtp;
   s.client_address = c.peer();
-  s.accepting = [&in] { return in.accepting(); };
+  s.accepting = [&in, self](std::uint64_t declared) {
+    return in.reserve(self, declared ? declared : kDefaultReservation);
+  };
   return s;
 }
 
 }  // namespace
 
 Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn)
-    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')), machine_(session_settings(in, *conn_)) {
+    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')), machine_(session_settings(in, *conn_, this)) {
   conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
   conn_->on_closed([this] { on_conn_closed(); });
 }
@@ -66,6 +72,7 @@ void Session::linger() {
   closing_ = true;
   in_.count_out(this);
   greet_timer_.reset();
+  data_timer_.reset();
   conn_->close_after_writes();
   idle_timer_ = loop::Timer::create(in_.loop(), [this] { conn_->close(); });
   idle_timer_->start(kLinger);
@@ -95,7 +102,11 @@ void Session::on_read(std::string_view bytes, bool eof) {
     linger();
     return;
   }
-  arm_idle();
+  // RFC 5321 4.5.3.2: inside DATA each block of data restarts the timer
+  // (a slow but steady sender is fine, and the whole message has its own
+  // deadline); outside DATA a command must be complete within idle_timeout
+  // of our last reply, so bytes trickled one at a time do not keep it open.
+  if (in_message_) arm_idle();
   machine_.receive(bytes);
   pump();
 }
@@ -105,6 +116,7 @@ void Session::pump() {
     switch (machine_.next()) {
       case smtp::EventType::NeedInput:
         flush();
+        if (!in_message_ && machine_.input_size() == 0) arm_idle();  // waiting for a whole new command
         if (machine_.input_size() < kMaxInput) conn_->start_reading();
         return;
       case smtp::EventType::Wait:
@@ -161,7 +173,17 @@ void Session::begin_message() {
   for (const auto& r : e.recipients) record_.recipients.push_back(r.str());
   disk_result_ = {};
   pending_.clear();
+  written_ = 0;
   in_message_ = true;
+  // The whole DATA phase has a deadline too: one byte per (idle_timeout -
+  // 1 s) would otherwise hold the session for as long as it likes.
+  data_timer_ = loop::Timer::create(in_.loop(), [this] {
+    log::info("timeout").kv("session", id_).kv("client", conn_->peer()).kv("stage", "data (limits.data_timeout)");
+    data_timer_.reset();
+    machine_.timeout();
+    pump();
+  });
+  data_timer_->start(in_.settings().data_timeout);
 }
 
 void Session::write_chunk(bool final) {
@@ -172,6 +194,8 @@ void Session::write_chunk(bool final) {
   disk_busy_ = true;
   auto chunk = std::make_shared<std::string>(std::move(pending_));
   pending_.clear();
+  written_ += chunk->size();
+  in_.grow(this, written_);
   auto spool = in_.spool();
   // The worker owns writer_, record_ and disk_result_ until `done` runs.
   in_.loop().queue_work(
@@ -203,6 +227,7 @@ void Session::write_chunk(bool final) {
 
 void Session::commit() {
   if (idle_timer_) idle_timer_->stop();
+  data_timer_.reset();
   if (!disk_result_) {
     on_commit_done(disk_result_);
     return;
@@ -213,6 +238,7 @@ void Session::commit() {
 void Session::on_commit_done(Result<void> r) {
   disk_busy_ = false;
   in_message_ = false;
+  in_.unreserve(this);  // committed: counted in the usage from here on
   bool file_in_queue = writer_ && !r && disk_result_.has_value();  // the directory fsync failed
   if (writer_ && writer_->finished()) {
     writer_.reset();  // inert: no thread hand-off for it
@@ -254,6 +280,8 @@ void Session::on_commit_done(Result<void> r) {
 
 void Session::discard_message() {
   in_message_ = false;
+  data_timer_.reset();
+  in_.unreserve(this);
   pending_.clear();
   if (!writer_) return;
   disk_busy_ = true;
@@ -285,6 +313,7 @@ void Session::close(const std::string& reason) {
   if (close_reason_.empty()) close_reason_ = reason;
   idle_timer_.reset();
   greet_timer_.reset();
+  data_timer_.reset();
   if (in_message_ && !disk_busy_) discard_message();
   conn_->close();
 }
@@ -295,6 +324,7 @@ void Session::on_conn_closed() {
   in_.count_out(this);
   idle_timer_.reset();
   greet_timer_.reset();
+  data_timer_.reset();
   if (in_message_ && !disk_busy_) discard_message();
   log::info("disconnect").kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
   maybe_release();

@@ -66,10 +66,12 @@ class Session {
   smtp::Server machine_;
   loop::HandlePtr<loop::Timer> idle_timer_;
   loop::HandlePtr<loop::Timer> greet_timer_;
+  loop::HandlePtr<loop::Timer> data_timer_;  // limits.data_timeout, from 354 to the final dot
 
   spool::Record record_;
   std::unique_ptr<spool::Writer> writer_;  // touched by a worker only while disk_busy_
   std::string pending_;                    // content not yet handed to the disk
+  std::uint64_t written_ = 0;              // content handed to the disk for this message
   Result<void> disk_result_;
   bool in_message_ = false;
   bool disk_busy_ = false;

@@ -90,6 +90,17 @@ void Server::error(std::string_view line) {
   if (++bad_ >= s_.max_bad_commands) close_with("421 4.7.0 " + s_.hostname + " Error: too many errors");
 }
 
+void Server::overshoot() {
+  // RFC 5321 4.5.3.1.10: the client sends the rest in another transaction;
+  // a client that keeps sending them past the allowance is making errors.
+  if (++overshoot_ > s_.max_recipient_overshoot && ++bad_ >= s_.max_bad_commands)
+    close_with("421 4.7.0 " + s_.hostname + " Error: too many errors");
+}
+
+void Server::junk() {
+  if (++junk_ > s_.max_junk_commands) close_with("421 4.7.0 " + s_.hostname + " Error: too many commands");
+}
+
 void Server::close_with(std::string_view line) {
   reply(line);
   mode_ = Mode::Closed;
@@ -119,6 +130,8 @@ void Server::message_committed() {
   reply("250 2.0.0 Ok: queued as " + env_.id);
   mode_ = Mode::Command;
   mail_ = false;
+  junk_ = 0;  // a client that delivers is not chattering
+  overshoot_ = 0;
 }
 
 void Server::message_failed(std::string_view line) {
@@ -194,15 +207,23 @@ void Server::command(std::string_view line) {
   if (iequals(verb, "RSET")) {
     if (!trim(args).empty()) return error("501 5.5.4 Syntax: RSET");
     reset_transaction();
-    return reply("250 2.0.0 Ok");
+    reply("250 2.0.0 Ok");
+    return junk();
   }
-  if (iequals(verb, "NOOP")) return reply("250 2.0.0 Ok");
+  if (iequals(verb, "NOOP")) {
+    reply("250 2.0.0 Ok");
+    return junk();
+  }
   if (iequals(verb, "QUIT")) return close_with("221 2.0.0 Bye");
   if (iequals(verb, "VRFY")) {
     if (trim(args).empty()) return error("501 5.5.4 Syntax: VRFY address");
-    return reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+    reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+    return junk();
   }
-  if (iequals(verb, "HELP")) return reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+  if (iequals(verb, "HELP")) {
+    reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+    return junk();
+  }
   for (std::string_view known : {"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN"})
     if (iequals(verb, known)) return error("502 5.5.1 Error: command not implemented");
   error("500 5.5.2 Error: command not recognized");
@@ -267,7 +288,7 @@ void Server::check_mail(std::string_view args) {
   }
   if (p.mailbox.utf8 && !utf8) return error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
   if (size > s_.max_message_size) return error("552 5.3.4 Message size exceeds fixed limit");
-  if (!s_.accepting()) return reply("452 4.3.1 Insufficient system storage");
+  if (!s_.accepting(size)) return reply("452 4.3.1 Insufficient system storage");
   mail_ = true;
   env_.sender = std::move(p.mailbox);
   if (!s_.rewrite_from.empty() && !env_.sender.null()) {
@@ -305,12 +326,17 @@ void Server::check_rcpt(std::string_view args) {
     return error("555 5.5.4 Unsupported option: " + k);
   }
   if (p.mailbox.utf8 && !env_.smtputf8) return error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
-  if (env_.recipients.size() >= s_.max_recipients) return reply("452 4.5.3 Error: too many recipients");
+  if (env_.recipients.size() >= s_.max_recipients) {
+    reply("452 4.5.3 Error: too many recipients");
+    return overshoot();
+  }
   // RFC 5321 4.5.3.1.10: 452 for a recipient beyond what we can hold; the
   // client sends the rest in another transaction.
   std::size_t bytes = p.mailbox.str().size() + 10;  // "rcpt: <" ... ">\n"
-  if (envelope_bytes_ + bytes > s_.max_envelope_bytes)
-    return reply("452 4.5.3 Error: too many recipients (the envelope is full)");
+  if (envelope_bytes_ + bytes > s_.max_envelope_bytes) {
+    reply("452 4.5.3 Error: too many recipients (the envelope is full)");
+    return overshoot();
+  }
   envelope_bytes_ += bytes;
   env_.recipients.push_back(std::move(p.mailbox));
   reply("250 2.1.5 Ok");

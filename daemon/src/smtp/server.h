@@ -38,13 +38,23 @@ struct ServerSettings {
   // record header: a RCPT that would overflow it gets 452 4.5.3.
   size_t max_envelope_bytes = 1000 * std::size_t{1024};
   int max_bad_commands = 20;
+  // NOOP, RSET, VRFY and HELP since the last accepted message (Postfix's
+  // smtpd_junk_command_limit): beyond this, 421 4.7.0 and close, so a
+  // client cannot hold a slot with chatter.
+  int max_junk_commands = 100;
+  // Recipients refused with 452 for the limits, since the last accepted
+  // message (Postfix's smtpd_recipient_overshoot_limit): beyond this each
+  // counts as an error.
+  int max_recipient_overshoot = 1000;
   bool reject_bare_newlines = false;
   bool add_missing_headers = true;
   std::string rewrite_from;  // "" = keep
   size_t max_header_bytes = 256 * std::size_t{1024};
   std::string client_address;  // "127.0.0.1", "::1", "unix"
-  // Asked at MAIL: false while the spool is over its watermarks (452 4.3.1).
-  std::function<bool()> accepting = [] { return true; };
+  // Asked at MAIL with the announced SIZE (0 when none): false while the
+  // spool, counting what transactions in progress have reserved, is over
+  // its watermarks (452 4.3.1).
+  std::function<bool(std::uint64_t declared_size)> accepting = [](std::uint64_t) { return true; };
   std::function<std::int64_t()> now;    // default: the system clock
   std::function<std::string()> new_id;  // default: core/ids
 };
@@ -109,6 +119,8 @@ class Server {
 
   void reply(std::string_view line);  // adds CRLF
   void error(std::string_view line);  // a 5xx that counts towards max_bad_commands
+  void junk();                        // counts towards max_junk_commands
+  void overshoot();                   // a recipient over the limits
   void close_with(std::string_view line);
   void reset_transaction();
   void command(std::string_view line);
@@ -128,6 +140,8 @@ class Server {
   std::string out_;
   bool discarding_ = false;  // inside an overlong command line
   int bad_ = 0;
+  int junk_ = 0;
+  int overshoot_ = 0;
 
   bool helo_ = false;
   bool mail_ = false;

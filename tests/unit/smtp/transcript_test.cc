@@ -65,7 +65,7 @@ struct Runner {
     settings.client_address = "192.0.2.1";
     settings.now = [] { return std::int64_t{1795003200}; };
     settings.new_id = [] { return std::string("QID0000000000001"); };
-    settings.accepting = [this] { return accepting; };
+    settings.accepting = [this](std::uint64_t) { return accepting; };
     server = std::make_unique<Server>(settings);
     server->greet();
     run();
