@@ -9,9 +9,22 @@
 // commit covering it has completed (invariant 1). Local trouble becomes 452
 // (no space) or 451 and the partial file is removed.
 //
-// Teardown: close() is idempotent; the session is released by Inbound only
-// when its connection has closed and no disk job is in flight, as the last
-// statement of whichever callback saw the second of those happen.
+// Timers: a command must be complete within idle_timeout of our last reply;
+// inside DATA each read restarts it and the whole DATA phase has
+// data_timeout. A timer that fires while a disk job is out only queues the
+// 421 in the machine: pump() waits for the job.
+//
+// Disk jobs (STYLE.md rule 9): one at a time; disk_busy_ is set only by
+// write_chunk() and discard_message(), each of which is called only with no
+// job out (the callers check), and cleared only in the job's completion.
+// The worker touches writer_, record_ and disk_result_ and nothing else
+// while it is out; the session is not released until it is back.
+//
+// Teardown: close() is idempotent; the session stops counting against the
+// connection limits as soon as its protocol ends, and is released by
+// Inbound only when its connection has closed and no disk job is in flight,
+// as the last statement of whichever callback saw the second of those
+// happen.
 #pragma once
 
 #include <memory>
