@@ -327,9 +327,6 @@ int run_daemon(const config::Config& cfg) {
       auto sp = *spool;
       return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
                              [&, respond, loaded, arg] {
-                               // The loop may be closing (the job outlived the run): the
-                               // message is durable and recovery schedules it at the next start.
-                               if (!inbound || !delivery) return respond("error: shutting down\n");
                                if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
                                if (delivery->scheduler().contains(arg)) return respond("ok\nalready queued\n");
                                log::info("queued").kv("msg", arg).kv("client", "sendmail");
