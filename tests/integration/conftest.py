@@ -63,6 +63,7 @@ class Daemon:
             "hostname": "relay.test",
             "listen": ["127.0.0.1:0"],
             "spool": {"dir": str(self.spool)},
+            "submission_socket": str(self.dir / "submit.sock"),
         }
         for k, v in settings.items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):

@@ -29,8 +29,17 @@ def test_sendmail_t_delivers_through_the_running_daemon(daemon_factory, sink_fac
     wait_for(lambda: d.queue() == [], what="delivered")
 
 
+def stopped_daemon(daemon_factory, settings=None):
+    """A daemon that ran once (it made its spool, owned by its user) and
+    stopped."""
+    d = daemon_factory(settings or {})
+    d.stop()
+    return d
+
+
 def test_sendmail_without_a_daemon_queues_durably(daemon_factory):
-    d = daemon_factory(start=False)
+    # The spool's owner (root here, like the daemon) may queue directly.
+    d = stopped_daemon(daemon_factory)
     out = sendmail(d, "ops@example.com", stdin=b"Subject: x\n\nbody\n.\nnot part of it\n")
     assert out.returncode == 0, out.stderr
     [entry] = d.queue()
@@ -58,7 +67,7 @@ def test_installed_as_sendmail_and_mailq_it_behaves_as_they_do(daemon_factory, t
     # The links point into the install root; run the same names beside the binary under test.
     for name in ("sendmail", "mailq"):
         (tmp_path / name).symlink_to(BIN)
-    d = daemon_factory(start=False)
+    d = stopped_daemon(daemon_factory)
     env = {**os.environ, "SPOOLGATE_CONFIG": str(d.config)}
     sm = subprocess.run([str(tmp_path / "sendmail"), "-oi", "ops@example.com"], input=b"Subject: cron\n\nok\n",
                         capture_output=True, timeout=30, env=env)
@@ -111,3 +120,66 @@ def test_sendmail_canonicalises_like_smtp(daemon_factory, sink_factory, pki, wor
     inject = sendmail(d, "-F", "Cron\nBcc: victim@example.com", "ops@example.com", stdin=b"Subject: x\n\nbody\n")
     assert inject.returncode == 64 and b"-F must be one line" in inject.stderr
     assert d.queue() == []
+
+
+def as_nobody():
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    return nobody, ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+
+
+def test_sendmail_works_for_root_and_any_user_with_the_daemon_owning_the_spool(daemon_factory, workdir):
+    """The daemon runs as nobody (as it runs as spoolgate under systemd).
+    sendmail from root (the usual cron caller) used to write a 0600 root
+    file the daemon could not read (quarantined as corrupt at the next
+    start, after sendmail had said 0), and from an ordinary user it queued
+    into ./var/spool of the current directory (lost). Now both hand the
+    message to the daemon over the submission socket; the daemon writes
+    every spool file. With the daemon stopped, root (not the spool's owner)
+    gets 75 and nothing is left behind; the owner may still queue directly."""
+    import os
+    import stat
+    nobody, prefix = as_nobody()
+    os.chmod(workdir, 0o755)
+    d = daemon_factory(start=False)
+    os.chmod(d.dir, 0o755)
+    run = d.dir / "run"
+    for p in (d.spool, run):
+        p.mkdir()
+        os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    d.write_config({"submission_socket": str(run / "submit.sock")})
+    d.prefix = prefix
+    d.env = {"ASAN_OPTIONS": "detect_leaks=0"}
+    d.start()
+    assert "event=submission_listening" in d.log()
+    assert stat.S_IMODE(os.stat(run / "submit.sock").st_mode) == 0o666
+    ids = []
+    for who, cmd_prefix in (("root", []), ("nobody", prefix)):
+        out = subprocess.run(cmd_prefix + [BIN, "sendmail", "-c", str(d.config), "ops@example.com"],
+                             input=f"Subject: from {who}\n\nbody\n".encode(), capture_output=True, timeout=30,
+                             cwd="/tmp")
+        assert out.returncode == 0, (who, out.stderr)
+    entries = wait_for(lambda: len(d.queue()) == 2 and d.queue(), what="both queued")
+    for e in entries:
+        st = os.stat(d.spool / "queue" / e["id"])
+        assert st.st_uid == nobody.pw_uid, e
+        assert d.content(e["id"]).endswith(b"\r\n\r\nbody\r\n")
+    assert not os.path.exists("/tmp/var")
+    os.kill(d.pid, __import__("signal").SIGTERM)
+    assert d.proc.wait(timeout=60) == 0
+    d.log_file.close()
+    # No daemon: root is not the spool's owner.
+    out = sendmail(d, "ops@example.com", stdin=b"Subject: nobody home\n\nbody\n")
+    assert out.returncode == 75, out
+    assert b"no daemon takes mail" in out.stderr and b"the message was not queued" in out.stderr
+    assert len(list((d.spool / "queue").iterdir())) == 2 and list((d.spool / "tmp").iterdir()) == []
+    # An ordinary user with no configuration at all, from /tmp: nothing is
+    # queued anywhere (the default spool is not theirs), exit 75.
+    env = {k: v for k, v in os.environ.items() if k != "SPOOLGATE_CONFIG"}
+    out = subprocess.run(prefix + [BIN, "sendmail", "ops@example.com"], input=b"Subject: x\n\nbody\n",
+                         capture_output=True, timeout=30, cwd="/tmp", env=env)
+    assert out.returncode == 75, out
+    assert not os.path.exists("/tmp/var")
+    # The next start finds both messages readable.
+    d.start()
+    assert "moved_corrupt=0" in d.log() and "queued=2" in d.log()

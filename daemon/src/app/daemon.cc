@@ -49,6 +49,15 @@ listener::Settings inbound_settings(const config::Config& c, const std::vector<i
     spec.gid = spool_gid;
     s.listen.push_back(spec);
   }
+  if (!c.submission_socket.empty()) {
+    // Local submission (`spoolgate sendmail`): SMTP over a unix socket that
+    // every local user may write to; the daemon owns every spool file.
+    net::ListenSpec spec;
+    spec.unix_socket = true;
+    spec.path = c.submission_socket;
+    spec.mode = 0666;
+    s.submission = spec;
+  }
   if (!inherited.empty()) {
     s.listen.clear();
     for (int fd : inherited) {

@@ -2,11 +2,13 @@
 #include "app/sendmail.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
 
 #include "app/request_server.h"
+#include "app/submit.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/text.h"
@@ -177,6 +179,29 @@ int sendmail(const config::Config& cfg, const SendmailOptions& opt, std::istream
     return kUsage;
   }
 
+  // The running daemon takes it over its submission socket: it owns every
+  // spool file, whoever runs sendmail (root from cron, any user).
+  std::string why = "submission_socket is not set";
+  if (!cfg.submission_socket.empty()) {
+    Submitted s = submit(cfg.submission_socket, r, content);
+    if (s.outcome == Submitted::Outcome::Queued) return 0;
+    if (s.outcome == Submitted::Outcome::Refused) {
+      std::cerr << "spoolgate sendmail: the daemon did not take the message: " << s.detail
+                << " (nothing was queued)\n";
+      return s.code >= 500 ? kDataErr : kTempFail;
+    }
+    why = s.detail;
+  }
+  // No daemon answers. Only the spool's owner may write it directly (the
+  // daemon must be able to read what it finds there); anyone else would
+  // leave a file the daemon quarantines, or queue into a spool nobody
+  // reads (a default ./var/spool under the current directory).
+  struct stat st {};
+  if (::stat(cfg.spool.dir.c_str(), &st) != 0 || st.st_uid != ::geteuid()) {
+    std::cerr << "spoolgate sendmail: no daemon takes mail (" << why << "), and this user (uid " << ::geteuid()
+              << ") does not own the spool " << cfg.spool.dir << ": the message was not queued\n";
+    return kTempFail;
+  }
   auto sp = spool::Spool::open(cfg.spool.dir);
   if (!sp) {
     std::cerr << "spoolgate sendmail: cannot open spool: " << sp.error().message() << "\n";

@@ -246,6 +246,8 @@ std::vector<Key> top_keys(Config& c) {
         }
       },
       true);
+  add("submission_socket",
+      [&](Parser& p, const Value& v, const std::string& path) { p.str(v, path, c.submission_socket); });
   add("unix_socket_mode", [&](Parser& p, const Value& v, const std::string& path) {
     if (!p.scalar(v, path, "an octal mode like \"0660\"")) return;
     const std::string& s = v.scalar;
@@ -564,6 +566,9 @@ void validate(Parser& p, Config& c, const Value& root) {
       break;
     }
   if (c.listen.empty()) p.err(where("listen"), "listen", "expected at least one address");
+  if (!c.submission_socket.empty() && c.submission_socket.front() != '/')
+    p.err(where("submission_socket"), "submission_socket",
+          "expected an absolute path, got '" + c.submission_socket + "'");
   bool explicit_allow =
       root.kind == Value::Map && root.map.end() != std::find_if(root.map.begin(), root.map.end(),
                                                                 [](auto& kv) { return kv.first == "allow_networks"; });
@@ -790,6 +795,7 @@ std::string dump(const Config& c) {
   char mode[8];
   std::snprintf(mode, sizeof mode, "%04o", c.unix_socket_mode);
   o += std::string("unix_socket_mode: \"") + mode + "\"\n";
+  o += "submission_socket: " + q(c.submission_socket) + "\n";
   o += std::string("bare_newlines: ") + (c.bare_newlines == BareNewlines::Reject ? "reject" : "normalize") + "\n";
   o += "shutdown_timeout: " + d(c.shutdown_timeout) + "\n";
   o += "spool:\n  dir: " + q(c.spool.dir) + "\n  max_bytes: " + format_size(c.spool.max_bytes) +

@@ -72,6 +72,10 @@ struct Config {
   std::vector<ListenAddress> listen;
   std::vector<Cidr> allow_networks;
   unsigned unix_socket_mode = 0660;  // unix:/path listeners (group: the spool directory's)
+  // Where `spoolgate sendmail` hands mail to the running daemon, over SMTP
+  // (mode 0666: every local user may submit, as with Postfix's postdrop).
+  // "" = none.
+  std::string submission_socket = "/run/spoolgate/submit.sock";
   bool allow_networks_explicit = false;  // set in the file or environment, not the loopback default
   BareNewlines bare_newlines = BareNewlines::Normalize;
   Millis shutdown_timeout{30'000};

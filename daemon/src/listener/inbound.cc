@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "listener/inbound.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "core/log.h"
@@ -35,7 +37,31 @@ Result<void> Inbound::start() {
     }
     listeners_.emplace_back(spec_key(spec), std::move(*l));
   }
+  start_submission();
   return {};
+}
+
+void Inbound::start_submission() {
+  std::string want = settings_.submission ? settings_.submission->path : "";
+  if (want == submission_path_ && (submission_ || want.empty())) return;
+  submission_.reset();
+  submission_path_ = want;
+  if (want.empty()) return;
+  // Its directory (/run/spoolgate under systemd's RuntimeDirectory) is made
+  // if missing, searchable by everyone.
+  std::string dir = want.substr(0, want.rfind('/'));
+  if (!dir.empty()) (void)::mkdir(dir.c_str(), 0755);
+  auto l = net::Listener::create(loop_, *settings_.submission,
+                                 [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+  if (!l) {
+    log::warn("submission_unavailable")
+        .kv("address", "unix:" + want)
+        .kv("reason", l.error().message())
+        .kv("action", "spoolgate sendmail cannot hand mail to this daemon; fix submission_socket");
+    return;
+  }
+  log::info("submission_listening").kv("address", (*l)->address());
+  submission_ = std::move(*l);
 }
 
 Result<void> Inbound::reconfigure(Settings s) {
@@ -63,6 +89,7 @@ Result<void> Inbound::reconfigure(Settings s) {
   listeners_ = std::move(next);
   settings_ = std::move(s);
   over_ = false;
+  start_submission();
   return {};
 }
 
@@ -160,6 +187,7 @@ void Inbound::shutdown(std::function<void()> all_closed) {
   shutting_down_ = true;
   all_closed_ = std::move(all_closed);
   listeners_.clear();  // closes them
+  submission_.reset();
   std::vector<Session*> snapshot;
   for (auto& [s, _] : sessions_) snapshot.push_back(s);
   for (Session* s : snapshot) s->shutdown();

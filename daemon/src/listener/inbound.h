@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,6 +38,9 @@ class Session;
 
 struct Settings {
   std::vector<net::ListenSpec> listen;
+  // Local submission (`spoolgate sendmail`): a unix socket every local user
+  // may write to. Not fatal when it cannot be bound (sendmail then says so).
+  std::optional<net::ListenSpec> submission;
   std::vector<Cidr> allow_networks;
   smtp::ServerSettings smtp;  // client_address, accepting, new_id filled per session
   std::uint64_t max_connections = 500;
@@ -129,6 +133,9 @@ class Inbound {
   Committer committer_;
   Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
   std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
+  loop::HandlePtr<net::Listener> submission_;
+  std::string submission_path_;  // what submission_ is bound to
+  void start_submission();
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   // Sessions still counted against max_connections and the per-client
   // limit: from accept until their protocol ends (QUIT answered, a refusal
