@@ -284,7 +284,7 @@ class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
     def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
-                 client_ca=None, idle_timeout=None, fix_after=None):
+                 client_ca=None, idle_timeout=None, fix_after=None, digest_only=False):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -300,6 +300,8 @@ class Sink:
             args += ["--idle-timeout", str(idle_timeout)]
         if fix_after:
             args += ["--fix-after", str(fix_after)]
+        if digest_only:
+            args += ["--digest-only"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()
@@ -314,6 +316,11 @@ class Sink:
             meta["content"] = eml.read_bytes()
             out.append(meta)
         return out
+
+    def digests(self):
+        """--digest-only: [(subject token, sha256 of the body)] per message taken."""
+        p = self.dir / "digests.log"
+        return [tuple(l.split(" ", 1)) for l in p.read_text().split("\n") if l] if p.exists() else []
 
     def events(self, connections=False):
         """The commands that reached the sink; with connections=True also

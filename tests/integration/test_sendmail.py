@@ -153,7 +153,6 @@ def test_sendmail_works_for_root_and_any_user_with_the_daemon_owning_the_spool(d
     d.start()
     assert "event=submission_listening" in d.log()
     assert stat.S_IMODE(os.stat(run / "submit.sock").st_mode) == 0o666
-    ids = []
     for who, cmd_prefix in (("root", []), ("nobody", prefix)):
         out = subprocess.run(cmd_prefix + [BIN, "sendmail", "-c", str(d.config), "ops@example.com"],
                              input=f"Subject: from {who}\n\nbody\n".encode(), capture_output=True, timeout=30,

@@ -5,9 +5,8 @@ completion going back through the session's one event pump.
 
 The disk is slowed with strace fault injection (every fsync and pread64 of
 the daemon delayed), which is how a sick or overloaded disk looks to it."""
-import subprocess
 
-from conftest import SANITIZED, daemon_upstream_settings, upstream_config, wait_for
+from conftest import daemon_upstream_settings, upstream_config, wait_for
 from test_delivery import USER, PASSWORD, send
 
 # LeakSanitizer cannot run under ptrace; ASan's other checks (use after

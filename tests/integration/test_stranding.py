@@ -131,3 +131,24 @@ def test_an_envelope_too_big_for_the_spool_record_is_refused_at_rcpt(daemon_fact
     d.start()
     assert "moved_corrupt=0" in d.log() and "queued=1" in d.log()
     assert [e["id"] for e in d.queue()] == [msg_id]
+
+
+def test_an_entry_unreadable_at_recovery_is_kept_and_delivered(daemon_factory, sink_factory, pki, workdir, faultfs):
+    """Recovery moved every entry it could not read to failed/ as corrupt,
+    also for a passing EIO: an acknowledged message quarantined for good
+    (the kill -9 soak with EIO injection found it). Now it stays queued and
+    is read again when due."""
+    cert, key = pki.leaf("server")
+    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    d = daemon_factory()  # store-only first
+    send(d)
+    [entry] = d.queue()
+    d.stop()
+    d.write_config(daemon_upstream_settings([upstream_config(sink, pki, workdir)]))
+    d.env = faultfs(d, pread_eio=1)  # the recovery's read of it fails once
+    d.start()
+    log = d.log()
+    assert "event=recover_unreadable msg=" + entry["id"] in log and "moved_corrupt=0" in log and "unreadable=1" in log
+    [m] = sink.wait_messages(1)
+    wait_for(lambda: d.queue() == [], what="delivered")
+    assert list((d.spool / "failed").iterdir()) == []

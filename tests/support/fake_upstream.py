@@ -50,6 +50,8 @@ class Conn:
     def event(self, text):
         # Binary garbage (a TLS ClientHello read as a "line") is escaped so the
         # log stays one event per line.
+        if self.args.digest_only:
+            return  # soak runs: millions of commands
         text = "".join(c if c.isprintable() and c.isascii() else "?" for c in text) or "?"
         with self.state["lock"]:
             f = self.state["events"]
@@ -237,10 +239,23 @@ class Conn:
                 with self.state["lock"]:
                     self.state["n"] += 1
                     n = self.state["n"]
-                tmp = Path(self.args.dir) / f"{n:06d}.part"
-                tmp.write_bytes(content)
-                tmp.rename(tmp.with_suffix(".eml"))
-                self.event(f"MESSAGE {n}")
+                if self.args.digest_only:
+                    # Soak runs: a line per message (its Subject token and the
+                    # SHA-256 of its body) instead of a file per message.
+                    import hashlib
+                    import re as _re
+                    tok = _re.search(rb"Subject: (\S+)\r\n", content)
+                    body = content[content.find(b"\r\n\r\n") + 4:]
+                    with self.state["lock"]:
+                        self.state["digests"].write(
+                            f"{tok.group(1).decode() if tok else '?'} {hashlib.sha256(body).hexdigest()}\n")
+                        self.state["digests"].flush()
+                else:
+                    tmp = Path(self.args.dir) / f"{n:06d}.part"
+                    tmp.write_bytes(content)
+                    tmp.rename(tmp.with_suffix(".eml"))
+                if not self.args.digest_only:
+                    self.event(f"MESSAGE {n}")
                 if sc == "hang-dot":
                     self.hang()
                 if sc == "drop-after-dot" and n == 1:
@@ -271,11 +286,13 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fix-after")
+    ap.add_argument("--digest-only", action="store_true")
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     import random
     state = {"lock": threading.Lock(), "n": 0, "rng": random.Random(args.seed),
-             "events": open(Path(args.dir) / "events.log", "a")}
+             "events": open(Path(args.dir) / "events.log", "a"),
+             "digests": open(Path(args.dir) / "digests.log", "a")}
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))

@@ -205,6 +205,7 @@ int run_daemon(const config::Config& cfg) {
   log::info("recovered")
       .kv("spool", (*spool)->dir())
       .kv("queued", static_cast<std::uint64_t>(rec->queued.size()))
+      .kv("unreadable", static_cast<std::uint64_t>(rec->unreadable.size()))
       .kv("bytes", rec->queued_bytes)
       .kv("discarded_tmp", rec->discarded_tmp)
       .kv("moved_corrupt", rec->moved_corrupt);
@@ -216,7 +217,7 @@ int run_daemon(const config::Config& cfg) {
   loop::Loop loop;
   listener::Usage usage;
   usage.bytes = rec->queued_bytes;
-  usage.messages = rec->queued.size();
+  usage.messages = rec->queued.size() + rec->unreadable.size();
   if (auto f = (*spool)->free_bytes()) usage.free_disk = *f;
   scheduler::Scheduler sched(scheduler_policy(cfg));
   auto delivery = std::make_unique<upstream::Delivery>(loop, *spool, sched, std::move(*delivery_settings));
@@ -237,6 +238,12 @@ int run_daemon(const config::Config& cfg) {
     delivery->insert(r);
   };
   for (const auto& r : rec->queued) delivery->insert(r);
+  for (const auto& u : rec->unreadable) {
+    spool::Record r;
+    r.id = u.id;
+    r.arrived = u.arrived;  // attempts 0: due now, its load decides the rest
+    delivery->insert(r);
+  }
 
   // Free disk and writability are sampled off the loop (statvfs can block
   // on a sick disk).

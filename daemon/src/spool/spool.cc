@@ -199,6 +199,18 @@ Result<Recovery> Spool::recover() {
       rec.queued.push_back(std::move(*r));
       continue;
     }
+    if (!r && r.error().code != Errc::SpoolCorrupt && is_queue_id(n)) {
+      // A read error (EIO, EACCES, EMFILE) says nothing about the content:
+      // an acknowledged message is never quarantined for it.
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0) {
+        log::error("recover_unreadable").kv("msg", n).kv("reason", r.error().message()).kv("action", "kept queued; read again when due");
+        rec.unreadable.push_back({n, static_cast<std::int64_t>(st.st_mtime), static_cast<std::uint64_t>(st.st_size)});
+        rec.queued_bytes += static_cast<std::uint64_t>(st.st_size);
+        continue;
+      }
+      if (errno == ENOENT) continue;
+    }
     std::string reason = r ? "id does not match file name" : r.error().message();
     std::string target = is_queue_id(n) ? n : "stray-" + new_queue_id();
     log::error("recover_corrupt").kv("msg", n).kv("reason", reason).kv("moved_to", "failed/" + target);

@@ -37,6 +37,15 @@ namespace spoolgate::spool {
 
 struct Recovery {
   std::vector<Record> queued;  // committed, ready for delivery
+  // Committed entries that could not be read now (EIO, EACCES, EMFILE):
+  // not corrupt, so never quarantined; scheduled by id and arrival (the
+  // file's mtime), and loaded again when due like any other.
+  struct Unreadable {
+    std::string id;
+    std::int64_t arrived = 0;  // unix seconds
+    std::uint64_t bytes = 0;   // the file's size (usage until it is read)
+  };
+  std::vector<Unreadable> unreadable;
   unsigned discarded_tmp = 0;  // interrupted receptions removed
   unsigned moved_corrupt = 0;  // moved to failed/
   std::uint64_t queued_bytes = 0;
@@ -54,7 +63,8 @@ class Spool {
   // daemon holds it.
   Result<void> lock();
   // Start-up scan: empties tmp/, checks every queue/ entry, moves corrupt ones
-  // to failed/ (logged), returns the committed ones sorted by id.
+  // to failed/ (logged), returns the committed ones sorted by id. An entry
+  // that cannot be read now is not corrupt: it is returned as unreadable.
   Result<Recovery> recover();
   // Read-only listing for the CLI (no lock, no changes); corrupt entries are
   // skipped and reported through `corrupt`.

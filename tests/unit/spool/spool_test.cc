@@ -211,6 +211,22 @@ TEST_SUITE("spool") {
     CHECK(slurp(t.path / "failed" / (id + ".reason")).find("bad magic") != std::string::npos);
   }
 
+  TEST_CASE("an entry that cannot be read at recovery is kept queued, not quarantined") {
+    TempDir t;
+    // A read error (here EISDIR: a directory with a queue id's name; EIO or
+    // EACCES alike) says nothing about the content.
+    std::string id = new_queue_id();
+    fs::create_directory(t.path / "queue" / id);
+    auto rec = t.spool->recover();
+    REQUIRE(rec);
+    CHECK(rec->moved_corrupt == 0);
+    REQUIRE(rec->unreadable.size() == 1);
+    CHECK(rec->unreadable[0].id == id);
+    CHECK(rec->unreadable[0].arrived > 0);
+    CHECK(fs::exists(t.path / "queue" / id));
+    CHECK(fs::is_empty(t.path / "failed"));
+  }
+
   TEST_CASE("a rolled-back writer leaves nothing") {
     TempDir t;
     auto s = &t.spool;
