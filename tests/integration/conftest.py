@@ -72,7 +72,7 @@ class Daemon:
                 cfg[k] = v
         self.config.write_text("".join(f"{k}: {yaml_value(v)}\n" for k, v in cfg.items()))
 
-    def start(self, expect_ready=True):
+    def start(self, expect_ready=True, ready_timeout=15.0):
         self.log_file = open(self.log_path, "ab")
         self.log_offset = self.log_path.stat().st_size
         env = dict(os.environ)
@@ -83,7 +83,7 @@ class Daemon:
                                      pass_fds=self.pass_fds)
         if expect_ready:
             wait_for(lambda: re.search(r'event=ready|"event":"ready"', self.log()) or self.proc.poll() is not None,
-                     what="ready")
+                     timeout=ready_timeout, what="ready")
             assert self.proc.poll() is None, self.log()
             self.addresses = [a or j for a, j in re.findall(
                 r'event=listening address=(\S+)|"event":"listening","address":"([^"]+)"', self.log())]

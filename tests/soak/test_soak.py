@@ -64,7 +64,9 @@ def test_kill9_cycles_with_disk_faults_lose_nothing(daemon_factory, sink_factory
         fault = rng.choice(FAULTS)
         modes[str(fault)] = modes.get(str(fault), 0) + 1
         d.env = faultfs(d, **fault) if fault else None
-        d.start()
+        # Recovery reads every queued message: with a lagging disk and a
+        # backlog that takes a while.
+        d.start(ready_timeout=300)
         if it == 0:
             fds0, rss0 = d.fd_count(), d.rss_kib()
         stop = threading.Event()
@@ -97,7 +99,7 @@ def test_kill9_cycles_with_disk_faults_lose_nothing(daemon_factory, sink_factory
         for t in threads:
             t.join()
     d.env = None
-    d.start()
+    d.start(ready_timeout=300)
     wait_for(lambda: d.queue() == [], timeout=900, what="queue drained after the last restart")
     fds1, rss1 = d.fd_count(), d.rss_kib()
     delivered, duplicates = account(sink, expected, acked)
