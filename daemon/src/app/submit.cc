@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "core/result.h"
 #include "smtp/reply.h"
 
 namespace spoolgate::app {
@@ -74,7 +75,7 @@ Submitted submit(const std::string& socket_path, const spool::Record& envelope, 
   timeval tv{kCommandTimeout, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    out.detail = "nothing answers on " + socket_path + ": " + std::strerror(errno);
+    out.detail = fail_errno("nothing answers on " + socket_path, errno).value().message();
     ::close(fd);
     return out;
   }

@@ -17,7 +17,7 @@ void warn_if_world_readable(const std::string& path, const std::string& key) {
   struct stat st {};
   if (path.empty() || ::stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH)) return;
   char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
   log::warn("secret_permissions")
       .kv("key", key)
       .kv("file", path)

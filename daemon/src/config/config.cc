@@ -793,7 +793,7 @@ std::string dump(const Config& c) {
   o += "listen: " + list(listen) + "\n";
   o += "allow_networks: " + list(nets) + "\n";
   char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", c.unix_socket_mode);
+  (void)std::snprintf(mode, sizeof mode, "%04o", c.unix_socket_mode);
   o += std::string("unix_socket_mode: \"") + mode + "\"\n";
   o += "submission_socket: " + q(c.submission_socket) + "\n";
   o += std::string("bare_newlines: ") + (c.bare_newlines == BareNewlines::Reject ? "reject" : "normalize") + "\n";

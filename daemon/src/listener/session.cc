@@ -12,7 +12,7 @@ constexpr Millis kLinger{10'000};  // how long a closing client may take to read
 
 // What a transaction without SIZE reserves at MAIL; its reservation grows
 // with what it writes.
-constexpr std::uint64_t kDefaultReservation = 1024 * 1024;
+constexpr std::uint64_t kDefaultReservation = std::uint64_t{1024} * 1024;
 
 smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Session* self) {
   smtp::ServerSettings s = in.settings().smtp;

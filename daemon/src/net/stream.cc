@@ -291,7 +291,7 @@ Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const Liste
         log::warn("listen_chown")
             .kv("address", l->address_)
             .kv("gid", static_cast<std::int64_t>(spec.gid))
-            .kv("reason", std::strerror(errno))
+            .kv("reason", fail_errno("chown " + spec.path, errno).value().message())
             .kv("action", "the socket keeps the daemon's group");
     }
   } else {

@@ -480,7 +480,7 @@ void Session::on_delivered() {
   record(std::make_shared<spool::Record>(rec_), std::move(v), job_rcpts_);
 }
 
-void Session::record(std::shared_ptr<spool::Record> rec, Verdict v, std::vector<std::size_t> attempt_rcpts) {
+void Session::record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::vector<std::size_t> attempt_rcpts) {
   auto persisted = std::make_shared<Persisted>();
   auto verdict = std::make_shared<Verdict>(std::move(v));
   FailOptions fo{d_.settings().bounce, d_.settings().helo, unix_now(), false};
@@ -534,11 +534,11 @@ void Session::hand_back(Hand how, const std::string& reason) {
       });
 }
 
-void Session::write_deferral(std::shared_ptr<spool::Record> rec, const std::string& reason) {
+void Session::write_deferral(const std::shared_ptr<spool::Record>& rec, const std::string& reason) {
   ++rec->attempts;
   rec->last_error = reason;
   Verdict v = decide(*rec, {}, d_.scheduler(), unix_now_ms());
-  record(std::move(rec), std::move(v), {});
+  record(rec, std::move(v), {});
 }
 
 void Session::abort() {

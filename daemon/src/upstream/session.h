@@ -88,10 +88,10 @@ class Session {
   // loop, then (when closing) the hand-back and release the finalizer left.
   void disk(const char* what, std::function<void()> work, std::function<void()> then);
   void hand_back(Hand how, const std::string& reason);
-  void write_deferral(std::shared_ptr<spool::Record> rec, const std::string& reason);
+  void write_deferral(const std::shared_ptr<spool::Record>& rec, const std::string& reason);
   // Persists a verdict (one disk job), then Delivery::apply, then the next
   // message unless closing.
-  void record(std::shared_ptr<spool::Record> rec, Verdict v, std::vector<std::size_t> attempt_rcpts);
+  void record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::vector<std::size_t> attempt_rcpts);
   void finalize(const std::string& reason, bool graceful, Hand how = Hand::Defer);
   // Closing: hand back a carried message when no disk job is out, release
   // when nothing is left.
