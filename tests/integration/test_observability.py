@@ -198,9 +198,12 @@ def test_metrics_answer_only_our_own_host_names(daemon_factory):
     port = re.findall(r"event=metrics_listening address=\S+:(\d+)", d.log())[0]
     for host, status in ((f"127.0.0.1:{port}", "200"), ("localhost", "200"), ("LOCALHOST:1", "200"),
                          ("relay.test", "200"), ("[::1]:9", "200"), ("evil.example", "421"),
-                         (f"evil.example:{port}", "421"), ("127.0.0.1.evil.example", "421"), ("relay.test:x", "421")):
+                         (f"evil.example:{port}", "421"), ("127.0.0.1.evil.example", "421"), ("relay.test:x", "421"),
+                         ("[::1]:9 evil", "421"), ("localhost:123456", "421")):
         reply = raw_http(d, f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         assert reply.startswith(f"HTTP/1.1 {status} "), (host, reply)
+    # A bare CR or LF in the head is malformed (RFC 9112 2.2).
+    assert raw_http(d, b"GET /healthz HTTP/1.1\r\nHost: evil\rexample\r\n\r\n").startswith("HTTP/1.1 400 ")
 
 
 def test_metrics_allow_networks_and_a_non_loopback_listen(daemon_factory):

@@ -139,27 +139,30 @@ std::optional<std::string> header_value(const std::string& head, std::string_vie
     std::size_t start = pos + 2, end = head.find("\r\n", start);
     std::string_view field = std::string_view(head).substr(start, end == std::string::npos ? end : end - start);
     std::size_t colon = field.find(':');
-    if (colon != std::string_view::npos && iequals(field.substr(0, colon), name))
-      return std::string(trim(field.substr(colon + 1)));
+    if (colon != std::string_view::npos && iequals(field.substr(0, colon), name)) {
+      std::string_view value = trim(field.substr(colon + 1));
+      if (value.find_first_of("\r\n") != std::string_view::npos) return std::nullopt;  // a bare CR or LF: malformed
+      return std::string(value);
+    }
     pos = end;
   }
   return std::nullopt;
 }
 
 bool host_is_ours(std::string_view host, std::string_view hostname) {
+  auto port_ok = [](std::string_view port) {
+    return !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string_view::npos;
+  };
   if (host.starts_with("[")) {  // [v6] or [v6]:port
     std::size_t close = host.find(']');
     if (close == std::string_view::npos) return false;
     std::string_view rest = host.substr(close + 1);
-    if (!rest.empty() && (rest[0] != ':' || rest.size() == 1)) return false;
+    if (!rest.empty() && (rest[0] != ':' || !port_ok(rest.substr(1)))) return false;
     return IpAddress::parse(host.substr(1, close - 1)).has_value();
   }
   std::size_t colon = host.rfind(':');
   std::string_view name = colon == std::string_view::npos ? host : host.substr(0, colon);
-  if (colon != std::string_view::npos) {
-    std::string_view port = host.substr(colon + 1);
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
-  }
+  if (colon != std::string_view::npos && !port_ok(host.substr(colon + 1))) return false;
   return IpAddress::parse(name).has_value() || iequals(name, "localhost") || (!hostname.empty() && iequals(name, hostname));
 }
 
@@ -171,6 +174,12 @@ std::string http_reply(const std::string& head, const Snapshot& s) {
     if (with_body) r += body;
     return r;
   };
+  // RFC 9112 2.2: a bare CR or LF in the head is malformed (http_reply's
+  // callers cut the head at CRLFCRLF, so each line ends with CRLF).
+  for (std::size_t i = 0; i < head.size(); ++i)
+    if ((head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) ||
+        (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')))
+      return respond("400 Bad Request", "text/plain", "bad request\n", true);
   std::string line = head.substr(0, head.find("\r\n"));
   std::size_t sp1 = line.find(' ');
   std::size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);

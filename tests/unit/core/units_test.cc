@@ -39,6 +39,13 @@ TEST_SUITE("core/units") {
 }
 
 TEST_SUITE("core/cidr") {
+  TEST_CASE("an address with a NUL inside is not an address") {
+    using namespace std::string_literals;
+    CHECK_FALSE(IpAddress::parse("::\0junk"s));
+    CHECK_FALSE(IpAddress::parse("127.0.0.1\0"s));
+    CHECK_FALSE(Cidr::parse("10.0.0.0\0/8"s));
+    CHECK(IpAddress::parse("::1"));
+  }
   TEST_CASE("networks match their members, IPv4-mapped IPv6 like IPv4") {
     auto lan = *Cidr::parse("192.168.1.0/24");
     CHECK(lan.contains(*IpAddress::parse("192.168.1.77")));
