@@ -152,3 +152,22 @@ def test_an_entry_unreadable_at_recovery_is_kept_and_delivered(daemon_factory, s
     [m] = sink.wait_messages(1)
     wait_for(lambda: d.queue() == [], what="delivered")
     assert list((d.spool / "failed").iterdir()) == []
+
+
+def test_a_deferral_whose_state_cannot_be_written_keeps_its_backoff(daemon_factory, workdir, faultfs):
+    """A full disk fails the state write of a deferral: it used to be retried
+    a minute later whatever the backoff said (every minute for a provider
+    that is down for hours). Now the backoff holds (here an hour)."""
+    import datetime
+    import re
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}
+    d = daemon_factory(settings, start=False)
+    d.env = faultfs(d, state_enospc=1)
+    d.start()
+    send(d)
+    line = wait_for(lambda: [l for l in d.log().splitlines() if "event=deferred" in l], what="the deferral")[0]
+    assert "event=spool_update" in d.log() and "No space left on device" in d.log()
+    nxt = datetime.datetime.fromisoformat(re.search(r"next=(\S+)", line).group(1).replace("Z", "+00:00"))
+    ahead = nxt - datetime.datetime.now(datetime.timezone.utc)
+    assert ahead > datetime.timedelta(minutes=50), line

@@ -9,6 +9,7 @@
 //   SG_FAULT_PREAD_EIO_EVERY=N    every Nth pread on spool files fails with EIO
 //   SG_FAULT_WRITE_ENOSPC_EVERY=N every Nth write on spool files fails with ENOSPC
 //   SG_FAULT_DELAY_US=D           every fsync, fdatasync and pread on spool files waits D us
+//   SG_FAULT_STATE_ENOSPC=1       every write to a delivery state file (*.state) fails with ENOSPC
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 static atomic_long pread_eio = -1;  // -1: not read from the environment yet
 static atomic_long calls_pread = 0, calls_write = 0;
 
+// 1: a spool file; 2: a spool delivery state file.
 static int in_spool(int fd) {
   const char* dir = getenv("SG_FAULT_DIR");
   if (!dir || !*dir) return 0;
@@ -30,7 +32,8 @@ static int in_spool(int fd) {
   ssize_t n = readlink(link, path, sizeof path - 1);
   if (n < 0) return 0;
   path[n] = '\0';
-  return strncmp(path, dir, strlen(dir)) == 0;
+  if (strncmp(path, dir, strlen(dir)) != 0) return 0;
+  return n > 6 && strcmp(path + n - 6, ".state") == 0 ? 2 : 1;
 }
 
 static int take(atomic_long* budget, const char* env) {
@@ -78,7 +81,8 @@ static ssize_t faulty_pread(const char* name, int fd, void* buf, size_t n, off_t
 
 ssize_t write(int fd, const void* buf, size_t n) {
   write_fn real = (write_fn)dlsym(RTLD_NEXT, "write");
-  if (fd > 2 && in_spool(fd) && every(&calls_write, "SG_FAULT_WRITE_ENOSPC_EVERY")) {
+  int where = fd > 2 ? in_spool(fd) : 0;
+  if (where && (every(&calls_write, "SG_FAULT_WRITE_ENOSPC_EVERY") || (where == 2 && env_long("SG_FAULT_STATE_ENOSPC")))) {
     errno = ENOSPC;
     return -1;
   }
