@@ -511,3 +511,18 @@ def test_the_daemon_is_not_dumpable(daemon_factory, workdir):
     st = os.stat(f"/proc/{d.pid}/status")
     assert st.st_uid == 0, (st.st_uid, d.pid)  # owned by the process uid (nobody) while dumpable
     assert [l for l in open(f"/proc/{d.pid}/status") if l.startswith("Uid:")][0].split()[1] == str(nobody.pw_uid)
+
+
+def test_a_throttling_reply_backs_the_upstream_off(daemon_factory, sink_factory, pki, workdir):
+    """451 4.7.0 "try again later" is about the site: the session QUITs after
+    that message and the whole upstream backs off (the other message waits,
+    nothing is failed)."""
+    d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
+    send(d, rcpts=("ops+throttle@example.com",))
+    wait_for(lambda: "event=upstream_down" in d.log(), what="the site backoff")
+    line = next(l for l in d.log().splitlines() if "event=upstream_down" in l)
+    assert "failures=1" in line
+    [entry] = d.queue()
+    assert entry["state"] == "deferred" and entry["last_error"].startswith("451 4.7.0")
+    assert "QUIT" in [e.split()[0] for e in sink.events()]
+    assert "event=failed" not in d.log()

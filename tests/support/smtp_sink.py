@@ -13,7 +13,8 @@ DATA, RSET, QUIT), so tests can assert what was never sent, plus CLOSE when a
 connection ends and TIMEOUT when the sink ends an idle one (with Postfix's
 "421 4.4.2 ... timeout exceeded").
 
-A recipient whose local part contains +451 or +550 (etc.) gets that reply.
+A recipient whose local part contains +451 or +550 (etc.) gets that reply;
++throttle gets "451 4.7.0 Try again later" (a provider asking us to slow down).
 """
 import argparse
 import asyncio
@@ -58,6 +59,8 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.event(f"RCPT {address}")
+        if "+throttle@" in address:
+            return "451 4.7.0 Try again later, closing connection"
         m = re.search(r"\+([45]\d\d)@", address)
         if m:
             code = m.group(1)

@@ -435,13 +435,14 @@ void Session::on_delivered() {
   std::string last_error;
   std::vector<std::string> failed;
   std::optional<std::pair<smtp::Trouble, std::string>> ours;  // a reply about our account
-  bool throttled = false, delivered = false;
+  std::optional<std::string> throttle;                        // a "slow down" reply
+  bool delivered = false;
   for (std::size_t k = 0; k < job_rcpts_.size() && k < o.recipients.size(); ++k) {
     std::size_t i = job_rcpts_[k];
     const smtp::Reply& r = o.recipients[k];
     smtp::Trouble t = smtp::classify(r);
     rec_.rcpt_reply[i] = r.summary();
-    throttled = throttled || t == smtp::Trouble::Throttled;
+    if (t == smtp::Trouble::Throttled && !throttle) throttle = r.summary();
     if (t == smtp::Trouble::Positive) {
       rec_.rcpt_state[i] = spool::Record::RcptState::Delivered;
       delivered = true;
@@ -468,12 +469,8 @@ void Session::on_delivered() {
   if (ours) {
     d_.site_misconfigured(up_, ours->first, ours->second);
     throttled_ = true;
-  } else if (throttled) {
-    for (const auto& r : o.recipients)
-      if (smtp::classify(r) == smtp::Trouble::Throttled) {
-        d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + r.summary(), false, true});
-        break;
-      }
+  } else if (throttle) {
+    d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + *throttle, false, true});
     throttled_ = true;
   }
   Verdict v = decide(rec_, failed, d_.scheduler(), unix_now_ms());
