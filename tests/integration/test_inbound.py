@@ -599,3 +599,22 @@ def test_recipients_past_the_overshoot_allowance_count_as_errors(daemon_factory)
     assert set(replies[1:]) == {"452 4.5.3 Error: too many recipients"}
     assert c.reply() == ["421 4.7.0 relay.test Error: too many errors"]
     assert c.closed()
+
+
+def test_a_unix_socket_another_daemon_answers_on_is_not_taken_over(daemon_factory, workdir):
+    """A second daemon (another spool, the same default submission_socket
+    or listen path) used to unlink the first one's socket as "stale" and
+    bind its own: the first daemon silently lost its local clients. A socket
+    that still answers is left alone; the second daemon reports it."""
+    path = str(workdir / "shared.sock")
+    first = daemon_factory({"listen": ["127.0.0.1:0"], "submission_socket": path})
+    assert "event=submission_listening" in first.log()
+    second = daemon_factory({"listen": ["127.0.0.1:0"], "submission_socket": path})
+    assert "event=submission_unavailable" in second.log() and "in use" in second.log()
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(path)
+    from conftest import Client
+    c = Client(u)
+    assert c.code() == 220
+    c.cmd("QUIT")
+    assert "event=connect" in first.log() and "client=unix" in first.log()

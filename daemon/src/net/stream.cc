@@ -248,6 +248,21 @@ std::string address_of(const sockaddr_storage& ss) {
 }
 }  // namespace
 
+namespace {
+// True when a process accepts connections on the unix socket at `path`.
+bool unix_socket_in_use(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path) return false;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  bool answered = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return answered;
+}
+}  // namespace
+
 Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const ListenSpec& spec, AcceptFn fn) {
   loop::HandlePtr<Listener> l(new Listener());
   l->loop_ = &loop;
@@ -275,13 +290,16 @@ Result<loop::HandlePtr<Listener>> Listener::create(loop::Loop& loop, const Liste
   } else if (spec.unix_socket) {
     uv_pipe_init(loop.raw(), &l->impl_->h.pipe, 0);
     l->impl_->h.pipe.data = l->impl_;
-    ::unlink(spec.path.c_str());  // a stale socket from a previous run
+    // A socket file left by a previous run is removed; one that something
+    // still answers on belongs to another process, which must not lose it.
+    rc = unix_socket_in_use(spec.path) ? UV_EADDRINUSE : 0;
+    if (rc == 0) ::unlink(spec.path.c_str());
     // Never more open than asked, not even between bind and chmod: bind
     // under a umask that leaves the owner alone, then set the mode. (The
     // spool's own files are created 0600 explicitly, so a worker creating
     // one meanwhile is not affected.)
     mode_t old = ::umask(0177);
-    rc = uv_pipe_bind(&l->impl_->h.pipe, spec.path.c_str());
+    if (rc == 0) rc = uv_pipe_bind(&l->impl_->h.pipe, spec.path.c_str());
     ::umask(old);
     l->address_ = "unix:" + spec.path;
     if (rc == 0) {
