@@ -388,6 +388,16 @@ def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user="
     return u
 
 
+def free_port():
+    """A loopback port nothing listens on (the kernel picked it, then it was
+    let go): connects to it are refused at once."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def control(daemon, line, timeout=30):
     """One request on the daemon's control socket; the whole reply."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: MIT
 """End to end with a real MTA: Debian's Postfix receives over TLS with SASL
 AUTH, and the bytes it stores are the bytes the device sent."""
-import socket
 import smtplib
 import sys
 
 import pytest
 
-from conftest import SUPPORT, daemon_upstream_settings, wait_for
+from conftest import SUPPORT, daemon_upstream_settings, free_port, wait_for
 
 sys.path.insert(0, str(SUPPORT))
 from postfix_instance import tls_receiver  # noqa: E402
@@ -15,14 +14,6 @@ from postfix_instance import tls_receiver  # noqa: E402
 DEVICE_MESSAGE = (b"From: UPS <ups@device.lan>\r\nTo: ops@example.com\r\nSubject: on battery\r\n"
                   b"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <ups-1@device.lan>\r\n\r\n"
                   b"Power lost at 10:00.\r\n.leading dot survives\r\n..two dots\r\n\r\nend\r\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.mark.parametrize("wrapper,scheme", [(True, "smtps"), (False, "smtp+starttls")], ids=["smtps", "starttls"])

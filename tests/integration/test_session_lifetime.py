@@ -6,7 +6,7 @@ completion going back through the session's one event pump.
 The disk is slowed with strace fault injection (every fsync and pread64 of
 the daemon delayed), which is how a sick or overloaded disk looks to it."""
 
-from conftest import daemon_upstream_settings, upstream_config, wait_for
+from conftest import daemon_upstream_settings, free_port, upstream_config, wait_for
 from test_delivery import USER, PASSWORD, send
 
 # LeakSanitizer cannot run under ptrace; ASan's other checks (use after
@@ -100,11 +100,7 @@ def test_reloads_during_deferrals(daemon_factory, blackhole, workdir):
     counted."""
     import os
     import signal
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    closed_port = s.getsockname()[1]
-    s.close()  # nothing listens: every connect is refused at once
+    closed_port = free_port()  # nothing listens: every connect is refused at once
     settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port}", "insecure_plaintext": True}])
     settings["delivery"]["retry"] = {"first": "1s", "max": "1s", "factor": 1, "jitter": 0.5}
     d = daemon_factory(settings, start=False)

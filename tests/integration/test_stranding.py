@@ -3,18 +3,9 @@
 retried with backoff, a corrupt one is quarantined at once with its reason,
 and delivery.max_lifetime applies to every deferral, also to mail that only
 ever waits behind a site backoff."""
-import socket
 
-from conftest import daemon_upstream_settings, upstream_config, wait_for
+from conftest import daemon_upstream_settings, free_port, upstream_config, wait_for
 from test_delivery import USER, PASSWORD, send
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_an_unreadable_entry_is_deferred_and_delivered_later(daemon_factory, sink_factory, pki, workdir, faultfs):
@@ -39,7 +30,7 @@ def test_a_corrupt_entry_is_quarantined_at_once(daemon_factory, workdir):
     """A queued message whose file is damaged while the daemon runs (here:
     truncated) is moved to failed/ with its reason at its next attempt, not
     kept in queue/ unscheduled."""
-    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{free_port()}", "insecure_plaintext": True}])
     d = daemon_factory(settings)
     send(d)
     [entry] = wait_for(lambda: [e for e in d.queue() if e["attempts"] >= 1], what="deferred once")
@@ -88,7 +79,7 @@ def test_lifetime_expires_mail_waiting_behind_a_site_backoff(daemon_factory, wor
     """A long site backoff (the upstream refuses connections; retries every
     hour) keeps messages from ever being taken by a session: they expire
     all the same, without a session."""
-    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{free_port()}", "insecure_plaintext": True}])
     settings["delivery"]["max_lifetime"] = "3s"
     settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}
     settings["delivery"]["max_connections"] = 1
@@ -163,7 +154,7 @@ def test_a_deferral_whose_state_cannot_be_written_keeps_its_backoff(daemon_facto
     that is down for hours). Now the backoff holds (here an hour)."""
     import datetime
     import re
-    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{closed_port()}", "insecure_plaintext": True}])
+    settings = daemon_upstream_settings([{"url": f"smtp://127.0.0.1:{free_port()}", "insecure_plaintext": True}])
     settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}
     d = daemon_factory(settings, start=False)
     d.env = faultfs(d, state_enospc=1)
