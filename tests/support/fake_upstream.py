@@ -313,6 +313,9 @@ def main():
 
     while True:
         s, _ = srv.accept()
+        # Replies are small writes; without this, Nagle holds the second of
+        # two replies until the client's delayed ACK (some 40 ms a message).
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=serve, args=(s,), daemon=True).start()
 
 
