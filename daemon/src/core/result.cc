@@ -27,6 +27,8 @@ std::string_view to_string(Errc e) {
       return "closed";
     case Errc::Refused:
       return "refused";
+    case Errc::TlsVerify:
+      return "tls_verify";
   }
   return "unknown";
 }

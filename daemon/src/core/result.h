@@ -22,6 +22,7 @@ enum class Errc {
   Timeout,       // a wait ran out
   Closed,        // the peer or we closed the connection
   Refused,       // policy said no
+  TlsVerify,     // the peer's certificate failed verification (chain, name, pin, dates)
 };
 
 std::string_view to_string(Errc e);

@@ -45,14 +45,14 @@ void Client::connection_lost(std::string_view why) {
     state_ = State::Done;
     pending_ = ClientEvent::Closed;
   } else {
-    pending_ = fail(Failure::Temporary, "connection lost: " + std::string(why));
+    pending_ = fail(Failure::Temporary, "connection lost: " + std::string(why), true, Errc::Closed);
   }
   pending_event_ = true;
 }
 
-ClientEvent Client::fail(Failure::Kind kind, std::string reason, bool site) {
+ClientEvent Client::fail(Failure::Kind kind, std::string reason, bool site, Errc code) {
   state_ = State::Failed;
-  failure_ = Failure{kind, std::move(reason), in_job_, site};
+  failure_ = Failure{kind, std::move(reason), in_job_, site, code};
   return ClientEvent::Failed;
 }
 

@@ -65,6 +65,10 @@ struct Failure {
   std::string reason;
   bool during_job = false;  // a begin()'d job did not complete
   bool site = true;         // about the server, not the message
+  // What failed: Timeout (a stage timer), TlsVerify (the certificate),
+  // Closed (the connection was lost), Protocol (a reply or the dialogue),
+  // or the connect's own code. Decisions use this, never the reason text.
+  Errc code = Errc::Protocol;
 };
 
 struct Outcome {
@@ -123,7 +127,7 @@ class Client {
   ClientEvent handle(const Reply& r);
   ClientEvent after_ehlo();
   ClientEvent start_auth();
-  ClientEvent fail(Failure::Kind kind, std::string reason, bool site = true);
+  ClientEvent fail(Failure::Kind kind, std::string reason, bool site = true, Errc code = Errc::Protocol);
   void send_transaction();
   ClientEvent finish_transaction(const Reply* data_reply);
   bool any_accepted() const;

@@ -192,11 +192,16 @@ Result<void> Session::handshake() {
   }
   int err = SSL_get_error(impl_->ssl.get(), rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return {};
+  // A verification failure is one only when the handshake failed on the
+  // certificate: before any certificate (a version or cipher mismatch) the
+  // verify result is X509_V_ERR_INVALID_CALL, which is not the peer's fault
+  // of that kind.
+  uint32_t e = ERR_peek_error();
   long v = SSL_get_verify_result(impl_->ssl.get());
-  if (v != X509_V_OK) {
+  if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED && v != X509_V_OK) {
     verify_error_ = v == X509_V_ERR_APPLICATION_VERIFICATION ? "no pinned key in the verified chain"
                                                              : X509_verify_cert_error_string(v);
-    return fail(Errc::Protocol, "certificate verification failed: " + verify_error_);
+    return fail(Errc::TlsVerify, "certificate verification failed: " + verify_error_);
   }
   return fail(Errc::Protocol, "TLS handshake failed: " + ssl_errors());
 }

@@ -19,8 +19,9 @@
 // session to the same host offers it (resumption: no full handshake). Only
 // sessions verified under that context exist in it.
 //
-// Errors come back as Result with Errc::Protocol (handshake or record layer)
-// and a detail naming the verification failure when there is one.
+// Errors come back as Result: Errc::TlsVerify when the certificate failed
+// verification (the detail and verify_error() say why), Errc::Protocol for
+// any other handshake or record-layer failure.
 #pragma once
 
 #include <cstdint>

@@ -76,7 +76,7 @@ void Session::start() {
       ++d_.stats().duplicate_risk;
       log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
     }
-    on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true});
+    on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true, Errc::Timeout});
   });
   if (u_.secret_file.empty()) return connect();
   // The secret file is read again for every new session: an OAuth2 access
@@ -112,7 +112,7 @@ void Session::connect() {
 void Session::on_connect(Result<std::unique_ptr<net::Connection>> r) {
   cancel_connect_ = nullptr;
   if (!r) {
-    on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true});
+    on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true, r.error().code});
     return;
   }
   conn_ = std::move(*r);
@@ -141,7 +141,7 @@ void Session::on_tls(Result<void> r) {
     ++d_.stats().tls_failures;
     ++d_.site_stats_of(u_.name).tls_failures;
     on_failed(smtp::Failure{smtp::Failure::Temporary, "TLS with " + u_.host + " failed: " + r.error().message(), false,
-                            true});
+                            true, r.error().code});
     return;
   }
   log::debug("upstream_tls")
@@ -494,12 +494,17 @@ void Session::record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::
 
 void Session::on_failed(const smtp::Failure& f) {
   if (closing_) return;
-  if (dot_sent_ && f.reason.rfind("timeout", 0) != 0) {
-    // The final dot went out and no reply came: the server may have the message.
+  if (dot_sent_ && f.code != Errc::Timeout) {
+    // The final dot went out and no reply came: the server may have the
+    // message (a timeout at this stage counted it already).
     ++d_.stats().duplicate_risk;
     log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
   }
-  log::warn("upstream_failed").kv("session", id_).kv("upstream", u_.name).kv("reason", f.reason);
+  log::warn("upstream_failed")
+      .kv("session", id_)
+      .kv("upstream", u_.name)
+      .kv("error", to_string(f.code))
+      .kv("reason", f.reason);
   if (f.site) d_.site_failure(up_, f);
   bool failover = f.kind != smtp::Failure::Auth && !content_started_ && d_.other_upstream_usable(up_);
   finalize(f.reason, false, failover ? Hand::Failover : Hand::Defer);
