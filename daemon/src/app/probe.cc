@@ -7,7 +7,7 @@
 #include "app/upstreams.h"
 #include "core/clock.h"
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/connector.h"
 #include "smtp/client.h"
 
 namespace spoolgate::app {

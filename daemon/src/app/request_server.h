@@ -25,7 +25,7 @@
 #include "core/cidr.h"
 #include "core/result.h"
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/listener.h"
 
 namespace spoolgate::app {
 

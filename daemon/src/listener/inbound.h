@@ -28,7 +28,7 @@
 #include "core/units.h"
 #include "listener/committer.h"
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/listener.h"
 #include "smtp/server.h"
 #include "spool/spool.h"
 

@@ -31,7 +31,7 @@
 #include <string>
 
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/connection.h"
 #include "smtp/server.h"
 #include "spool/spool.h"
 

@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/connector.h"
 #include "smtp/client.h"
 #include "spool/spool.h"
 #include "upstream/delivery.h"

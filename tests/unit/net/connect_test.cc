@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "loop/loop.h"
-#include "net/stream.h"
+#include "net/connector.h"
 
 using namespace spoolgate;
 
