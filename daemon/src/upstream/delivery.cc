@@ -218,6 +218,43 @@ void Delivery::expire_waiting() {
   }
 }
 
+void Delivery::record(std::shared_ptr<spool::Record> rec, std::vector<std::string> failed,
+                      std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
+                      std::function<void()> done) {
+  auto verdict = std::make_shared<Verdict>(decide(*rec, failed, sched_, unix_now_ms()));
+  auto persisted = std::make_shared<Persisted>();
+  FailOptions fo{s_.bounce, s_.helo, unix_now(), false};
+  work([spool = spool_, rec, verdict, persisted, fo] { *persisted = persist(spool, *rec, *verdict, fo); },
+       [this, rec, verdict, persisted, rcpts = std::move(attempt_rcpts), session = std::move(session),
+        upstream = std::move(upstream), done = std::move(done)] {
+         apply(*rec, *verdict, *persisted, rcpts, session, upstream);
+         done();
+       });
+}
+
+void Delivery::hand_back(const std::string& id, bool failover) {
+  sched_.release(id, unix_now_ms());
+  if (failover) kick();
+}
+
+void Delivery::site_assessed(std::size_t upstream, const Assessment& a) {
+  // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") and our own
+  // misconfiguration are about the site, not this message: back off the
+  // whole upstream instead of hammering it (the session QUITs).
+  if (a.any_delivered) site_delivered(upstream);
+  switch (a.site) {
+    case Assessment::Site::None:
+      return;
+    case Assessment::Site::Misconfigured:
+      return site_misconfigured(upstream, smtp::Trouble::Misconfigured, a.site_reason);
+    case Assessment::Site::Quota:
+      return site_misconfigured(upstream, smtp::Trouble::Quota, a.site_reason);
+    case Assessment::Site::Throttled:
+      return site_failure(upstream,
+                          smtp::Failure{smtp::Failure::Temporary, "throttled: " + a.site_reason, false, true});
+  }
+}
+
 void Delivery::apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
                      const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
                      const std::string& upstream) {

@@ -45,6 +45,7 @@
 #include "spool/spool.h"
 #include "tls/tls.h"
 #include "upstream/outcome.h"
+#include "upstream/policy.h"
 
 namespace spoolgate::upstream {
 
@@ -139,7 +140,9 @@ class Delivery {
   // For sessions.
   loop::Loop& loop() { return loop_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
-  scheduler::Scheduler& scheduler() { return sched_; }
+  // Read-only: only Delivery changes the schedule (sessions end attempts
+  // through record() and hand_back()).
+  const scheduler::Scheduler& scheduler() const { return sched_; }
   const Settings& settings() const { return s_; }
   Stats& stats() { return stats_; }
   // The next due message for a session that is up (site backoff does not
@@ -157,6 +160,22 @@ class Delivery {
   void site_misconfigured(std::size_t upstream, smtp::Trouble t, const std::string& reason);
   void site_delivered(std::size_t upstream);
   void release(Session* s);
+  // The one end of an attempt, for every kind of upstream session. rec: the
+  // message with the attempt's recipient states (policy.h: assess) and
+  // attempts counted, or a deferral (no recipient decided, the reason in
+  // last_error); failed: the recipients failed for good now. Decides
+  // (lifetime, backoff), persists on a worker, applies on the loop (the
+  // spool is written before the scheduler hears of it), then calls done on
+  // the loop. Shutdown waits for it.
+  void record(std::shared_ptr<spool::Record> rec, std::vector<std::string> failed,
+              std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
+              std::function<void()> done);
+  // A message a session gives back unattempted: due now; to the next usable
+  // upstream at once (failover) or untouched (the shutdown deadline).
+  void hand_back(const std::string& id, bool failover);
+  // What an attempt meant for its upstream (policy.h): delivered clears a
+  // misconfiguration, our account's trouble raises it, throttling backs off.
+  void site_assessed(std::size_t upstream, const Assessment& a);
   // The loop half of an outcome (after persist() on a worker): scheduler,
   // usage, stats and logs. attempt_rcpts: the recipients this attempt
   // carried (their delivered ones are logged).

@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "smtp/trouble.h"
 #include "upstream/bounce.h"
-#include "upstream/outcome.h"
+#include "upstream/policy.h"
 
 namespace spoolgate::upstream {
 namespace {
@@ -69,13 +69,7 @@ void Session::start() {
   timer_ = loop::Timer::create(d_.loop(), [this] {
     if (held_) return end_hold();
     if (disk_) return;  // (stopped while the disk works; never a second job)
-    smtp::Stage st = machine_.stage();
-    std::string reason = std::string("timeout waiting for the server at ") + stage_name(st);
-    if (st == smtp::Stage::DataEnd) {
-      // The server may have taken the message without our seeing its reply.
-      ++d_.stats().duplicate_risk;
-      log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
-    }
+    std::string reason = std::string("timeout waiting for the server at ") + stage_name(machine_.stage());
     on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true, Errc::Timeout});
   });
   if (u_.secret_file.empty()) return connect();
@@ -303,6 +297,13 @@ void Session::leave_hold() {
 }
 
 void Session::disk(const char* what, std::function<void()> work, std::function<void()> then) {
+  disk_via(
+      what, [this, work = std::move(work)](std::function<void()> back) { d_.loop().queue_work(work, std::move(back)); },
+      std::move(then));
+}
+
+void Session::disk_via(const char* what, const std::function<void(std::function<void()>)>& start,
+                       std::function<void()> then) {
   if (disk_) {
     // By construction this cannot happen: every caller runs from the loop
     // with no job out (pump, timers and failures wait for it).
@@ -312,7 +313,7 @@ void Session::disk(const char* what, std::function<void()> work, std::function<v
   }
   disk_ = what;
   if (timer_) timer_->stop();  // the disk is not the server: no stage timer runs now
-  d_.loop().queue_work(std::move(work), [this, then = std::move(then)] {
+  start([this, then = std::move(then)] {
     disk_.reset();
     then();
     if (closing_) finish_closing();
@@ -431,61 +432,22 @@ void Session::read_more() {
 
 void Session::on_delivered() {
   dot_sent_ = false;
-  const smtp::Outcome& o = machine_.outcome();
-  std::string last_error;
-  std::vector<std::string> failed;
-  std::optional<std::pair<smtp::Trouble, std::string>> ours;  // a reply about our account
-  std::optional<std::string> throttle;                        // a "slow down" reply
-  bool delivered = false;
-  for (std::size_t k = 0; k < job_rcpts_.size() && k < o.recipients.size(); ++k) {
-    std::size_t i = job_rcpts_[k];
-    const smtp::Reply& r = o.recipients[k];
-    smtp::Trouble t = smtp::classify(r);
-    rec_.rcpt_reply[i] = r.summary();
-    if (t == smtp::Trouble::Throttled && !throttle) throttle = r.summary();
-    if (t == smtp::Trouble::Positive) {
-      rec_.rcpt_state[i] = spool::Record::RcptState::Delivered;
-      delivered = true;
-    } else if (smtp::ours(t)) {
-      // Invariant 8: our credentials, account or quota, not the recipient:
-      // the recipient stays pending, whatever the reply's class.
-      if (!ours) ours.emplace(t, r.summary());
-      if (last_error.empty()) last_error = r.summary();
-    } else if (t == smtp::Trouble::Permanent) {
-      rec_.rcpt_state[i] = spool::Record::RcptState::Failed;
-      failed.push_back("<" + rec_.recipients[i] + ">: " + r.summary());
-      if (last_error.empty()) last_error = r.summary();
-    } else if (last_error.empty()) {
-      last_error = r.summary();
-    }
-  }
-  ++rec_.attempts;
-  if (!last_error.empty()) rec_.last_error = last_error;
+  Assessment a = assess(rec_, job_rcpts_, machine_.outcome().recipients);
   ++jobs_done_;
-  // Throttling (RFC 3463 4.7.0, 432 4.3.2 "try later") and our own
-  // misconfiguration are about the site, not this message: back off the
-  // whole upstream instead of hammering it, and QUIT after this message.
-  if (delivered) d_.site_delivered(up_);
-  if (ours) {
-    d_.site_misconfigured(up_, ours->first, ours->second);
-    throttled_ = true;
-  } else if (throttle) {
-    d_.site_failure(up_, smtp::Failure{smtp::Failure::Temporary, "throttled: " + *throttle, false, true});
-    throttled_ = true;
-  }
-  Verdict v = decide(rec_, failed, d_.scheduler(), unix_now_ms());
-  record(std::make_shared<spool::Record>(rec_), std::move(v), job_rcpts_);
+  d_.site_assessed(up_, a);
+  if (a.end_session()) throttled_ = true;  // QUIT after this message
+  record(std::make_shared<spool::Record>(rec_), std::move(a.failed), job_rcpts_);
 }
 
-void Session::record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::vector<std::size_t> attempt_rcpts) {
-  auto persisted = std::make_shared<Persisted>();
-  auto verdict = std::make_shared<Verdict>(std::move(v));
-  FailOptions fo{d_.settings().bounce, d_.settings().helo, unix_now(), false};
-  disk(
-      "outcome", [spool = d_.spool(), rec, verdict, persisted, fo] { *persisted = persist(spool, *rec, *verdict, fo); },
-      [=, this, rcpts = std::move(attempt_rcpts)] {
-        d_.apply(*rec, *verdict, *persisted, rcpts, id_, u_.name);
-        if (job_id_ && *job_id_ == rec->id) job_id_.reset();
+void Session::record(const std::shared_ptr<spool::Record>& rec, std::vector<std::string> failed,
+                     std::vector<std::size_t> attempt_rcpts) {
+  disk_via(
+      "outcome",
+      [=, this, failed = std::move(failed), rcpts = std::move(attempt_rcpts)](std::function<void()> back) {
+        d_.record(rec, failed, rcpts, id_, u_.name, std::move(back));
+      },
+      [this, id = rec->id] {
+        if (job_id_ && *job_id_ == id) job_id_.reset();
         loaded_ = false;
         if (closing_) return;
         next_job();
@@ -494,9 +456,9 @@ void Session::record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::
 
 void Session::on_failed(const smtp::Failure& f) {
   if (closing_) return;
-  if (dot_sent_ && f.code != Errc::Timeout) {
-    // The final dot went out and no reply came: the server may have the
-    // message (a timeout at this stage counted it already).
+  Judgement j = judge(f, dot_sent_, content_started_, d_.other_upstream_usable(up_));
+  if (j.duplicate_risk) {
+    // The final dot went out and no reply came: the server may have the message.
     ++d_.stats().duplicate_risk;
     log::warn("duplicate_risk").kv("session", id_).kv("msg", rec_.id).kv("upstream", u_.name);
   }
@@ -505,9 +467,8 @@ void Session::on_failed(const smtp::Failure& f) {
       .kv("upstream", u_.name)
       .kv("error", to_string(f.code))
       .kv("reason", f.reason);
-  if (f.site) d_.site_failure(up_, f);
-  bool failover = f.kind != smtp::Failure::Auth && !content_started_ && d_.other_upstream_usable(up_);
-  finalize(f.reason, false, failover ? Hand::Failover : Hand::Defer);
+  if (j.site) d_.site_failure(up_, f);
+  finalize(f.reason, false, j.failover ? Hand::Failover : Hand::Defer);
 }
 
 void Session::hand_back(Hand how, const std::string& reason) {
@@ -516,8 +477,7 @@ void Session::hand_back(Hand how, const std::string& reason) {
   if (how != Hand::Defer) {
     // Untouched (shutdown) or to the next upstream: due again now.
     job_id_.reset();
-    d_.scheduler().release(id, unix_now_ms());
-    if (how == Hand::Failover) d_.kick();
+    d_.hand_back(id, how == Hand::Failover);
     return;
   }
   // Count the attempt and keep its reason, so `queue list` says why the
@@ -539,8 +499,7 @@ void Session::hand_back(Hand how, const std::string& reason) {
 void Session::write_deferral(const std::shared_ptr<spool::Record>& rec, const std::string& reason) {
   ++rec->attempts;
   rec->last_error = reason;
-  Verdict v = decide(*rec, {}, d_.scheduler(), unix_now_ms());
-  record(rec, std::move(v), {});
+  record(rec, {}, {});
 }
 
 void Session::abort() {

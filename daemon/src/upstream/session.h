@@ -5,7 +5,9 @@
 // after STARTTLS for smtp+starttls), takes messages from Delivery one at a
 // time, streams their content from the spool in pieces (a worker thread
 // reads, the loop writes, the next read starts when the socket drained), and
-// records each outcome in the spool before telling the scheduler.
+// ends each attempt through Delivery::record (the outcome made durable,
+// then the scheduler told); it never touches the scheduler itself. What an
+// attempt or a failure means is upstream/policy.h's decision.
 //
 // Every wait is bounded by the RFC 5321 4.5.3.2 timeout of its stage; the
 // data-block timer restarts with every write, so a slow but steady server is
@@ -87,11 +89,16 @@ class Session {
   // The one way to run disk work: `work` on a worker, then `then` on the
   // loop, then (when closing) the hand-back and release the finalizer left.
   void disk(const char* what, std::function<void()> work, std::function<void()> then);
+  // The same for work another owner runs: start(back) hands it off, and
+  // back() is called on the loop, once, when it is done.
+  void disk_via(const char* what, const std::function<void(std::function<void()>)>& start,
+                std::function<void()> then);
   void hand_back(Hand how, const std::string& reason);
   void write_deferral(const std::shared_ptr<spool::Record>& rec, const std::string& reason);
-  // Persists a verdict (one disk job), then Delivery::apply, then the next
-  // message unless closing.
-  void record(const std::shared_ptr<spool::Record>& rec, Verdict v, std::vector<std::size_t> attempt_rcpts);
+  // Ends the attempt through Delivery::record (one disk job: persist, then
+  // the scheduler), then takes the next message unless closing.
+  void record(const std::shared_ptr<spool::Record>& rec, std::vector<std::string> failed,
+              std::vector<std::size_t> attempt_rcpts);
   void finalize(const std::string& reason, bool graceful, Hand how = Hand::Defer);
   // Closing: hand back a carried message when no disk job is out, release
   // when nothing is left.

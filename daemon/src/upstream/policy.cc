@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+#include "upstream/policy.h"
+
+namespace spoolgate::upstream {
+
+std::string_view to_string(Assessment::Site s) {
+  switch (s) {
+    case Assessment::Site::None:
+      return "none";
+    case Assessment::Site::Throttled:
+      return "throttled";
+    case Assessment::Site::Misconfigured:
+      return "misconfigured";
+    case Assessment::Site::Quota:
+      return "quota";
+  }
+  return "?";
+}
+
+Assessment assess(spool::Record& rec, const std::vector<std::size_t>& attempt_rcpts,
+                  const std::vector<smtp::Reply>& replies) {
+  Assessment a;
+  auto site = [&a](Assessment::Site s, const std::string& why) {
+    // Our account's trouble outranks a request to slow down: it needs a person.
+    bool ours = s == Assessment::Site::Misconfigured || s == Assessment::Site::Quota;
+    bool had_ours = a.site == Assessment::Site::Misconfigured || a.site == Assessment::Site::Quota;
+    if (a.site == Assessment::Site::None || (ours && !had_ours)) {
+      a.site = s;
+      a.site_reason = why;
+    }
+  };
+  for (std::size_t k = 0; k < attempt_rcpts.size() && k < replies.size(); ++k) {
+    std::size_t i = attempt_rcpts[k];
+    const smtp::Reply& r = replies[k];
+    smtp::Trouble t = smtp::classify(r);
+    std::string summary = r.summary();
+    rec.rcpt_reply[i] = summary;
+    switch (t) {
+      case smtp::Trouble::Positive:
+        rec.rcpt_state[i] = spool::Record::RcptState::Delivered;
+        a.any_delivered = true;
+        continue;
+      case smtp::Trouble::Misconfigured:
+        // Invariant 8: our credentials, account or quota, not the
+        // recipient: the recipient stays pending, whatever the reply's class.
+        site(Assessment::Site::Misconfigured, summary);
+        break;
+      case smtp::Trouble::Quota:
+        site(Assessment::Site::Quota, summary);
+        break;
+      case smtp::Trouble::Throttled:
+        site(Assessment::Site::Throttled, summary);
+        break;
+      case smtp::Trouble::Permanent:
+        rec.rcpt_state[i] = spool::Record::RcptState::Failed;
+        a.failed.push_back("<" + rec.recipients[i] + ">: " + summary);
+        break;
+      case smtp::Trouble::Temporary:
+        break;
+    }
+    if (a.last_error.empty()) a.last_error = summary;
+  }
+  ++rec.attempts;
+  if (!a.last_error.empty()) rec.last_error = a.last_error;
+  return a;
+}
+
+Judgement judge(const smtp::Failure& f, bool dot_sent, bool content_started, bool other_usable) {
+  Judgement j;
+  j.site = f.site;
+  j.duplicate_risk = dot_sent;
+  // A refused login defers the message (its site is marked down, so the
+  // next attempt goes to the next usable upstream); content on the wire
+  // means the server saw part of it: defer, do not race another upstream.
+  j.failover = f.kind != smtp::Failure::Auth && !content_started && other_usable;
+  return j;
+}
+
+}  // namespace spoolgate::upstream
