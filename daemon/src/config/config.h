@@ -16,7 +16,11 @@
 // SPOOLGATE_CONFIG names the file when --config is not given. Unknown
 // SPOOLGATE_* variables are listed in ignored_env, not rejected.
 //
-// This is the only code that includes yaml-cpp. It throws nothing.
+// Layout: value.h (the YAML value layer: the only code that includes
+// yaml-cpp), schema.h (a key as a table row: parse, environment, dump),
+// sections.h with one section_<name>.cc per section of the file (its table
+// and its checks), url.h (listen addresses and upstream URLs); this file's
+// .cc drives them. Nothing here throws.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// upstreams: the providers, tried in order; each entry's keys and checks.
+#include "config/sections.h"
+#include "config/url.h"
+#include "core/text.h"
+
+namespace spoolgate::config {
+namespace {
+
+bool has_ctl(std::string_view s) {
+  for (char c : s)
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  return false;
+}
+
+}  // namespace
+
+Table upstream_fields(Upstream& u) {
+  return {
+      text("url", u.url),
+      text("username", u.username),
+      text("password_file", u.password_file),
+      text("password_env", u.password_env),
+      choice("auth", u.auth,
+             {{"auto", AuthMode::Auto}, {"plain", AuthMode::Plain}, {"login", AuthMode::Login},
+              {"xoauth2", AuthMode::XOAuth2}}),
+      text("ca_file", u.ca_file),
+      custom(
+          "pins", true,
+          [&u](Parser& p, const Value& v, const std::string& path) {
+            u.pins.clear();
+            for (const Value* e : p.items(v, path)) {
+              std::string_view s = trim(e->scalar);
+              if (s.starts_with("sha256/")) s.remove_prefix(7);
+              bool ok = s.size() == 44 && s.back() == '=';
+              for (char ch : s.substr(0, 43))
+                ok = ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                            ch == '+' || ch == '/');
+              if (!ok)
+                p.err(*e, path,
+                      "expected a base64 SHA-256 of a SubjectPublicKeyInfo (44 characters), got '" + e->scalar + "'");
+              else
+                u.pins.emplace_back(s);
+            }
+          },
+          [&u] { return quoted_list(u.pins); }),
+      text("client_cert", u.client_cert),
+      text("client_key", u.client_key),
+      boolean("insecure_plaintext", u.insecure_plaintext),
+  };
+}
+
+std::vector<std::pair<std::string, std::string>> upstream_env_names() {
+  Upstream scratch;
+  std::vector<std::pair<std::string, std::string>> out;  // (key, variable)
+  for (const auto& f : upstream_fields(scratch)) out.emplace_back(f.path, env_name("upstream." + f.path));
+  out.emplace_back("username", "SPOOLGATE_USERNAME");
+  out.emplace_back("password_file", "SPOOLGATE_PASSWORD_FILE");
+  out.emplace_back("password_env", "SPOOLGATE_PASSWORD_ENV");
+  return out;
+}
+
+void upstreams_check(Check& k, Config& c) {
+  Parser& p = k.parser();
+  const Value* ups = k.root().kind == Value::Map ? k.root().find("upstreams") : nullptr;
+  for (size_t i = 0; i < c.upstreams.size(); ++i) {
+    Upstream& u = c.upstreams[i];
+    std::string path = "upstreams[" + std::to_string(i) + "]";
+    Value at = ups && i < ups->list.size() ? ups->list[i] : k.where("upstreams");
+    if (u.url.empty()) {
+      p.err(at, path + ".url", "expected a URL like smtps://smtp.example.com:465");
+      continue;
+    }
+    parse_upstream_url(p, at, path, u);
+    // Also a %01 the URL decoded into the username: a control character
+    // in a credential would split the XOAUTH2 string (0x01 separates it).
+    if (has_control(u.username)) p.err(at, path + ".username", "must not contain control characters");
+    for (auto [name, val] : {std::pair{"password_file", &u.password_file},
+                             {"password_env", &u.password_env},
+                             {"ca_file", &u.ca_file}})
+      if (has_ctl(*val)) p.err(at, path + "." + name, "must not contain CR, LF or NUL");
+    if (!u.password_file.empty() && !u.password_env.empty())
+      p.err(at, path, "set password_file or password_env, not both");
+    if (u.client_cert.empty() != u.client_key.empty()) p.err(at, path, "client_cert and client_key go together");
+  }
+}
+
+}  // namespace spoolgate::config

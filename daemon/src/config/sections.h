@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// config/sections: the sections of the file, one source file each
+// (section_<name>.cc) holding its table of keys (config/schema.h) and the
+// checks that need more than one key or the whole file. A new section is
+// one new file and one row in sections(); config.cc drives them all:
+// parse, environment overlay, checks, dump.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/schema.h"
+
+namespace spoolgate::config {
+
+// The checks' view of the parsed file: where a key was set, for errors.
+class Check {
+ public:
+  Check(Parser& p, const Value& root, std::string source) : p_(p), root_(root), source_(std::move(source)) {}
+  // The value at `key` (for its origin), or the file itself when unset.
+  Value where(const std::string& key) const;
+  void err(const std::string& key, const std::string& what) { p_.err(where(key), key, what); }
+  Parser& parser() { return p_; }
+  const Value& root() const { return root_; }
+
+ private:
+  Parser& p_;
+  const Value& root_;
+  std::string source_;
+};
+
+struct Section {
+  const char* name;  // "" for the top-level keys
+  Table (*fields)(Config&);
+  void (*check)(Check&, Config&);
+  std::vector<std::string> flow;  // groups check-config prints on one line
+};
+
+// In the order check-config prints them; the upstream list comes after
+// the section named "headers".
+const std::vector<Section>& sections();
+
+Table general_fields(Config& c);
+void general_check(Check& k, Config& c);
+Table spool_fields(Config& c);
+void spool_check(Check& k, Config& c);
+Table limits_fields(Config& c);
+void limits_check(Check& k, Config& c);
+Table headers_fields(Config& c);
+void headers_check(Check& k, Config& c);
+Table delivery_fields(Config& c);
+void delivery_check(Check& k, Config& c);
+Table metrics_fields(Config& c);
+void metrics_check(Check& k, Config& c);
+Table log_fields(Config& c);
+
+// upstreams: a list; each entry's keys, the checks of every entry, and the
+// environment form of the first entry (SPOOLGATE_UPSTREAM_<KEY> and the
+// short forms), as (key, variable) pairs.
+Table upstream_fields(Upstream& u);
+void upstreams_check(Check& k, Config& c);
+std::vector<std::pair<std::string, std::string>> upstream_env_names();
+
+}  // namespace spoolgate::config
