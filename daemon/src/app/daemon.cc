@@ -13,20 +13,11 @@
 #include <csignal>
 #include <cstdlib>
 
-#include "app/metrics.h"
-#include "app/notify.h"
-#include "app/queue_cli.h"
-#include "app/request_server.h"
+#include "app/control.h"
 #include "app/upstreams.h"
 #include "core/cidr.h"
 #include "core/clock.h"
-#include "core/ids.h"
 #include "core/log.h"
-#include "listener/inbound.h"
-#include "loop/loop.h"
-#include "scheduler/scheduler.h"
-#include "spool/spool.h"
-#include "upstream/delivery.h"
 
 namespace spoolgate::app {
 namespace {
@@ -135,12 +126,14 @@ log::Level level_of(const std::string& s) {
   return log::Level::Info;
 }
 
-}  // namespace
 
-int run_daemon(const config::Config& cfg) {
-  config::Config current = cfg;  // replaced by each successful reload
-  log::set_level(level_of(cfg.log.level));
-  log::set_format(cfg.log.format == "json" ? log::Format::Json : log::Format::Text);
+void set_logging(const config::Config& c) {
+  log::set_level(level_of(c.log.level));
+  log::set_format(c.log.format == "json" ? log::Format::Json : log::Format::Text);
+}
+
+// Once per process, before the loop and its thread pool exist.
+void process_setup() {
   (void)std::signal(SIGPIPE, SIG_IGN);
   // The process holds passwords and tokens in memory: no core dump of it,
   // and no ptrace by an unprivileged user of the same uid (the unit also
@@ -164,46 +157,39 @@ int run_daemon(const config::Config& cfg) {
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
 
+}  // namespace
+
+Daemon::Daemon(config::Config cfg) : current_(std::move(cfg)) {}
+
+Daemon::~Daemon() = default;
+
+Result<void> Daemon::start() {
+  const config::Config& cfg = current_;
   auto delivery_settings = delivery_settings_from(cfg);
-  if (!delivery_settings) {
-    log::error("fatal").kv("reason", delivery_settings.error().message());
-    return 1;
-  }
-
-  const std::vector<int> inherited = listen_fds();
-  if (!inherited.empty()) {
+  if (!delivery_settings) return tl::unexpected(delivery_settings.error());
+  inherited_ = listen_fds();
+  if (!inherited_.empty()) {
     log::info("socket_activation")
-        .kv("sockets", static_cast<std::uint64_t>(inherited.size()))
+        .kv("sockets", static_cast<std::uint64_t>(inherited_.size()))
         .kv("note", "the sockets passed by the service manager replace the listen list");
-    if (auto why = refuse_inherited(inherited, cfg)) {
-      log::error("fatal").kv("reason", *why);
-      return 1;
-    }
+    if (auto why = refuse_inherited(inherited_, cfg)) return fail(Errc::Invalid, *why);
   }
-
   auto spool = spool::Spool::open(cfg.spool.dir);
-  if (!spool) {
-    log::error("fatal").kv("reason", "cannot open spool: " + spool.error().message());
-    return 1;
-  }
-  if (auto l = (*spool)->lock(); !l) {
-    log::error("fatal").kv("reason", l.error().message());
-    return 1;
-  }
-  auto rec = (*spool)->recover();
-  if (!rec) {
-    log::error("fatal").kv("reason", "spool recovery failed: " + rec.error().message());
-    return 1;
-  }
-  if (auto why = ephemeral_spool((*spool)->dir()))
+  if (!spool) return fail(spool.error().code, "cannot open spool: " + spool.error().message());
+  spool_ = *spool;
+  if (auto l = spool_->lock(); !l) return tl::unexpected(l.error());
+  auto rec = spool_->recover();
+  if (!rec) return fail(rec.error().code, "spool recovery failed: " + rec.error().message());
+  if (auto why = ephemeral_spool(spool_->dir()))
     log::warn("spool_not_persistent")
-        .kv("spool", (*spool)->dir())
+        .kv("spool", spool_->dir())
         .kv("reason", *why)
-        .kv("action", "mount a volume there (docker run -v spoolgate-spool:" + (*spool)->dir() +
+        .kv("action", "mount a volume there (docker run -v spoolgate-spool:" + spool_->dir() +
                           "); queued mail is lost when the container is re-created");
   log::info("recovered")
-      .kv("spool", (*spool)->dir())
+      .kv("spool", spool_->dir())
       .kv("queued", static_cast<std::uint64_t>(rec->queued.size()))
       .kv("unreadable", static_cast<std::uint64_t>(rec->unreadable.size()))
       .kv("bytes", rec->queued_bytes)
@@ -214,315 +200,255 @@ int run_daemon(const config::Config& cfg) {
   if (cfg.upstreams.empty())
     log::warn("store_only").kv("reason", "no upstream configured: mail is accepted and queued, nothing is delivered");
 
-  loop::Loop loop;
   listener::Usage usage;
   usage.bytes = rec->queued_bytes;
   usage.messages = rec->queued.size() + rec->unreadable.size();
-  if (auto f = (*spool)->free_bytes()) usage.free_disk = *f;
-  scheduler::Scheduler sched(scheduler_policy(cfg));
-  auto delivery = std::make_unique<upstream::Delivery>(loop, *spool, sched, std::move(*delivery_settings));
-  auto inbound = std::make_unique<listener::Inbound>(loop, *spool, inbound_settings(cfg, inherited), usage);
-  if (auto s = inbound->start(); !s) {
-    log::error("fatal").kv("reason", s.error().message());
-    inbound.reset();
-    delivery.reset();
-    loop.close();
-    return 1;
-  }
+  if (auto f = spool_->free_bytes()) usage.free_disk = *f;
+  sched_ = std::make_unique<scheduler::Scheduler>(scheduler_policy(cfg));
+  delivery_ = std::make_unique<upstream::Delivery>(loop_, spool_, *sched_, std::move(*delivery_settings));
+  inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, inbound_settings(cfg, inherited_), usage);
+  if (auto s = inbound_->start(); !s) return s;
   // The listener never knows the scheduler: committed mail goes to delivery
   // here, and what delivery removes lowers the spool usage there.
-  inbound->on_committed = [&](const spool::Record& r) { delivery->insert(r); };
-  delivery->on_removed = [&](std::uint64_t bytes) { inbound->removed(bytes); };
-  delivery->on_report = [&](const spool::Record& r) {
-    inbound->add_usage(r);
-    delivery->insert(r);
+  inbound_->on_committed = [this](const spool::Record& r) { delivery_->insert(r); };
+  delivery_->on_removed = [this](std::uint64_t bytes) { inbound_->removed(bytes); };
+  delivery_->on_report = [this](const spool::Record& r) {
+    inbound_->add_usage(r);
+    delivery_->insert(r);
   };
-  for (const auto& r : rec->queued) delivery->insert(r);
+  for (const auto& r : rec->queued) delivery_->insert(r);
   for (const auto& u : rec->unreadable) {
     spool::Record r;
     r.id = u.id;
     r.arrived = u.arrived;  // attempts 0: due now, its load decides the rest
-    delivery->insert(r);
+    delivery_->insert(r);
   }
 
-  // Free disk and writability are sampled off the loop (statvfs can block
-  // on a sick disk).
-  bool sampling = false;
-  bool spool_writable = true;
-  auto disk_timer = loop::Timer::create(loop, [&] {
-    if (sampling) return;
-    sampling = true;
-    struct Sample {
-      Result<std::uint64_t> free;
-      bool writable = false;
-    };
-    auto sample = std::make_shared<Sample>();
-    loop.queue_work(
-        [sp = *spool, sample] {
-          sample->free = sp->free_bytes();
-          sample->writable = ::access((sp->dir() + "/queue").c_str(), W_OK | X_OK) == 0;
-        },
-        [&, sample] {
-          sampling = false;
-          spool_writable = sample->free && sample->writable;
-          if (sample->free && inbound) inbound->set_free_disk(*sample->free);
-        });
-  });
-  disk_timer->start(kFreeDiskInterval, kFreeDiskInterval);
-
-  std::int64_t started = unix_now();
-  auto snapshot = [&] {
-    Snapshot sn;
-    sn.now = unix_now();
-    sn.started = started;
-    sn.hostname = current.hostname;
-    sn.inbound = inbound->counters();
-    sn.inbound_sessions = inbound->sessions();
-    sn.over_watermark = !inbound->accepting();
-    sn.far_over = inbound->far_over();
-    sn.usage = inbound->usage();
-    sn.listening = inbound->listening();
-    sn.spool_writable = spool_writable;
-    sn.in_delivery = sched.in_flight();
-    sn.oldest_arrival = sched.oldest_arrival_ms() / 1000;
-    sn.delivery = delivery->stats();
-    sn.upstreams = delivery->site_stats();
-    sn.unreachable_after = current.metrics.unreachable_after.count() / 1000;
-    return sn;
-  };
+  disk_timer_ = loop::Timer::create(loop_, [this] { sample_disk(); });
+  disk_timer_->start(kFreeDiskInterval, kFreeDiskInterval);
+  started_ = unix_now();
 
   // The control socket: the queue CLI talks to the running daemon here.
-  std::function<std::optional<std::string>()> reload;  // set below, once everything it touches exists
   RequestServer::Options control_options;
   control_options.spec.unix_socket = true;
-  control_options.spec.path = (*spool)->dir() + "/control.sock";
+  control_options.spec.path = spool_->dir() + "/control.sock";
   control_options.spec.mode = 0600;  // the spool's owner only (see request_server.h)
-  RequestServer control(loop, control_options, [&](const std::string& request, const RequestServer::Respond& respond) {
-    std::string line = request;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t space = line.find(' ');
-    std::string verb = line.substr(0, space);
-    std::string arg = space == std::string::npos ? "" : line.substr(space + 1);
-    if (verb == "health") {
-      Health h = check_health(snapshot(), arg != "live");
-      return respond((h.ok ? "ok\n" : "error: ") + h.reason + "\n");
-    }
-    if (verb == "active") {  // read only, like health: not logged
-      std::string out = "ok\n";
-      for (const auto& id : delivery->scheduler().flying_ids()) out += id + "\n";
-      return respond(out);
-    }
-    log::info("control").kv("verb", verb).kv("arg", arg);
-    // Every verb that names a message takes a queue id and nothing else
-    // (no "../", no path): the same check as `show`.
-    if ((verb == "retry" || verb == "delete" || verb == "inject") && !is_queue_id(arg))
-      return respond("error: '" + arg + "' is not a queue id\n");
-    if (verb == "reload") {
-      if (!reload) return respond("error: the daemon is still starting\n");
-      auto why = reload();
-      return respond(why ? "error: reload refused: " + *why + "\n" : "ok\nreloaded\n");
-    }
-    if (verb == "flush") {
-      std::size_t n = delivery->flush();
-      return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
-    }
-    if (verb == "retry") {
-      if (delivery->retry(arg)) return respond("ok\n" + arg + " is due now\n");
-      return respond("error: " + arg + " is not queued, or is being delivered\n");
-    }
-    if (verb == "delete") {
-      return delivery->remove(arg, [respond, arg](bool ok, const std::string& why) {
-        respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
-      });
-    }
-    if (verb == "inject") {
-      // A message `spoolgate sendmail` committed to the spool. Once: a
-      // repeated inject must not count its size twice.
-      if (delivery->scheduler().contains(arg)) return respond("ok\nalready queued\n");
-      auto loaded = std::make_shared<Result<spool::Record>>();
-      auto sp = *spool;
-      return loop.queue_work([sp, arg, loaded] { *loaded = sp->load(arg); },
-                             [&, respond, loaded, arg] {
-                               if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
-                               if (delivery->scheduler().contains(arg)) return respond("ok\nalready queued\n");
-                               log::info("queued").kv("msg", arg).kv("client", "sendmail");
-                               inbound->committed(**loaded);
-                               respond("ok\n");
-                             });
-    }
-    if (verb == "show") {
-      auto out = std::make_shared<std::string>();
-      auto sp = *spool;
-      return loop.queue_work([sp, arg, out] { *out = show_message(*sp, arg); }, [respond, out] { respond(*out); });
-    }
-    respond("error: unknown request '" + verb + "'\n");
-  });
-  // The metrics endpoint, when configured. A server that a reload replaced
-  // is closed and kept until the loop ends: its clients' last callbacks
-  // still reach it.
-  std::unique_ptr<RequestServer> metrics;
-  std::vector<std::unique_ptr<RequestServer>> retired;
-  auto start_metrics = [&](const config::Config& c) -> Result<void> {
-    if (metrics) {
-      metrics->close();
-      retired.push_back(std::move(metrics));
-    }
-    if (c.metrics.listen.empty()) return {};
-    RequestServer::Options o;
-    o.spec = spec_of(c.metrics.address);
-    o.terminator = "\r\n\r\n";
-    o.max_request = 8192;
-    o.max_clients = 16;
-    o.timeout = Millis(5000);
-    o.allow = c.metrics.allow_networks;
-    auto m = std::make_unique<RequestServer>(
-        loop, o,
-        [&](const std::string& head, const RequestServer::Respond& respond) { respond(http_reply(head, snapshot())); });
-    if (auto r = m->start(); !r)
-      return tl::unexpected(
-          Error{r.error().code, 0, "metrics.listen " + c.metrics.listen + ": " + r.error().message()});
-    log::info("metrics_listening").kv("address", m->address());
-    metrics = std::move(m);
-    return {};
-  };
-  auto c = control.start();
-  if (!c) c = tl::unexpected(Error{c.error().code, 0, "control socket: " + c.error().message()});
+  control_ = std::make_unique<RequestServer>(
+      loop_, control_options,
+      [this](const std::string& request, const RequestServer::Respond& respond) { serve_control(*this, request, respond); });
+  auto c = control_->start();
+  if (!c) c = fail(c.error().code, "control socket: " + c.error().message());
   if (c) c = start_metrics(cfg);
-  if (!c) {
-    log::error("fatal").kv("reason", c.error().message());
-    control.close();
-    inbound.reset();
-    delivery.reset();
-    loop.close();
-    return 1;
-  }
+  if (!c) return c;
 
-  Notifier notifier;
-  auto status = [&] {
-    std::string s = "STATUS=queue " + std::to_string(sched.size()) + " message(s), " +
-                    std::to_string(sched.in_flight()) + " in delivery; ";
-    if (current.upstreams.empty())
-      s += "store-only (no upstream)";
-    else
-      s += std::to_string(delivery->stats().delivered) + " delivered; upstreams " + delivery->site_summary();
-    notifier.send(s);
-  };
-  loop::HandlePtr<loop::Timer> watchdog;
-  if (notifier.enabled()) {
+  if (notifier_.enabled()) {
     // From the loop: a loop that stops turning stops the pings.
-    Millis every = notifier.watchdog_interval().value_or(Millis(10'000));
-    watchdog = loop::Timer::create(loop, [&] {
-      if (notifier.watchdog_interval()) notifier.send("WATCHDOG=1");
+    Millis every = notifier_.watchdog_interval().value_or(Millis(10'000));
+    watchdog_ = loop::Timer::create(loop_, [this] {
+      if (notifier_.watchdog_interval()) notifier_.send("WATCHDOG=1");
       status();
     });
-    watchdog->start(every, every);
+    watchdog_->start(every, every);
   }
-  loop::HandlePtr<loop::Signal> sigusr1 = loop::Signal::create(loop, SIGUSR1, [&] {
-    log::info("flush").kv("by", "SIGUSR1").kv("messages", static_cast<std::uint64_t>(delivery->flush()));
+  sigusr1_ = loop::Signal::create(loop_, SIGUSR1, [this] {
+    log::info("flush").kv("by", "SIGUSR1").kv("messages", static_cast<std::uint64_t>(delivery_->flush()));
   });
-
-  loop::HandlePtr<loop::Timer> deadline;
-  loop::HandlePtr<loop::Signal> sigterm, sigint, sighup;
-  bool stopping = false;
-  auto stop = [&](const char* why) {
-    if (stopping) return;
-    stopping = true;
-    log::info("shutdown").kv("reason", why).kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
-    notifier.send("STOPPING=1");
-    control.close();
-    if (metrics) metrics->close();
-    watchdog.reset();
-    sigusr1.reset();
-    disk_timer.reset();
-    sigterm.reset();
-    sigint.reset();
-    sighup.reset();
-    deadline = loop::Timer::create(loop, [&] {
-      log::warn("shutdown_deadline").kv("sessions", static_cast<std::uint64_t>(inbound->sessions()));
-      inbound->abort_sessions();
-      delivery->abort();
-    });
-    deadline->start(current.shutdown_timeout);
-    auto pending = std::make_shared<int>(2);
-    auto one_done = [&, pending] {
-      if (--*pending == 0) deadline.reset();
-    };
-    inbound->shutdown(one_done);
-    delivery->shutdown(one_done);
-  };
-  sigterm = loop::Signal::create(loop, SIGTERM, [&] { stop("SIGTERM"); });
-  sigint = loop::Signal::create(loop, SIGINT, [&] { stop("SIGINT"); });
-  // One reload path for SIGHUP and `spoolgate reload` (the unit's
-  // ExecReload, which reports a refused reload as a failure). Returns the
-  // reason when the reload was refused (the running configuration stays).
-  reload = [&]() -> std::optional<std::string> {
-    notifier.send("RELOADING=1");
-    auto done = [&] {
-      notifier.send("READY=1");
-      status();
-    };
-    auto refuse = [&](const std::string& why) -> std::optional<std::string> {
-      log::error("reload_refused").kv("reason", why).kv("action", "keeping the running configuration");
-      done();
-      return why;
-    };
-    auto next = config::load(current.source, config::process_env());
-    if (!next) {
-      for (const auto& e : next.error()) log::error("reload_error").kv("reason", e);
-      std::string why = std::to_string(next.error().size()) + " configuration error(s)";
-      if (!next.error().empty()) why += ": " + next.error().front();
-      return refuse(why);
-    }
-    if (next->spool.dir != current.spool.dir)
-      log::warn("reload_partial").kv("reason", "spool.dir changes need a restart; the running spool stays");
-    next->spool.dir = current.spool.dir;
-    auto ds = delivery_settings_from(*next);
-    if (!ds) return refuse(ds.error().message());
-    if (auto why = refuse_inherited(inherited, *next)) return refuse(*why);
-    if (auto r = inbound->reconfigure(inbound_settings(*next, inherited)); !r) return refuse(r.error().message());
-    if (next->metrics.listen != current.metrics.listen) {
-      if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
-    }
-    delivery->reconfigure(std::move(*ds));
-    sched.set_policy(scheduler_policy(*next));
-    log::set_level(level_of(next->log.level));
-    log::set_format(next->log.format == "json" ? log::Format::Json : log::Format::Text);
-    bool had_upstreams = !current.upstreams.empty();
-    current = std::move(*next);
-    log::info("reloaded")
-        .kv("source", current.source.empty() ? std::string("(environment)") : current.source)
-        .kv("upstreams", static_cast<std::uint64_t>(current.upstreams.size()));
-    if (current.upstreams.empty())
-      log::warn("store_only")
-          .kv("reason", std::string(had_upstreams ? "the reload removed every upstream: "
-                                                  : "no upstream configured: ") +
-                            "mail is accepted and queued, nothing is delivered");
-    done();
-    return std::nullopt;
-  };
-  sighup = loop::Signal::create(loop, SIGHUP, [&] { reload(); });
+  sigterm_ = loop::Signal::create(loop_, SIGTERM, [this] { stop("SIGTERM"); });
+  sigint_ = loop::Signal::create(loop_, SIGINT, [this] { stop("SIGINT"); });
+  sighup_ = loop::Signal::create(loop_, SIGHUP, [this] { reload(); });
+  ready_ = true;
 
   std::string addrs;
-  for (const auto& a : inbound->addresses()) addrs += (addrs.empty() ? "" : ",") + a;
-  notifier.send("READY=1");
+  for (const auto& a : inbound_->addresses()) addrs += (addrs.empty() ? "" : ",") + a;
+  notifier_.send("READY=1");
   status();
   log::info("ready")
       .kv("listen", addrs)
       .kv("hostname", cfg.hostname)
       .kv("upstreams", static_cast<std::uint64_t>(cfg.upstreams.size()))
-      .kv("queued", static_cast<std::uint64_t>(sched.size()))
-      .kv("in_delivery", static_cast<std::uint64_t>(sched.in_flight()));
+      .kv("queued", static_cast<std::uint64_t>(sched_->size()))
+      .kv("in_delivery", static_cast<std::uint64_t>(sched_->in_flight()));
+  return {};
+}
 
-  loop.run();
-  inbound.reset();
-  delivery.reset();
-  int rc = loop.close();
+void Daemon::abandon() {
+  if (control_) control_->close();
+  if (metrics_) metrics_->close();
+  disk_timer_.reset();
+  inbound_.reset();
+  delivery_.reset();
+  loop_.close();
+}
+
+int Daemon::run() {
+  loop_.run();
+  inbound_.reset();
+  delivery_.reset();
+  int rc = loop_.close();
   if (rc != 0) {
     log::error("loop_close").kv("result", rc);
     return 70;
   }
   log::info("stopped");
   return 0;
+}
+
+// Free disk and writability are sampled off the loop (statvfs can block on
+// a sick disk).
+void Daemon::sample_disk() {
+  if (sampling_) return;
+  sampling_ = true;
+  struct Sample {
+    Result<std::uint64_t> free;
+    bool writable = false;
+  };
+  auto sample = std::make_shared<Sample>();
+  loop_.queue_work(
+      [sp = spool_, sample] {
+        sample->free = sp->free_bytes();
+        sample->writable = ::access((sp->dir() + "/queue").c_str(), W_OK | X_OK) == 0;
+      },
+      [this, sample] {
+        sampling_ = false;
+        spool_writable_ = sample->free && sample->writable;
+        if (sample->free && inbound_) inbound_->set_free_disk(*sample->free);
+      });
+}
+
+Snapshot Daemon::snapshot() const {
+  Snapshot sn;
+  sn.now = unix_now();
+  sn.started = started_;
+  sn.hostname = current_.hostname;
+  sn.inbound = inbound_->counters();
+  sn.inbound_sessions = inbound_->sessions();
+  sn.over_watermark = !inbound_->accepting();
+  sn.far_over = inbound_->far_over();
+  sn.usage = inbound_->usage();
+  sn.listening = inbound_->listening();
+  sn.spool_writable = spool_writable_;
+  sn.in_delivery = sched_->in_flight();
+  sn.oldest_arrival = sched_->oldest_arrival_ms() / 1000;
+  sn.delivery = delivery_->stats();
+  sn.upstreams = delivery_->site_stats();
+  sn.unreachable_after = current_.metrics.unreachable_after.count() / 1000;
+  return sn;
+}
+
+Result<void> Daemon::start_metrics(const config::Config& c) {
+  if (metrics_) {
+    metrics_->close();
+    retired_.push_back(std::move(metrics_));
+  }
+  if (c.metrics.listen.empty()) return {};
+  RequestServer::Options o;
+  o.spec = spec_of(c.metrics.address);
+  o.terminator = "\r\n\r\n";
+  o.max_request = 8192;
+  o.max_clients = 16;
+  o.timeout = Millis(5000);
+  o.allow = c.metrics.allow_networks;
+  auto m = std::make_unique<RequestServer>(
+      loop_, o,
+      [this](const std::string& head, const RequestServer::Respond& respond) { respond(http_reply(head, snapshot())); });
+  if (auto r = m->start(); !r)
+    return fail(r.error().code, "metrics.listen " + c.metrics.listen + ": " + r.error().message());
+  log::info("metrics_listening").kv("address", m->address());
+  metrics_ = std::move(m);
+  return {};
+}
+
+void Daemon::status() {
+  std::string s = "STATUS=queue " + std::to_string(sched_->size()) + " message(s), " +
+                  std::to_string(sched_->in_flight()) + " in delivery; ";
+  if (current_.upstreams.empty())
+    s += "store-only (no upstream)";
+  else
+    s += std::to_string(delivery_->stats().delivered) + " delivered; upstreams " + delivery_->site_summary();
+  notifier_.send(s);
+}
+
+void Daemon::stop(const char* why) {
+  if (stopping_) return;
+  stopping_ = true;
+  log::info("shutdown").kv("reason", why).kv("sessions", static_cast<std::uint64_t>(inbound_->sessions()));
+  notifier_.send("STOPPING=1");
+  control_->close();
+  if (metrics_) metrics_->close();
+  watchdog_.reset();
+  sigusr1_.reset();
+  disk_timer_.reset();
+  sigterm_.reset();
+  sigint_.reset();
+  sighup_.reset();
+  deadline_ = loop::Timer::create(loop_, [this] {
+    log::warn("shutdown_deadline").kv("sessions", static_cast<std::uint64_t>(inbound_->sessions()));
+    inbound_->abort_sessions();
+    delivery_->abort();
+  });
+  deadline_->start(current_.shutdown_timeout);
+  auto pending = std::make_shared<int>(2);
+  auto one_done = [this, pending] {
+    if (--*pending == 0) deadline_.reset();
+  };
+  inbound_->shutdown(one_done);
+  delivery_->shutdown(one_done);
+}
+
+std::optional<std::string> Daemon::reload() {
+  notifier_.send("RELOADING=1");
+  auto done = [this] {
+    notifier_.send("READY=1");
+    status();
+  };
+  auto refuse = [&](const std::string& why) -> std::optional<std::string> {
+    log::error("reload_refused").kv("reason", why).kv("action", "keeping the running configuration");
+    done();
+    return why;
+  };
+  auto next = config::load(current_.source, config::process_env());
+  if (!next) {
+    for (const auto& e : next.error()) log::error("reload_error").kv("reason", e);
+    std::string why = std::to_string(next.error().size()) + " configuration error(s)";
+    if (!next.error().empty()) why += ": " + next.error().front();
+    return refuse(why);
+  }
+  if (next->spool.dir != current_.spool.dir)
+    log::warn("reload_partial").kv("reason", "spool.dir changes need a restart; the running spool stays");
+  next->spool.dir = current_.spool.dir;
+  auto ds = delivery_settings_from(*next);
+  if (!ds) return refuse(ds.error().message());
+  if (auto why = refuse_inherited(inherited_, *next)) return refuse(*why);
+  if (auto r = inbound_->reconfigure(inbound_settings(*next, inherited_)); !r) return refuse(r.error().message());
+  if (next->metrics.listen != current_.metrics.listen) {
+    if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
+  }
+  delivery_->reconfigure(std::move(*ds));
+  sched_->set_policy(scheduler_policy(*next));
+  set_logging(*next);
+  bool had_upstreams = !current_.upstreams.empty();
+  current_ = std::move(*next);
+  log::info("reloaded")
+      .kv("source", current_.source.empty() ? std::string("(environment)") : current_.source)
+      .kv("upstreams", static_cast<std::uint64_t>(current_.upstreams.size()));
+  if (current_.upstreams.empty())
+    log::warn("store_only")
+        .kv("reason", std::string(had_upstreams ? "the reload removed every upstream: " : "no upstream configured: ") +
+                          "mail is accepted and queued, nothing is delivered");
+  done();
+  return std::nullopt;
+}
+
+int run_daemon(const config::Config& cfg) {
+  set_logging(cfg);
+  process_setup();
+  Daemon d(cfg);
+  if (auto r = d.start(); !r) {
+    log::error("fatal").kv("reason", r.error().message());
+    d.abandon();
+    return 1;
+  }
+  return d.run();
 }
 
 }  // namespace spoolgate::app

@@ -1,18 +1,95 @@
 // SPDX-License-Identifier: MIT
-// app/daemon: wiring. Owns the loop, the spool, the listener side and
-// (later) the scheduler and upstreams; handles signals.
+// app/daemon: the running daemon as one object. Owns the loop, the spool,
+// the scheduler, delivery (upstream side), the listener side, the control
+// socket, the metrics endpoint, the systemd notifier and the signals, and
+// wires them: committed mail goes to delivery, what delivery removes lowers
+// the spool usage (the listener never knows the scheduler).
 //
-// Start-up is fatal on any error (bad spool, port in use) before anything is
-// accepted. Shutdown (SIGTERM/SIGINT): stop listening, 421 to idle clients,
-// let messages in progress finish until shutdown_timeout, close the rest, and
-// check that the loop closes with no handle left (exit 0 only then).
+// start() opens and recovers the spool, binds the listeners, the control
+// socket and the metrics endpoint; any error there is fatal and comes back
+// before anything is accepted (abandon() then closes what was started).
+// run() turns the loop until stop() has finished and returns the exit code:
+// 0 only when the loop closes with no handle left, 70 otherwise. stop()
+// (SIGTERM/SIGINT): stop listening, 421 to idle clients, let messages in
+// progress finish until shutdown_timeout, then close the rest. reload()
+// (SIGHUP, `spoolgate reload`): the new configuration in full or, with the
+// reason returned, none of it. The control protocol is app/control.h.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/metrics.h"
+#include "app/notify.h"
+#include "app/request_server.h"
 #include "config/config.h"
+#include "listener/inbound.h"
+#include "loop/loop.h"
+#include "scheduler/scheduler.h"
+#include "spool/spool.h"
+#include "upstream/delivery.h"
 
 namespace spoolgate::app {
 
-// Runs until a shutdown signal; returns the process exit code.
+class Daemon {
+ public:
+  explicit Daemon(config::Config cfg);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Fatal errors (logged by the caller) before anything is accepted; then
+  // abandon() closes what was started.
+  Result<void> start();
+  void abandon();
+  // After start(): the loop until stopped; the process exit code.
+  int run();
+  // The one reload path; the reason when refused (the running
+  // configuration stays).
+  std::optional<std::string> reload();
+  void stop(const char* why);
+  // The figures metrics and health are rendered from.
+  Snapshot snapshot() const;
+
+  // For the control protocol.
+  loop::Loop& loop() { return loop_; }
+  const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
+  upstream::Delivery& delivery() { return *delivery_; }
+  listener::Inbound& inbound() { return *inbound_; }
+  bool started() const { return ready_; }
+
+ private:
+  Result<void> start_metrics(const config::Config& c);
+  void sample_disk();
+  void status();
+
+  loop::Loop loop_;  // first: destroyed last
+  config::Config current_;  // replaced by each successful reload
+  std::vector<int> inherited_;
+  std::shared_ptr<spool::Spool> spool_;
+  std::unique_ptr<scheduler::Scheduler> sched_;
+  std::unique_ptr<upstream::Delivery> delivery_;
+  std::unique_ptr<listener::Inbound> inbound_;
+  std::unique_ptr<RequestServer> control_;
+  // A metrics server a reload replaced is closed and kept until the loop
+  // ends: its clients' last callbacks still reach it.
+  std::unique_ptr<RequestServer> metrics_;
+  std::vector<std::unique_ptr<RequestServer>> retired_;
+  Notifier notifier_;
+  loop::HandlePtr<loop::Timer> disk_timer_, watchdog_, deadline_;
+  loop::HandlePtr<loop::Signal> sigterm_, sigint_, sighup_, sigusr1_;
+  std::int64_t started_ = 0;
+  bool sampling_ = false;
+  bool spool_writable_ = true;
+  bool stopping_ = false;
+  bool ready_ = false;
+};
+
+// Process set-up (signals, limits, no core dumps), then a Daemon until a
+// shutdown signal; returns the process exit code.
 int run_daemon(const config::Config& cfg);
 
 }  // namespace spoolgate::app

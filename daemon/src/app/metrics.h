@@ -28,7 +28,6 @@ struct Snapshot {
   listener::Counters inbound;
   std::uint64_t inbound_sessions = 0;
   listener::Usage usage;
-  std::uint64_t max_bytes = 0, max_messages = 0, min_free_disk = 0;
   bool over_watermark = false;  // MAIL gets 452 4.3.1
   bool far_over = false;        // connections get 421 4.3.2
   bool listening = false;

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+#include "app/control.h"
+
+#include <memory>
+
+#include "app/daemon.h"
+#include "app/metrics.h"
+#include "app/queue_cli.h"
+#include "core/ids.h"
+#include "core/log.h"
+
+namespace spoolgate::app {
+
+void serve_control(Daemon& d, const std::string& request, const RequestServer::Respond& respond) {
+  std::string line = request;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  size_t space = line.find(' ');
+  std::string verb = line.substr(0, space);
+  std::string arg = space == std::string::npos ? "" : line.substr(space + 1);
+  if (verb == "health") {
+    Health h = check_health(d.snapshot(), arg != "live");
+    return respond((h.ok ? "ok\n" : "error: ") + h.reason + "\n");
+  }
+  if (verb == "active") {  // read only, like health: not logged
+    std::string out = "ok\n";
+    for (const auto& id : d.delivery().scheduler().flying_ids()) out += id + "\n";
+    return respond(out);
+  }
+  log::info("control").kv("verb", verb).kv("arg", arg);
+  if ((verb == "retry" || verb == "delete" || verb == "inject") && !is_queue_id(arg))
+    return respond("error: '" + arg + "' is not a queue id\n");
+  if (verb == "reload") {
+    if (!d.started()) return respond("error: the daemon is still starting\n");
+    auto why = d.reload();
+    return respond(why ? "error: reload refused: " + *why + "\n" : "ok\nreloaded\n");
+  }
+  if (verb == "flush") {
+    std::size_t n = d.delivery().flush();
+    return respond("ok\nflushed: " + std::to_string(n) + " message(s) due now\n");
+  }
+  if (verb == "retry") {
+    if (d.delivery().retry(arg)) return respond("ok\n" + arg + " is due now\n");
+    return respond("error: " + arg + " is not queued, or is being delivered\n");
+  }
+  if (verb == "delete") {
+    return d.delivery().remove(arg, [respond, arg](bool ok, const std::string& why) {
+      respond(ok ? "ok\n" + arg + " deleted\n" : "error: " + why + "\n");
+    });
+  }
+  if (verb == "inject") {
+    // A message `spoolgate sendmail` committed to the spool. Once: a
+    // repeated inject must not count its size twice.
+    if (d.delivery().scheduler().contains(arg)) return respond("ok\nalready queued\n");
+    auto loaded = std::make_shared<Result<spool::Record>>();
+    return d.loop().queue_work([sp = d.spool(), arg, loaded] { *loaded = sp->load(arg); },
+                               [&d, respond, loaded, arg] {
+                                 if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
+                                 if (d.delivery().scheduler().contains(arg)) return respond("ok\nalready queued\n");
+                                 log::info("queued").kv("msg", arg).kv("client", "sendmail");
+                                 d.inbound().committed(**loaded);
+                                 respond("ok\n");
+                               });
+  }
+  if (verb == "show") {
+    auto out = std::make_shared<std::string>();
+    return d.loop().queue_work([sp = d.spool(), arg, out] { *out = show_message(*sp, arg); },
+                               [respond, out] { respond(*out); });
+  }
+  respond("error: unknown request '" + verb + "'\n");
+}
+
+}  // namespace spoolgate::app
