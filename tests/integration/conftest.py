@@ -11,6 +11,7 @@ only when its event loop closed with no handle left.
 import json
 import os
 import re
+import smtplib
 import signal
 import socket
 import subprocess
@@ -340,10 +341,15 @@ class Sink:
 
 
 @pytest.fixture
-def sink_factory(workdir):
+def sink_factory(workdir, pki):
+    """A sink (or, with scenario=, the misbehaving fake upstream). Unless
+    tls="none" or a cert is given, it presents the test CA's certificate for
+    `leaf` ("server": localhost)."""
     made = []
 
-    def make(name="sink", **kw):
+    def make(name="sink", leaf="server", **kw):
+        if kw.get("tls") != "none" and "cert" not in kw:
+            kw["cert"], kw["key"] = pki.leaf(leaf)
         s = Sink(workdir / name, **kw)
         made.append(s)
         return s
@@ -377,8 +383,11 @@ def blackhole():
     b.close()
 
 
-def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user="relay@example.com",
-                    password="s3cret-pw", **extra):
+# The account the sinks accept and upstream_config() logs in with.
+USER, PASSWORD = "relay@example.com", "s3cret-pw"
+
+
+def upstream_config(sink, pki, workdir, scheme="smtps", host="localhost", user=USER, password=PASSWORD, **extra):
     pw = workdir / "password"
     pw.write_text(password + "\n")
     u = {"url": f"{scheme}://{host}:{sink.port}", "ca_file": pki.ca_file}
@@ -418,3 +427,45 @@ def daemon_upstream_settings(upstreams, **extra):
                                    "block": "5s", "done": "5s"}}}
     s.update(extra)
     return s
+
+
+def send(daemon, rcpts=("ops@example.com",), body=b"Subject: hello\r\n\r\nline one\r\n.dot line\r\n", sender="dev@lan"):
+    """One message through the daemon's SMTP listener (smtplib)."""
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
+        s.sendmail(sender, list(rcpts), body)
+
+
+def send_utf8(daemon):
+    """A message whose recipient has a UTF-8 local part (RFC 6531)."""
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
+        s.ehlo()
+        s.sendmail("dev@lan", ["j\u00f6rg@example.com"], "Subject: gr\u00fc\u00dfe\r\n\r\nhallo\r\n".encode(),
+                   mail_options=["SMTPUTF8"])
+
+
+def queued_id(reply_line):
+    m = re.match(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]{16})$", reply_line)
+    assert m, reply_line
+    return m.group(1)
+
+
+def send_raw(daemon, data: bytes, rcpts=("b@example.com",)):
+    c = daemon.connect()
+    assert c.code() == 220
+    assert c.cmd("EHLO dev")[-1] == "250 SMTPUTF8"
+    assert c.cmd("MAIL FROM:<a@example.com>") == ["250 2.1.0 Ok"]
+    for r in rcpts:
+        assert c.cmd(f"RCPT TO:<{r}>") == ["250 2.1.5 Ok"]
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(data)
+    return c
+
+
+def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme="smtps", leaf="server",
+              sink_kw=None, hold=None, **up):
+    sink = sink_factory(tls=tls, user=USER, password=PASSWORD, **(sink_kw or {}), leaf=leaf)
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme=scheme, **up)])
+    if hold:
+        settings["delivery"]["idle_hold"] = hold
+    d = daemon_factory(settings)
+    return d, sink

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import BIN, wait_for
-from test_delivery import PASSWORD, USER
+from conftest import PASSWORD, USER
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -101,8 +101,7 @@ def compose_env(workdir, sink_factory, pki):
     assert set(env) >= {"SPOOLGATE_UPSTREAM_URL", "SPOOLGATE_USERNAME", "SPOOLGATE_PASSWORD_FILE"}
     assert env["SPOOLGATE_PASSWORD_FILE"] == "/run/secrets/" + service["secrets"][0]
     assert f"spool:{env['SPOOLGATE_SPOOL_DIR']}" in service["volumes"]
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     secret = workdir / "run-secrets-smtp_password"
     secret.write_text(PASSWORD + "\n")
     (workdir / "volume").mkdir()

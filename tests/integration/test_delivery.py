@@ -9,26 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, SANITIZED, daemon_upstream_settings, upstream_config, wait_for
-
-USER, PASSWORD = "relay@example.com", "s3cret-pw"
-
-
-def send(daemon, rcpts=("ops@example.com",), body=b"Subject: hello\r\n\r\nline one\r\n.dot line\r\n", sender="dev@lan"):
-    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
-        s.sendmail(sender, list(rcpts), body)
-
-
-def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme="smtps", leaf="server",
-              sink_kw=None, hold=None, **up):
-    cert, key = pki.leaf(leaf)
-    sink = sink_factory(tls=tls, cert=cert, key=key, user=USER, password=PASSWORD, **(sink_kw or {}))
-    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme=scheme, **up)])
-    if hold:
-        settings["delivery"]["idle_hold"] = hold
-    d = daemon_factory(settings)
-    return d, sink
-
+from conftest import BIN, PASSWORD, SANITIZED, USER, daemon_upstream_settings, make_pair, send, send_utf8, upstream_config, wait_for
 
 @pytest.mark.parametrize("tls,scheme", [("implicit", "smtps"), ("starttls", "smtp+starttls")])
 def test_round_trip(daemon_factory, sink_factory, pki, workdir, tls, scheme):
@@ -67,14 +48,6 @@ def test_per_recipient_results(daemon_factory, sink_factory, pki, workdir):
     assert len(sink.messages()) == 1
 
 
-def send_utf8(daemon):
-    """A message whose recipient has a UTF-8 local part (RFC 6531)."""
-    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as s:
-        s.ehlo()
-        s.sendmail("dev@lan", ["j\u00f6rg@example.com"], "Subject: gr\u00fc\u00dfe\r\n\r\nhallo\r\n".encode(),
-                   mail_options=["SMTPUTF8"])
-
-
 def test_a_message_needing_smtputf8_goes_out_with_it(daemon_factory, sink_factory, pki, workdir):
     d, sink = make_pair(daemon_factory, sink_factory, pki, workdir)
     send_utf8(d)
@@ -101,8 +74,7 @@ def test_wrong_password_defers_and_never_sends_mail(daemon_factory, sink_factory
 def test_a_refreshed_token_file_is_used_without_a_reload(daemon_factory, sink_factory, pki, workdir):
     # An OAuth2 access token lives about an hour; a refresher replaces the
     # file (write, rename). The next session reads it: no SIGHUP needed.
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password="token-2")
+    sink = sink_factory(tls="implicit", user=USER, password="token-2")
     up = upstream_config(sink, pki, workdir, password="token-1", auth="xoauth2")
     settings = daemon_upstream_settings([up])
     settings["delivery"]["idle_hold"] = "0s"  # every message a new session
@@ -208,8 +180,7 @@ def test_starttls_missing_is_a_failure_not_a_fallback(daemon_factory, sink_facto
 
 
 def test_connection_reuse_with_rset(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["max_connections"] = 1
     d = daemon_factory(settings)
@@ -322,8 +293,7 @@ def test_failover_to_the_next_upstream(daemon_factory, sink_factory, pki, workdi
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
     closed.close()  # nothing listens there now
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     good = upstream_config(sink, pki, workdir)
     dead = dict(good, url=f"smtps://localhost:{dead_port}")
     d = daemon_factory(daemon_upstream_settings([dead, good]))
@@ -344,8 +314,7 @@ def test_plaintext_upstream_only_on_loopback_and_never_with_auth(daemon_factory,
 
 
 def test_thousand_sessions_leave_no_fd_or_memory_behind(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["messages_per_connection"] = 1  # a new session for every message
     settings["delivery"]["max_connections"] = 4
@@ -384,8 +353,7 @@ def test_auth_login_when_forced(daemon_factory, sink_factory, pki, workdir):
 
 @pytest.mark.parametrize("with_cert", [True, False], ids=["with-client-cert", "without"])
 def test_client_certificate(daemon_factory, sink_factory, pki, workdir, with_cert):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, client_ca=pki.ca_file)
+    sink = sink_factory(tls="implicit", client_ca=pki.ca_file)
     up = upstream_config(sink, pki, workdir, user=None)
     if with_cert:
         ccert, ckey = pki.leaf("client", cn="relay.test", dns=("relay.test",), ips=(), client=True)
@@ -434,8 +402,7 @@ def test_permanent_failure_bounces_to_the_sender(daemon_factory, sink_factory, p
 
 @pytest.mark.parametrize("case", ["null-sender", "bounce-off"])
 def test_no_bounce_for_null_sender_or_when_off(daemon_factory, sink_factory, pki, workdir, case):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     if case == "bounce-off":
         settings["delivery"]["bounce"] = False
@@ -447,8 +414,7 @@ def test_no_bounce_for_null_sender_or_when_off(daemon_factory, sink_factory, pki
 
 
 def test_lifetime_expiry_fails_the_message_and_reports_it(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["max_lifetime"] = "1s"
     settings["delivery"]["retry"] = {"first": "1s", "max": "1s", "factor": 1, "jitter": 0}
@@ -466,8 +432,7 @@ def test_lifetime_expiry_fails_the_message_and_reports_it(daemon_factory, sink_f
 
 @pytest.mark.parametrize("content", [b"pass\x01word\n", b"\n", b""], ids=["control character", "blank", "empty"])
 def test_a_bad_secret_file_is_refused_at_start_with_its_key_path(daemon_factory, sink_factory, pki, workdir, content):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir)
     d = daemon_factory(daemon_upstream_settings([up]), start=False)
     with open(up["password_file"], "wb") as f:
@@ -480,8 +445,7 @@ def test_a_bad_secret_file_is_refused_at_start_with_its_key_path(daemon_factory,
 
 
 def test_a_world_readable_secret_is_warned_about(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir)
     os.chmod(up["password_file"], 0o644)
     d = daemon_factory(daemon_upstream_settings([up]))

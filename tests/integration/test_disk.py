@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from conftest import wait_for
-from test_inbound import queued_id, send_raw
+from conftest import queued_id, send_raw
 
 
 @pytest.fixture

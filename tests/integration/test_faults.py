@@ -5,7 +5,7 @@ where they must not."""
 import pytest
 
 from conftest import daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import send, send_utf8
+from conftest import send, send_utf8
 
 
 def fake(sink_factory, pki, scenario):
@@ -172,8 +172,7 @@ def test_replies_about_our_account_defer_and_never_bounce(daemon_factory, sink_f
     these 5xx replies failed the message and bounced it to the device."""
     from test_observability import get, metrics_settings, samples
     fixed = workdir / "fixed"
-    cert, key = pki.leaf("fake")
-    f = sink_factory(name=f"fake-{scenario}", scenario=scenario, cert=cert, key=key, fix_after=fixed)
+    f = sink_factory(name=f"fake-{scenario}", scenario=scenario, fix_after=fixed, leaf="fake")
     up = upstream_config(f, pki, workdir, scheme="smtp+starttls")
     d = daemon_factory(metrics_settings([up], metrics={"listen": "127.0.0.1:0", "unreachable_after": "1h"}))
     send(d, sender="printer@lan")

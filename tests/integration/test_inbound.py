@@ -10,16 +10,10 @@ import threading
 
 import pytest
 
-from conftest import BIN, SANITIZED, wait_for
+from conftest import BIN, SANITIZED, queued_id, send_raw, wait_for
 
 EHLO_LINES = ["250-relay.test", "250-SIZE 36700160", "250-8BITMIME", "250-PIPELINING",
               "250-ENHANCEDSTATUSCODES", "250 SMTPUTF8"]
-
-
-def queued_id(reply_line):
-    m = re.match(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]{16})$", reply_line)
-    assert m, reply_line
-    return m.group(1)
 
 
 def strip_trace(content: bytes) -> bytes:
@@ -27,18 +21,6 @@ def strip_trace(content: bytes) -> bytes:
     assert content.startswith(b"Received: from ")
     first = content.index(b"\r\n", content.index(b"\r\n", content.index(b"\r\n") + 2) + 2) + 2
     return content[first:]
-
-
-def send_raw(daemon, data: bytes, rcpts=("b@example.com",)):
-    c = daemon.connect()
-    assert c.code() == 220
-    assert c.cmd("EHLO dev")[-1] == "250 SMTPUTF8"
-    assert c.cmd("MAIL FROM:<a@example.com>") == ["250 2.1.0 Ok"]
-    for r in rcpts:
-        assert c.cmd(f"RCPT TO:<{r}>") == ["250 2.1.5 Ok"]
-    assert c.cmd("DATA")[0].startswith("354")
-    c.send(data)
-    return c
 
 
 def test_swaks_message_is_queued_byte_for_byte(daemon):

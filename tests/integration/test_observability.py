@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import PASSWORD, USER, send
+from conftest import PASSWORD, USER, send
 
 PROMTOOL = Path(__file__).resolve().parents[2] / "build-tools" / "promtool"
 
@@ -52,8 +52,7 @@ def health(d, *args):
 
 
 def test_metrics_count_what_happened_and_pass_promtool(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir)
     d = daemon_factory(metrics_settings([up]))
     send(d, rcpts=("ok@example.com",))
@@ -147,8 +146,7 @@ def test_metrics_listen_errors_are_clear(daemon_factory):
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_logs_never_hold_a_secret(daemon_factory, sink_factory, pki, workdir, mech, fmt):
     secret = "Tr0ub4dor&3-" + mech
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=secret)
+    sink = sink_factory(tls="implicit", user=USER, password=secret)
     up = upstream_config(sink, pki, workdir, password=secret, auth=mech)
     d = daemon_factory(daemon_upstream_settings([up], log={"level": "debug", "format": fmt}))
     send(d)

@@ -8,7 +8,7 @@ import stat
 import subprocess
 
 from conftest import BIN, daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import USER, PASSWORD, send
+from conftest import USER, PASSWORD, send
 
 
 def cli(d, *args):
@@ -16,8 +16,7 @@ def cli(d, *args):
 
 
 def deferred_setup(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["retry"] = {"first": "1h", "max": "2h", "factor": 2, "jitter": 0}
     d = daemon_factory(settings)
@@ -62,8 +61,7 @@ def test_queue_flush_retry_and_sigusr1(daemon_factory, sink_factory, pki, workdi
 
 
 def test_queue_list_shows_the_message_being_delivered_as_active(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("fake")
-    hang = sink_factory(name="fake-hang-dot", scenario="hang-dot", cert=cert, key=key)
+    hang = sink_factory(name="fake-hang-dot", scenario="hang-dot", leaf="fake")
     settings = daemon_upstream_settings([upstream_config(hang, pki, workdir, scheme="smtp+starttls")],
                                         shutdown_timeout="1s")
     settings["delivery"]["timeouts"]["done"] = "1h"  # the server sits on the final dot
@@ -114,8 +112,7 @@ def test_sighup_reload_applies_upstreams_limits_and_listeners(daemon_factory, si
     send(d)
     assert len(d.queue()) == 1
     old_port = d.port
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["listen"] = ["127.0.0.1:0", "[::1]:0"]
     settings["limits"] = {"max_recipients": 3}
@@ -205,8 +202,7 @@ def test_a_reload_keeps_an_upstreams_backoff_and_warns_when_no_upstream_is_left(
     provider was asked again at once. Removing every upstream warns as at
     start."""
     from test_observability import get, metrics_settings, samples
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir, password="wrong")
     settings = metrics_settings([up], metrics={"listen": "127.0.0.1:0"})
     settings["delivery"]["retry"] = {"first": "1h", "max": "1h", "factor": 1, "jitter": 0}

@@ -11,8 +11,7 @@ def probe(d, *extra):
 
 
 def test_probe_reports_tls_chain_pins_capabilities_and_auth(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="starttls", cert=cert, key=key, user="relay@example.com", password="s3cret-pw")
+    sink = sink_factory(tls="starttls", user="relay@example.com", password="s3cret-pw")
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme="smtp+starttls")]),
                        start=False)
     out = probe(d, "--auth")
@@ -33,8 +32,7 @@ def test_probe_reports_tls_chain_pins_capabilities_and_auth(daemon_factory, sink
 
 
 def test_probe_shows_why_verification_fails(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key)
+    sink = sink_factory(tls="implicit")
     up = upstream_config(sink, pki, workdir, user=None)
     up["ca_file"] = pki.other_ca_file
     d = daemon_factory(daemon_upstream_settings([up]), start=False)
@@ -45,8 +43,7 @@ def test_probe_shows_why_verification_fails(daemon_factory, sink_factory, pki, w
 
 
 def test_probe_upstream_n_picks_one_of_several(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key)
+    sink = sink_factory(tls="implicit")
     bad = upstream_config(sink, pki, workdir, user=None)
     bad["ca_file"] = pki.other_ca_file
     good = upstream_config(sink, pki, workdir, user=None)
@@ -70,8 +67,7 @@ def test_probe_gives_up_at_the_connect_timeout(daemon_factory, blackhole, pki, w
 
 
 def test_probe_wrong_password(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user="relay@example.com", password="s3cret-pw")
+    sink = sink_factory(tls="implicit", user="relay@example.com", password="s3cret-pw")
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, password="nope")]),
                        start=False)
     out = probe(d, "--auth")

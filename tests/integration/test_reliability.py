@@ -17,7 +17,7 @@ import threading
 import time
 
 from conftest import SANITIZED, daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import USER, PASSWORD
+from conftest import USER, PASSWORD
 
 TOKEN = re.compile(rb"Subject: (t[0-9a-z-]+)\r\n")
 
@@ -47,8 +47,7 @@ def check_sink(sink_messages, sent, acked):
 
 def test_crash_loop_loses_nothing_acknowledged(daemon_factory, sink_factory, pki, workdir):
     iterations = int(os.environ.get("SG_CRASH_ITERATIONS", "200"))
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]), start=False)
     rng = random.Random(20261122)
     sent, acked = {}, set()
@@ -94,8 +93,7 @@ def test_crash_loop_loses_nothing_acknowledged(daemon_factory, sink_factory, pki
 
 def test_flapping_upstream_delivers_everything(daemon_factory, sink_factory, pki, workdir):
     count = int(os.environ.get("SG_FLAP_MESSAGES", "10000"))
-    cert, key = pki.leaf("fake")
-    flaky = sink_factory(name="flaky", scenario="flaky", cert=cert, key=key)
+    flaky = sink_factory(name="flaky", scenario="flaky", leaf="fake")
     settings = daemon_upstream_settings([upstream_config(flaky, pki, workdir, scheme="smtp+starttls")])
     settings["delivery"]["retry"] = {"first": "100ms", "max": "500ms", "factor": 2, "jitter": 0.2}
     for k in ("greeting", "mail", "rcpt", "data", "block", "done"):
@@ -224,8 +222,7 @@ def test_sigterm_while_an_upstream_connect_hangs(daemon_factory, blackhole, pki,
 
 
 def test_clock_jumps_cause_no_retry_storm_and_no_early_expiry(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["retry"] = {"first": "1h", "max": "2h", "factor": 2, "jitter": 0}
     settings["delivery"]["max_lifetime"] = "5d"

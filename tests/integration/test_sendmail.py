@@ -3,7 +3,7 @@
 import subprocess
 
 from conftest import BIN, daemon_upstream_settings, upstream_config, wait_for
-from test_delivery import USER, PASSWORD
+from conftest import USER, PASSWORD
 
 
 def sendmail(d, *args, stdin):
@@ -12,8 +12,7 @@ def sendmail(d, *args, stdin):
 
 
 def test_sendmail_t_delivers_through_the_running_daemon(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]))
     msg = b"To: ops@example.com\nCc: Dba <dba@example.com>\nBcc: audit@example.com\nSubject: backup\n\nall good\n.\nafter a lone dot\n"
     out = sendmail(d, "-t", "-i", "-f", "cron@host.lan", "-F", "Cron Daemon", stdin=msg)
@@ -103,8 +102,7 @@ def test_sendmail_canonicalises_like_smtp(daemon_factory, sink_factory, pki, wor
     NUL is refused, and so is a -F name with a line break (it would add a
     header field). Before, a bare CR went into the spool as it was, a NUL
     was queued and -F could inject "Bcc:"."""
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]))
     msg = b"Subject: mixed\r\n\r\nlf line\ncr line\rcrlf line\r\n.\r\n..two dots\nlast"
     out = sendmail(d, "-i", "ops@example.com", stdin=msg)

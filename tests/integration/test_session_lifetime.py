@@ -7,7 +7,7 @@ The disk is slowed with strace fault injection (every fsync and pread64 of
 the daemon delayed), which is how a sick or overloaded disk looks to it."""
 
 from conftest import daemon_upstream_settings, free_port, upstream_config, wait_for
-from test_delivery import USER, PASSWORD, send
+from conftest import USER, PASSWORD, send
 
 # LeakSanitizer cannot run under ptrace; ASan's other checks (use after
 # free) still do.
@@ -33,8 +33,7 @@ def test_stage_timeouts_shorter_than_the_disk_never_start_a_second_disk_job(daem
     write started a second job beside the first (a use after free under ASan,
     two writers of one state file, a removed message's state written again);
     now the timers wait for the disk, and every message is delivered once."""
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
     settings["delivery"]["timeouts"] = one_second_timeouts()
     settings["delivery"]["idle_hold"] = "0s"
@@ -69,8 +68,7 @@ def test_a_server_closing_while_a_chunk_is_read_is_noticed_at_once(daemon_factor
     must be acted on when the read returns: the message is deferred for the
     lost connection and retried, not streamed into a dead socket until the
     data-block timer (here 120 s) runs out."""
-    cert, key = pki.leaf("fake")
-    f = sink_factory(name="fake-close-mid-body", scenario="close-mid-body", cert=cert, key=key)
+    f = sink_factory(name="fake-close-mid-body", scenario="close-mid-body", leaf="fake")
     settings = daemon_upstream_settings([upstream_config(f, pki, workdir, scheme="smtp+starttls")])
     settings["delivery"]["timeouts"].update(block="120s", done="120s")
     d = daemon_factory(settings, start=False)

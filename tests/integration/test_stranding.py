@@ -5,7 +5,7 @@ and delivery.max_lifetime applies to every deferral, also to mail that only
 ever waits behind a site backoff."""
 
 from conftest import daemon_upstream_settings, free_port, upstream_config, wait_for
-from test_delivery import USER, PASSWORD, send
+from conftest import USER, PASSWORD, send
 
 
 def test_an_unreadable_entry_is_deferred_and_delivered_later(daemon_factory, sink_factory, pki, workdir, faultfs):
@@ -13,8 +13,7 @@ def test_an_unreadable_entry_is_deferred_and_delivered_later(daemon_factory, sin
     the first load of the message fails. It used to be dropped from the
     scheduler (still in queue/, never retried until a restart); now it is
     deferred with backoff and delivered at the next attempt."""
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir)]), start=False)
     d.env = faultfs(d, pread_eio=2)
     d.start()
@@ -51,8 +50,7 @@ def test_lifetime_expires_mail_that_never_gets_past_site_trouble(daemon_factory,
     lifetime check used to run only after a transaction outcome, so the
     message waited forever. With max_lifetime 2 s it is failed with a 4.4.7
     report to the sender."""
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir)
     up["pins"] = [pki.spki_pin(pki.other_root)]
     settings = daemon_upstream_settings([up])
@@ -132,8 +130,7 @@ def test_an_entry_unreadable_at_recovery_is_kept_and_delivered(daemon_factory, s
     also for a passing EIO: an acknowledged message quarantined for good
     (the kill -9 soak with EIO injection found it). Now it stays queued and
     is read again when due."""
-    cert, key = pki.leaf("server")
-    sink = sink_factory(tls="implicit", cert=cert, key=key, user=USER, password=PASSWORD)
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     d = daemon_factory()  # store-only first
     send(d)
     [entry] = d.queue()

@@ -52,8 +52,7 @@ def account(sink, expected, acked):
 
 
 def test_kill9_cycles_with_disk_faults_lose_nothing(daemon_factory, sink_factory, pki, workdir, faultfs):
-    cert, key = pki.leaf("server")
-    sink = sink_factory(name="soak-sink", scenario="ok", cert=cert, key=key, digest_only=True)
+    sink = sink_factory(name="soak-sink", scenario="ok", digest_only=True)
     d = daemon_factory(daemon_upstream_settings([upstream_config(sink, pki, workdir, scheme="smtp+starttls")]),
                        start=False)
     rng = random.Random(20261202)
@@ -119,8 +118,7 @@ def test_kill9_cycles_with_disk_faults_lose_nothing(daemon_factory, sink_factory
 
 
 def test_flapping_upstream_soak(daemon_factory, sink_factory, pki, workdir):
-    cert, key = pki.leaf("fake")
-    flaky = sink_factory(name="flaky", scenario="flaky", cert=cert, key=key, digest_only=True)
+    flaky = sink_factory(name="flaky", scenario="flaky", digest_only=True, leaf="fake")
     settings = daemon_upstream_settings([upstream_config(flaky, pki, workdir, scheme="smtp+starttls")])
     settings["delivery"]["retry"] = {"first": "100ms", "max": "500ms", "factor": 2, "jitter": 0.2}
     for k in ("greeting", "mail", "rcpt", "data", "block", "done"):
