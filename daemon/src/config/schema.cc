@@ -181,6 +181,7 @@ Field networks(std::string path, std::vector<Cidr>& out, bool* explicit_set) {
       },
       [&out] {
         std::vector<std::string> s;
+        s.reserve(out.size());
         for (const auto& n : out) s.push_back(n.str());
         return quoted_list(s);
       });
@@ -257,7 +258,7 @@ std::string render(const Table& t, const std::vector<std::string>& flow, int ind
     std::string items;
     for (; i < t.size() && t[i].path.starts_with(group_of_flow + "."); ++i)
       items += (items.empty() ? "" : ", ") + t[i].path.substr(group_of_flow.size() + 1) + ": " + t[i].show();
-    out += pad(groups.size()) + name + ": {" + items + "}\n";
+    out.append(pad(groups.size())).append(name).append(": {").append(items).append("}\n");
   }
   return out;
 }

@@ -73,6 +73,7 @@ Field custom(std::string path, bool list, Setter set, std::function<std::string(
 template <class E>
 Field choice(std::string path, E& out, std::vector<std::pair<std::string_view, E>> opts) {
   std::vector<std::string_view> names;
+  names.reserve(opts.size());
   for (const auto& o : opts) names.push_back(o.first);
   return custom(
       std::move(path), false,

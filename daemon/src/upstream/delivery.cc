@@ -218,7 +218,7 @@ void Delivery::expire_waiting() {
   }
 }
 
-void Delivery::record(std::shared_ptr<spool::Record> rec, std::vector<std::string> failed,
+void Delivery::record(const std::shared_ptr<spool::Record>& rec, const std::vector<std::string>& failed,
                       std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
                       std::function<void()> done) {
   auto verdict = std::make_shared<Verdict>(decide(*rec, failed, sched_, unix_now_ms()));

@@ -167,7 +167,7 @@ class Delivery {
   // (lifetime, backoff), persists on a worker, applies on the loop (the
   // spool is written before the scheduler hears of it), then calls done on
   // the loop. Shutdown waits for it.
-  void record(std::shared_ptr<spool::Record> rec, std::vector<std::string> failed,
+  void record(const std::shared_ptr<spool::Record>& rec, const std::vector<std::string>& failed,
               std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
               std::function<void()> done);
   // A message a session gives back unattempted: due now; to the next usable
