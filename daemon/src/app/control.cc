@@ -57,7 +57,7 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
                                  if (!*loaded) return respond("error: " + loaded->error().message() + "\n");
                                  if (d.delivery().scheduler().contains(arg)) return respond("ok\nalready queued\n");
                                  log::info("queued").kv("msg", arg).kv("client", "sendmail");
-                                 d.inbound().committed(**loaded);
+                                 d.queued(**loaded, true);
                                  respond("ok\n");
                                });
   }

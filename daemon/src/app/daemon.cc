@@ -71,10 +71,11 @@ listener::Settings inbound_settings(const config::Config& c, const std::vector<i
   s.idle_timeout = c.limits.idle_timeout;
   s.data_timeout = c.limits.data_timeout;
   s.greeting_delay = c.limits.greeting_delay;
-  s.spool_max_bytes = c.spool.max_bytes;
-  s.spool_max_messages = c.spool.max_messages;
-  s.spool_min_free_disk = c.spool.min_free_disk;
   return s;
+}
+
+spool::Limits spool_limits(const config::Config& c) {
+  return {c.spool.max_bytes, c.spool.max_messages, c.spool.min_free_disk};
 }
 
 // The open-relay rule of `listen` applied to inherited sockets: one bound to
@@ -200,22 +201,20 @@ Result<void> Daemon::start() {
   if (cfg.upstreams.empty())
     log::warn("store_only").kv("reason", "no upstream configured: mail is accepted and queued, nothing is delivered");
 
-  listener::Usage usage;
+  spool::Usage usage;
   usage.bytes = rec->queued_bytes;
   usage.messages = rec->queued.size() + rec->unreadable.size();
   if (auto f = spool_->free_bytes()) usage.free_disk = *f;
+  accounting_ = std::make_unique<spool::Accounting>(spool_limits(cfg), usage);
   sched_ = std::make_unique<scheduler::Scheduler>(scheduler_policy(cfg));
   delivery_ = std::make_unique<upstream::Delivery>(loop_, spool_, *sched_, std::move(*delivery_settings));
-  inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, inbound_settings(cfg, inherited_), usage);
+  inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, inbound_settings(cfg, inherited_), *accounting_);
   if (auto s = inbound_->start(); !s) return s;
   // The listener never knows the scheduler: committed mail goes to delivery
-  // here, and what delivery removes lowers the spool usage there.
+  // here, and what delivery removes lowers the spool's figures.
   inbound_->on_committed = [this](const spool::Record& r) { delivery_->insert(r); };
-  delivery_->on_removed = [this](std::uint64_t bytes) { inbound_->removed(bytes); };
-  delivery_->on_report = [this](const spool::Record& r) {
-    inbound_->add_usage(r);
-    delivery_->insert(r);
-  };
+  delivery_->on_removed = [this](std::uint64_t bytes) { accounting_->removed(bytes); };
+  delivery_->on_report = [this](const spool::Record& r) { queued(r); };
   for (const auto& r : rec->queued) delivery_->insert(r);
   for (const auto& u : rec->unreadable) {
     spool::Record r;
@@ -311,8 +310,14 @@ void Daemon::sample_disk() {
       [this, sample] {
         sampling_ = false;
         spool_writable_ = sample->free && sample->writable;
-        if (sample->free && inbound_) inbound_->set_free_disk(*sample->free);
+        if (sample->free && accounting_) accounting_->set_free_disk(*sample->free);
       });
+}
+
+void Daemon::queued(const spool::Record& r, bool from_client) {
+  accounting_->added(r);
+  if (from_client) inbound_->count_received();
+  delivery_->insert(r);
 }
 
 Snapshot Daemon::snapshot() const {
@@ -322,9 +327,9 @@ Snapshot Daemon::snapshot() const {
   sn.hostname = current_.hostname;
   sn.inbound = inbound_->counters();
   sn.inbound_sessions = inbound_->sessions();
-  sn.over_watermark = !inbound_->accepting();
-  sn.far_over = inbound_->far_over();
-  sn.usage = inbound_->usage();
+  sn.over_watermark = !accounting_->accepting();
+  sn.far_over = accounting_->far_over();
+  sn.usage = accounting_->usage();
   sn.listening = inbound_->listening();
   sn.spool_writable = spool_writable_;
   sn.in_delivery = sched_->in_flight();
@@ -420,6 +425,7 @@ std::optional<std::string> Daemon::reload() {
   if (!ds) return refuse(ds.error().message());
   if (auto why = refuse_inherited(inherited_, *next)) return refuse(*why);
   if (auto r = inbound_->reconfigure(inbound_settings(*next, inherited_)); !r) return refuse(r.error().message());
+  accounting_->set_limits(spool_limits(*next));
   if (next->metrics.listen != current_.metrics.listen) {
     if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
   }

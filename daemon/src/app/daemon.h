@@ -29,6 +29,7 @@
 #include "listener/inbound.h"
 #include "loop/loop.h"
 #include "scheduler/scheduler.h"
+#include "spool/accounting.h"
 #include "spool/spool.h"
 #include "upstream/delivery.h"
 
@@ -58,7 +59,10 @@ class Daemon {
   loop::Loop& loop() { return loop_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
   upstream::Delivery& delivery() { return *delivery_; }
-  listener::Inbound& inbound() { return *inbound_; }
+  // A message put in the spool other than through the listener (a failure
+  // report; one `spoolgate sendmail` wrote itself, which is also counted as
+  // received from a client): added to the spool's figures, scheduled.
+  void queued(const spool::Record& r, bool from_client = false);
   bool started() const { return ready_; }
 
  private:
@@ -70,6 +74,7 @@ class Daemon {
   config::Config current_;  // replaced by each successful reload
   std::vector<int> inherited_;
   std::shared_ptr<spool::Spool> spool_;
+  std::unique_ptr<spool::Accounting> accounting_;
   std::unique_ptr<scheduler::Scheduler> sched_;
   std::unique_ptr<upstream::Delivery> delivery_;
   std::unique_ptr<listener::Inbound> inbound_;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "listener/inbound.h"
+#include "spool/accounting.h"
 #include "upstream/delivery.h"
 
 namespace spoolgate::app {
@@ -27,7 +28,7 @@ struct Snapshot {
   std::string hostname;      // ours: a Host header naming it is served
   listener::Counters inbound;
   std::uint64_t inbound_sessions = 0;
-  listener::Usage usage;
+  spool::Usage usage;
   bool over_watermark = false;  // MAIL gets 452 4.3.1
   bool far_over = false;        // connections get 421 4.3.2
   bool listening = false;

@@ -10,8 +10,9 @@
 
 namespace spoolgate::listener {
 
-Inbound::Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings, Usage initial)
-    : loop_(loop), spool_(spool), settings_(std::move(settings)), usage_(initial), committer_(loop, spool) {}
+Inbound::Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings,
+                 spool::Accounting& accounting)
+    : loop_(loop), spool_(spool), settings_(std::move(settings)), accounting_(accounting), committer_(loop, spool) {}
 
 Inbound::~Inbound() = default;
 
@@ -88,7 +89,6 @@ Result<void> Inbound::reconfigure(Settings s) {
     if (old) log::info("unlistening").kv("address", old->address());
   listeners_ = std::move(next);
   settings_ = std::move(s);
-  over_ = false;
   start_submission();
   return {};
 }
@@ -125,7 +125,7 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
     refuse("421 4.3.2 " + settings_.smtp.hostname + " Service shutting down, try again later", "shutting down");
     return;
   }
-  if (far_over()) {
+  if (accounting_.far_over()) {
     // Far over the watermarks: say so at connect instead of after MAIL.
     refuse("421 4.3.2 " + settings_.smtp.hostname + " Service temporarily unavailable: spool full",
            "spool far over its watermark");
@@ -149,32 +149,9 @@ void Inbound::count_out(Session* s) {
   if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
 }
 
-bool Inbound::reserve(Session* s, std::uint64_t bytes) {
-  unreserve(s);
-  reservations_[s] = bytes;
-  reserved_ += bytes;
-  if (accepting()) return true;
-  unreserve(s);
-  return false;
-}
-
-void Inbound::grow(Session* s, std::uint64_t written) {
-  auto it = reservations_.find(s);
-  if (it == reservations_.end() || it->second >= written) return;
-  reserved_ += written - it->second;
-  it->second = written;
-}
-
-void Inbound::unreserve(Session* s) {
-  auto it = reservations_.find(s);
-  if (it == reservations_.end()) return;
-  reserved_ -= it->second;
-  reservations_.erase(it);
-}
-
 void Inbound::release(Session* s) {
   count_out(s);
-  unreserve(s);
+  accounting_.unreserve(s);
   sessions_.erase(s);
   if (shutting_down_ && sessions_.empty() && all_closed_) {
     auto done = std::move(all_closed_);
@@ -205,53 +182,9 @@ void Inbound::abort_sessions() {
 }
 
 void Inbound::committed(const spool::Record& r) {
-  add_usage(r);
+  accounting_.added(r);
   ++counters_.received;
   if (on_committed) on_committed(r);
-}
-
-void Inbound::add_usage(const spool::Record& r) {
-  usage_.bytes += r.size;
-  usage_.messages += 1;
-}
-
-void Inbound::removed(std::uint64_t bytes) {
-  usage_.bytes -= std::min(usage_.bytes, bytes);
-  if (usage_.messages) --usage_.messages;
-}
-
-void Inbound::set_free_disk(std::uint64_t bytes) { usage_.free_disk = bytes; }
-
-bool Inbound::far_over() const {
-  const auto& s = settings_;
-  return usage_.bytes >= s.spool_max_bytes + std::max<std::uint64_t>(1, s.spool_max_bytes / 4) ||
-         usage_.messages >= s.spool_max_messages + std::max<std::uint64_t>(1, s.spool_max_messages / 4) ||
-         usage_.free_disk < s.spool_min_free_disk / 2;
-}
-
-bool Inbound::accepting() {
-  const auto& s = settings_;
-  // What transactions in progress reserved counts as written already.
-  std::uint64_t bytes = usage_.bytes + reserved_;
-  std::uint64_t free = usage_.free_disk - std::min(usage_.free_disk, reserved_);
-  bool high = bytes >= s.spool_max_bytes || usage_.messages >= s.spool_max_messages || free < s.spool_min_free_disk;
-  bool low = bytes < s.spool_max_bytes - s.spool_max_bytes / 10 &&
-             usage_.messages < s.spool_max_messages - s.spool_max_messages / 10 &&
-             free >= s.spool_min_free_disk + s.spool_min_free_disk / 10;
-  if (!over_ && high) {
-    over_ = true;
-    log::warn("watermark_high")
-        .kv("queue_bytes", usage_.bytes)
-        .kv("queue_messages", usage_.messages)
-        .kv("free_disk", usage_.free_disk);
-  } else if (over_ && low) {
-    over_ = false;
-    log::info("watermark_low")
-        .kv("queue_bytes", usage_.bytes)
-        .kv("queue_messages", usage_.messages)
-        .kv("free_disk", usage_.free_disk);
-  }
-  return !over_;
 }
 
 }  // namespace spoolgate::listener

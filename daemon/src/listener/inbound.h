@@ -4,10 +4,10 @@
 // Owns the listening sockets and every inbound Session. At accept it applies
 // the access rules (allow_networks; unix sockets are guarded by file
 // permissions), the connection limits (global and per client: 421 4.7.0) and
-// hands the connection to a Session. It keeps the spool usage figures that
-// drive the watermarks (452 4.3.1 at MAIL while over, until under the low
-// watermark: 90% of bytes and messages, free disk 10% above its minimum;
-// 421 4.3.2 at connect when far over, see far_over()).
+// hands the connection to a Session. The spool's figures and watermarks
+// are spool::Accounting's (the daemon owns it): sessions reserve there at
+// MAIL, a committed message is added there, and a connection is turned
+// away with 421 4.3.2 while it is far over.
 //
 // It never knows the scheduler: app wires on_committed to whatever wants to
 // hear about new mail. on_committed runs after the spool has made the message
@@ -30,6 +30,7 @@
 #include "loop/loop.h"
 #include "net/listener.h"
 #include "smtp/server.h"
+#include "spool/accounting.h"
 #include "spool/spool.h"
 
 namespace spoolgate::listener {
@@ -48,15 +49,6 @@ struct Settings {
   Millis idle_timeout{300'000};
   Millis data_timeout{1'800'000};
   Millis greeting_delay{0};
-  std::uint64_t spool_max_bytes = 1ULL << 30;
-  std::uint64_t spool_max_messages = 100000;
-  std::uint64_t spool_min_free_disk = 256ULL << 20;
-};
-
-struct Usage {
-  std::uint64_t bytes = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t free_disk = UINT64_MAX;
 };
 
 struct Counters {
@@ -67,7 +59,9 @@ struct Counters {
 
 class Inbound {
  public:
-  Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings, Usage initial);
+  // accounting: the daemon's, outliving this.
+  Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings,
+          spool::Accounting& accounting);
   ~Inbound();
   Inbound(const Inbound&) = delete;
   Inbound& operator=(const Inbound&) = delete;
@@ -85,20 +79,14 @@ class Inbound {
   // Closes every remaining session now (the shutdown deadline).
   void abort_sessions();
 
-  // A client's message is durable: counted, added to the usage, and passed on.
+  // A client's message is durable: counted, added to the accounting, and
+  // passed on.
   std::function<void(const spool::Record&)> on_committed;
 
-  // Spool usage: app reports removals and free disk; commits are counted here.
-  void set_free_disk(std::uint64_t bytes);
-  void removed(std::uint64_t bytes);
-  bool accepting();
-  // 125% of the bytes or messages watermark, or half the free-disk minimum:
-  // new connections get 421 4.3.2 at once.
-  bool far_over() const;
-  // A message the daemon itself queued (a failure report): usage only.
-  void add_usage(const spool::Record& r);
-  const Usage& usage() const { return usage_; }
   const Counters& counters() const { return counters_; }
+  // A client's message that reached the spool another way (sendmail
+  // writing it itself): counted as received.
+  void count_received() { ++counters_.received; }
   bool listening() const { return !listeners_.empty() && !shutting_down_; }
   std::size_t sessions() const { return sessions_.size(); }
 
@@ -107,15 +95,8 @@ class Inbound {
   // The session's protocol is over (it is closing): it no longer counts
   // against the connection limits. Idempotent; release() does it too.
   void count_out(Session* s);
-  // Watermarks count the messages still in DATA: a transaction reserves
-  // its announced SIZE (or a share) at MAIL, the reservation grows with
-  // what it writes, and ends when the message is committed or dropped.
-  // reserve() replaces the session's reservation; false (nothing reserved)
-  // when the spool, with it, is over its watermarks: 452 4.3.1.
-  bool reserve(Session* s, std::uint64_t bytes);
-  void grow(Session* s, std::uint64_t written);
-  void unreserve(Session* s);
-  std::uint64_t reserved() const { return reserved_; }
+  // The spool's figures: sessions reserve there at MAIL (false: 452 4.3.1).
+  spool::Accounting& accounting() { return accounting_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
   Committer& committer() { return committer_; }
   const Settings& settings() const { return settings_; }
@@ -127,9 +108,8 @@ class Inbound {
   loop::Loop& loop_;
   std::shared_ptr<spool::Spool> spool_;
   Settings settings_;
-  Usage usage_;
+  spool::Accounting& accounting_;
   Counters counters_;
-  bool over_ = false;
   Committer committer_;
   Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
   std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
@@ -143,8 +123,6 @@ class Inbound {
   // reconnects at once after QUIT (smtp-source -c 50 against a limit of 50)
   // is not refused for connections that are only lingering.
   std::unordered_set<Session*> counted_;
-  std::unordered_map<Session*, std::uint64_t> reservations_;
-  std::uint64_t reserved_ = 0;  // their sum
   std::map<std::string, std::uint64_t> per_client_;
   bool shutting_down_ = false;
   std::function<void()> all_closed_;

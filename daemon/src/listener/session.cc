@@ -18,7 +18,7 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
   smtp::ServerSettings s = in.settings().smtp;
   s.client_address = c.peer();
   s.accepting = [&in, self](std::uint64_t declared) {
-    return in.reserve(self, declared ? declared : kDefaultReservation);
+    return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };
   return s;
 }
@@ -195,7 +195,7 @@ void Session::write_chunk(bool final) {
   auto chunk = std::make_shared<std::string>(std::move(pending_));
   pending_.clear();
   written_ += chunk->size();
-  in_.grow(this, written_);
+  in_.accounting().grow(this, written_);
   auto spool = in_.spool();
   // The worker owns writer_, record_ and disk_result_ until `done` runs.
   in_.loop().queue_work(
@@ -238,7 +238,7 @@ void Session::commit() {
 void Session::on_commit_done(Result<void> r) {
   disk_busy_ = false;
   in_message_ = false;
-  in_.unreserve(this);  // committed: counted in the usage from here on
+  in_.accounting().unreserve(this);  // committed: counted in the usage from here on
   bool file_in_queue = writer_ && !r && disk_result_.has_value();  // the directory fsync failed
   if (writer_ && writer_->finished()) {
     writer_.reset();  // inert: no thread hand-off for it
@@ -281,7 +281,7 @@ void Session::on_commit_done(Result<void> r) {
 void Session::discard_message() {
   in_message_ = false;
   data_timer_.reset();
-  in_.unreserve(this);
+  in_.accounting().unreserve(this);
   pending_.clear();
   if (!writer_) return;
   disk_busy_ = true;
