@@ -12,7 +12,10 @@ namespace spoolgate::listener {
 
 Inbound::Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings,
                  spool::Accounting& accounting)
-    : loop_(loop), spool_(spool), settings_(std::move(settings)), accounting_(accounting), committer_(loop, spool) {}
+    : loop_(loop), spool_(spool), settings_(std::move(settings)), accounting_(accounting),
+      committer_([&loop](std::function<void()> work, std::function<void()> done) {
+        loop.queue_work(std::move(work), std::move(done));
+      }, spool) {}
 
 Inbound::~Inbound() = default;
 

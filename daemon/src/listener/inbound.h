@@ -26,11 +26,11 @@
 
 #include "core/cidr.h"
 #include "core/units.h"
-#include "listener/committer.h"
 #include "loop/loop.h"
 #include "net/listener.h"
 #include "smtp/server.h"
 #include "spool/accounting.h"
+#include "spool/group_commit.h"
 #include "spool/spool.h"
 
 namespace spoolgate::listener {
@@ -98,7 +98,7 @@ class Inbound {
   // The spool's figures: sessions reserve there at MAIL (false: 452 4.3.1).
   spool::Accounting& accounting() { return accounting_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
-  Committer& committer() { return committer_; }
+  spool::GroupCommit& committer() { return committer_; }
   const Settings& settings() const { return settings_; }
   void committed(const spool::Record& r);
   void release(Session* s);
@@ -110,7 +110,7 @@ class Inbound {
   Settings settings_;
   spool::Accounting& accounting_;
   Counters counters_;
-  Committer committer_;
+  spool::GroupCommit committer_;
   Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
   std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
   loop::HandlePtr<net::Listener> submission_;

@@ -2,6 +2,8 @@
 #include "spool/spool.h"
 
 #include <doctest/doctest.h>
+
+#include "temp_spool.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,19 +18,6 @@ using namespace spoolgate;
 using namespace spoolgate::spool;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  std::shared_ptr<Spool> spool;
-  TempDir() {
-    char tmpl[] = "/tmp/spoolgate-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-    auto s = Spool::open(path.string());
-    REQUIRE(s);
-    spool = *s;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 Record sample() {
   Record r;
