@@ -30,7 +30,6 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
   if ((verb == "retry" || verb == "delete" || verb == "inject") && !is_queue_id(arg))
     return respond("error: '" + arg + "' is not a queue id\n");
   if (verb == "reload") {
-    if (!d.started()) return respond("error: the daemon is still starting\n");
     auto why = d.reload();
     return respond(why ? "error: reload refused: " + *why + "\n" : "ok\nreloaded\n");
   }

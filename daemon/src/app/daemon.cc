@@ -255,7 +255,6 @@ Result<void> Daemon::start() {
   sigterm_ = loop::Signal::create(loop_, SIGTERM, [this] { stop("SIGTERM"); });
   sigint_ = loop::Signal::create(loop_, SIGINT, [this] { stop("SIGINT"); });
   sighup_ = loop::Signal::create(loop_, SIGHUP, [this] { reload(); });
-  ready_ = true;
 
   std::string addrs;
   for (const auto& a : inbound_->addresses()) addrs += (addrs.empty() ? "" : ",") + a;

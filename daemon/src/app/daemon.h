@@ -63,7 +63,6 @@ class Daemon {
   // report; one `spoolgate sendmail` wrote itself, which is also counted as
   // received from a client): added to the spool's figures, scheduled.
   void queued(const spool::Record& r, bool from_client = false);
-  bool started() const { return ready_; }
 
  private:
   Result<void> start_metrics(const config::Config& c);
@@ -90,7 +89,6 @@ class Daemon {
   bool sampling_ = false;
   bool spool_writable_ = true;
   bool stopping_ = false;
-  bool ready_ = false;
 };
 
 // Process set-up (signals, limits, no core dumps), then a Daemon until a

@@ -64,9 +64,7 @@ std::set<std::string> overlay_env(Value& root, const Table& tops, const Env& env
     for (std::string_view part : split(k.path, '.')) cur = &cur->child(std::string(part), "$" + name);
     *cur = env_value(name, it->second, k.list);
   }
-  Upstream scratch;
-  Table up = upstream_fields(scratch);
-  for (const auto& [key, name] : upstream_env_names()) {
+  for (const auto& [key, name, is_list] : upstream_env_names()) {
     auto it = env.find(name);
     if (it == env.end()) continue;
     used.insert(name);
@@ -76,9 +74,6 @@ std::set<std::string> overlay_env(Value& root, const Table& tops, const Env& env
       list.origin = "$" + name;
     }
     if (list.list.empty()) list.list.push_back(Value{Value::Map, "", {}, {}, "$" + name});
-    bool is_list = false;
-    for (const auto& f : up)
-      if (f.path == key) is_list = f.list;
     list.list[0].child(key, "$" + name) = env_value(name, it->second, is_list);
   }
   return used;

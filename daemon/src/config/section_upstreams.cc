@@ -50,13 +50,13 @@ Table upstream_fields(Upstream& u) {
   };
 }
 
-std::vector<std::pair<std::string, std::string>> upstream_env_names() {
+std::vector<EnvName> upstream_env_names() {
   Upstream scratch;
-  std::vector<std::pair<std::string, std::string>> out;  // (key, variable)
-  for (const auto& f : upstream_fields(scratch)) out.emplace_back(f.path, env_name("upstream." + f.path));
-  out.emplace_back("username", "SPOOLGATE_USERNAME");
-  out.emplace_back("password_file", "SPOOLGATE_PASSWORD_FILE");
-  out.emplace_back("password_env", "SPOOLGATE_PASSWORD_ENV");
+  std::vector<EnvName> out;
+  for (const auto& f : upstream_fields(scratch)) out.push_back({f.path, env_name("upstream." + f.path), f.list});
+  out.push_back({"username", "SPOOLGATE_USERNAME", false});
+  out.push_back({"password_file", "SPOOLGATE_PASSWORD_FILE", false});
+  out.push_back({"password_env", "SPOOLGATE_PASSWORD_ENV", false});
   return out;
 }
 

@@ -57,9 +57,14 @@ Table log_fields(Config& c);
 
 // upstreams: a list; each entry's keys, the checks of every entry, and the
 // environment form of the first entry (SPOOLGATE_UPSTREAM_<KEY> and the
-// short forms), as (key, variable) pairs.
+// short forms).
 Table upstream_fields(Upstream& u);
 void upstreams_check(Check& k, Config& c);
-std::vector<std::pair<std::string, std::string>> upstream_env_names();
+struct EnvName {
+  std::string key;       // the entry's key
+  std::string variable;  // SPOOLGATE_...
+  bool list = false;     // comma-separated
+};
+std::vector<EnvName> upstream_env_names();
 
 }  // namespace spoolgate::config

@@ -46,7 +46,6 @@ class Listener final : public loop::Handle {
   struct Impl;
 
  private:
-  friend struct Impl;
   Listener() = default;
   void accept_one();
   Impl* impl_ = nullptr;

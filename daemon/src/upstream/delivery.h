@@ -176,15 +176,6 @@ class Delivery {
   // What an attempt meant for its upstream (policy.h): delivered clears a
   // misconfiguration, our account's trouble raises it, throttling backs off.
   void site_assessed(std::size_t upstream, const Assessment& a);
-  // The loop half of an outcome (after persist() on a worker): scheduler,
-  // usage, stats and logs. attempt_rcpts: the recipients this attempt
-  // carried (their delivered ones are logged).
-  void apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
-             const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
-             const std::string& upstream);
-  // A message due again at `due`: count, schedule and log the deferral.
-  void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
-                const std::string& session, const std::string& upstream);
   // A session could not load a message it took: gone (deleted meanwhile:
   // forgotten), corrupt (moved to failed/ at once, logged), or unreadable
   // for now (EACCES, EMFILE, EIO: deferred with backoff). The message is no
@@ -208,6 +199,15 @@ class Delivery {
   void remember_secret(const Upstream& u, const std::string& secret);
 
  private:
+  // The loop half of an outcome (after persist() on a worker): scheduler,
+  // usage, stats and logs. attempt_rcpts: the recipients this attempt
+  // carried (their delivered ones are logged).
+  void apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
+             const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
+             const std::string& upstream);
+  // A message due again at `due`: count, schedule and log the deferral.
+  void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
+                const std::string& session, const std::string& upstream);
   std::optional<std::size_t> usable_upstream() const;
   void arm_timer();
   void quit_parked();

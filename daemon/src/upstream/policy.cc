@@ -3,31 +3,32 @@
 
 namespace spoolgate::upstream {
 
-std::string_view to_string(Assessment::Site s) {
+namespace {
+
+// Which site trouble wins when replies disagree: our account's (it needs a
+// person) over a request to slow down over nothing; the first of a rank.
+int rank(Assessment::Site s) {
   switch (s) {
     case Assessment::Site::None:
-      return "none";
+      return 0;
     case Assessment::Site::Throttled:
-      return "throttled";
+      return 1;
     case Assessment::Site::Misconfigured:
-      return "misconfigured";
     case Assessment::Site::Quota:
-      return "quota";
+      return 2;
   }
-  return "?";
+  return 0;
 }
+
+}  // namespace
 
 Assessment assess(spool::Record& rec, const std::vector<std::size_t>& attempt_rcpts,
                   const std::vector<smtp::Reply>& replies) {
   Assessment a;
   auto site = [&a](Assessment::Site s, const std::string& why) {
-    // Our account's trouble outranks a request to slow down: it needs a person.
-    bool ours = s == Assessment::Site::Misconfigured || s == Assessment::Site::Quota;
-    bool had_ours = a.site == Assessment::Site::Misconfigured || a.site == Assessment::Site::Quota;
-    if (a.site == Assessment::Site::None || (ours && !had_ours)) {
-      a.site = s;
-      a.site_reason = why;
-    }
+    if (rank(s) <= rank(a.site)) return;
+    a.site = s;
+    a.site_reason = why;
   };
   for (std::size_t k = 0; k < attempt_rcpts.size() && k < replies.size(); ++k) {
     std::size_t i = attempt_rcpts[k];

@@ -48,8 +48,6 @@ struct Assessment {
   bool end_session() const { return site != Site::None; }
 };
 
-std::string_view to_string(Assessment::Site s);
-
 // rec: the message; attempt_rcpts[k]: the index in rec of the attempt's k-th
 // recipient, whose deciding reply is replies[k] (fewer replies than
 // recipients leave the rest pending). Updates rec's recipient states and

@@ -4,11 +4,8 @@
 #include <cstdlib>
 #include <utility>
 
-#include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
-#include "smtp/trouble.h"
-#include "upstream/bounce.h"
 #include "upstream/policy.h"
 
 namespace spoolgate::upstream {
@@ -298,7 +295,10 @@ void Session::leave_hold() {
 
 void Session::disk(const char* what, std::function<void()> work, std::function<void()> then) {
   disk_via(
-      what, [this, work = std::move(work)](std::function<void()> back) { d_.loop().queue_work(work, std::move(back)); },
+      what,
+      [this, work = std::move(work)](std::function<void()> back) mutable {
+        d_.loop().queue_work(std::move(work), std::move(back));
+      },
       std::move(then));
 }
 
