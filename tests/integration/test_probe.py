@@ -3,6 +3,8 @@
 import re
 import subprocess
 
+import pytest
+
 from conftest import BIN, daemon_upstream_settings, upstream_config
 
 
@@ -63,7 +65,26 @@ def test_probe_gives_up_at_the_connect_timeout(daemon_factory, blackhole, pki, w
     d = daemon_factory(settings, start=False)
     out = probe(d)
     assert out.returncode == 1
-    assert "result: FAILED: timed out waiting for the server" in out.stdout, out.stdout
+    assert f"result: FAILED: connect to 127.0.0.1:{blackhole.port} timed out" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("scenario,reason", [
+    ("greeting-none", "timeout waiting for the server at greeting"),
+    ("hang-ehlo", "timeout waiting for the server at command"),
+])
+def test_probe_waits_each_stage_as_delivery_does(daemon_factory, sink_factory, pki, workdir, scenario, reason):
+    # The probe and delivery connect through one link: the same stage
+    # timeouts, and the same reason as a deferral would record
+    # (test_faults.py::test_server_faults_defer).
+    cert, key = pki.leaf("fake")
+    f = sink_factory(name=f"fake-{scenario}", scenario=scenario, cert=cert, key=key)
+    settings = daemon_upstream_settings([upstream_config(f, pki, workdir, scheme="smtp+starttls")])
+    settings["delivery"]["timeouts"]["greeting"] = "500ms"
+    settings["delivery"]["timeouts"]["mail"] = "500ms"
+    d = daemon_factory(settings, start=False)
+    out = probe(d, "--auth")
+    assert out.returncode == 1
+    assert f"result: FAILED: {reason}" in out.stdout, out.stdout
 
 
 def test_probe_wrong_password(daemon_factory, sink_factory, pki, workdir):

@@ -7,74 +7,48 @@
 #include "app/upstreams.h"
 #include "core/clock.h"
 #include "loop/loop.h"
-#include "net/connector.h"
 #include "smtp/client.h"
+#include "upstream/link.h"
 
 namespace spoolgate::app {
 namespace {
 
+// Connects through the same upstream::Link as a delivery session (secret
+// file, connect, TLS, EHLO, AUTH, the delivery stage timeouts), prints what
+// each step found, and QUITs once the link is ready.
 class Probe {
  public:
   Probe(loop::Loop& loop, const upstream::Upstream& u, const upstream::Settings& s, bool auth, std::ostream& out)
-      : loop_(loop), u_(u), out_(out), machine_(settings(u, s, auth)), timeout_(s.timeouts.connect) {}
+      : out_(out), link_(loop, u, s.helo, s.timeouts, secrets_, "probe", auth, hooks()) {}
 
-  void start() {
-    timer_ = loop::Timer::create(loop_, [this] { finish("timed out waiting for the server", false); });
-    timer_->start(timeout_);
-    cancel_connect_ =
-        net::connect(loop_, u_.host, u_.port, timeout_, [this](Result<std::unique_ptr<net::Connection>> r) {
-          cancel_connect_ = nullptr;
-          if (!r) return finish("connect: " + r.error().message(), false);
-          conn_ = std::move(*r);
-          out_ << "connected: " << conn_->peer() << " port " << u_.port << "\n";
-          conn_->on_read([this](std::string_view b, bool eof) {
-            if (eof)
-              machine_.connection_lost("closed by the server");
-            else
-              machine_.receive(b);
-            pump();
-          });
-          conn_->on_closed([this] { conn_.reset(); });
-          if (u_.tls == smtp::TlsMode::Implicit)
-            start_tls();
-          else
-            conn_->start_reading();
-        });
-  }
-
+  void start() { link_.start(); }
   int result() const { return ok_ ? 0 : 1; }
 
  private:
-  static smtp::ClientSettings settings(const upstream::Upstream& u, const upstream::Settings& s, bool auth) {
-    smtp::ClientSettings c;
-    c.helo = s.helo;
-    c.tls = u.tls;
-    c.auth = u.auth;
-    if (auth) {
-      c.username = u.username;
-      c.secret = u.secret;
-    }
-    return c;
+  upstream::Link::Hooks hooks() {
+    upstream::Link::Hooks h;
+    h.connected = [this](const net::Connection& c) {
+      out_ << "connected: " << c.peer() << " port " << link_.upstream().port << "\n";
+    };
+    h.tls = [this](const tls::Session& t, const Result<void>& r) { report_tls(t, r); };
+    h.ready = [this] { on_ready(); };
+    h.failed = [this](const smtp::Failure& f) {
+      if (f.kind == smtp::Failure::Auth) out_ << "auth: FAILED: " << f.reason << "\n";
+      finish(f.reason, false);
+    };
+    h.read = [this](std::string_view b, bool eof) {
+      link_.feed(b, eof);
+      after_quit();
+    };
+    return h;
   }
 
-  void start_tls() {
-    auto s = tls::Session::client(u_.tls_ctx, u_.host);
-    if (!s) return finish("TLS: " + s.error().message(), false);
-    tls_ = s->get();
-    conn_->start_tls(std::move(*s), [this](const Result<void>& r) {
-      report_tls(r);
-      if (!r) return finish("TLS handshake failed", false);
-      if (u_.tls == smtp::TlsMode::StartTls) {
-        machine_.tls_established();
-        pump();
-      }
-    });
-  }
-
-  void report_tls(const Result<void>& r) {
+  void report_tls(const tls::Session& t, const Result<void>& r) {
+    const upstream::Upstream& u = link_.upstream();
+    if (u.tls == smtp::TlsMode::StartTls) out_ << "starttls: offered and accepted\n";
     std::int64_t now = unix_now();
-    auto chain = tls_->chain();
-    if (r) out_ << "tls: " << tls_->version() << " " << tls_->cipher() << "\n";
+    auto chain = t.chain();
+    if (r) out_ << "tls: " << t.version() << " " << t.cipher() << "\n";
     out_ << "certificate chain (" << chain.size() << " presented by the server):\n";
     for (std::size_t i = 0; i < chain.size(); ++i) {
       const auto& c = chain[i];
@@ -86,52 +60,42 @@ class Probe {
            << "      pin:     " << c.spki_pin << "\n";
     }
     if (r)
-      out_ << "verification: ok (host " << u_.host << " matches, chain trusted)\n";
+      out_ << "verification: ok (host " << u.host << " matches, chain trusted)\n";
     else
-      out_ << "verification: FAILED: " << (tls_->verify_error().empty() ? r.error().message() : tls_->verify_error())
+      out_ << "verification: FAILED: " << (t.verify_error().empty() ? r.error().message() : t.verify_error())
            << "\n";
   }
 
-  void pump() {
-    while (!done_) {
-      switch (machine_.next()) {
-        case smtp::ClientEvent::NeedInput:
-          if (conn_ && machine_.has_output()) conn_->write(machine_.take_output());
-          return;
-        case smtp::ClientEvent::StartTls:
-          if (conn_ && machine_.has_output()) conn_->write(machine_.take_output());
-          out_ << "starttls: offered and accepted\n";
-          start_tls();
-          return;
-        case smtp::ClientEvent::Ready: {
-          const auto& caps = machine_.capabilities();
-          out_ << "ehlo" << (machine_.tls_active() ? " (after TLS):" : " (no TLS):");
-          if (caps.pipelining) out_ << " PIPELINING";
-          if (caps.size) out_ << " SIZE=" << caps.max_size;
-          if (caps.eight_bit_mime) out_ << " 8BITMIME";
-          if (caps.smtputf8) out_ << " SMTPUTF8";
-          if (caps.enhanced_status) out_ << " ENHANCEDSTATUSCODES";
-          if (!caps.auth.empty()) {
-            out_ << " AUTH";
-            for (const auto& a : caps.auth) out_ << " " << a;
-          }
-          out_ << "\n";
-          if (machine_.authenticated()) out_ << "auth: ok as " << u_.username << "\n";
-          machine_.quit();
-          if (conn_) conn_->write(machine_.take_output());
-          ok_ = true;
-          continue;
-        }
-        case smtp::ClientEvent::Failed: {
-          const auto& f = machine_.failure();
-          if (f.kind == smtp::Failure::Auth) out_ << "auth: FAILED: " << f.reason << "\n";
-          return finish(f.reason, false);
-        }
-        case smtp::ClientEvent::Closed:
-          return finish("", ok_);
-        default:
-          return finish("unexpected state", false);
-      }
+  void on_ready() {
+    smtp::Client& m = link_.machine();
+    const auto& caps = m.capabilities();
+    out_ << "ehlo" << (m.tls_active() ? " (after TLS):" : " (no TLS):");
+    if (caps.pipelining) out_ << " PIPELINING";
+    if (caps.size) out_ << " SIZE=" << caps.max_size;
+    if (caps.eight_bit_mime) out_ << " 8BITMIME";
+    if (caps.smtputf8) out_ << " SMTPUTF8";
+    if (caps.enhanced_status) out_ << " ENHANCEDSTATUSCODES";
+    if (!caps.auth.empty()) {
+      out_ << " AUTH";
+      for (const auto& a : caps.auth) out_ << " " << a;
+    }
+    out_ << "\n";
+    if (m.authenticated()) out_ << "auth: ok as " << link_.upstream().username << "\n";
+    m.quit();
+    link_.flush();
+    link_.arm(smtp::Stage::Quit);
+  }
+
+  void after_quit() {
+    switch (link_.machine().next()) {
+      case smtp::ClientEvent::NeedInput:
+        return;
+      case smtp::ClientEvent::Closed:
+        return finish("", true);
+      case smtp::ClientEvent::Failed:
+        return finish(link_.machine().failure().reason, false);
+      default:
+        return finish("unexpected state", false);
     }
   }
 
@@ -140,23 +104,12 @@ class Probe {
     done_ = true;
     ok_ = ok;
     out_ << "result: " << (ok ? "ok" : "FAILED" + (why.empty() ? std::string() : ": " + why)) << "\n";
-    timer_.reset();
-    if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
-    if (conn_) {
-      conn_->tls_close_notify();
-      conn_->close_after_writes();
-    }
+    link_.close();
   }
 
-  loop::Loop& loop_;
-  const upstream::Upstream& u_;
   std::ostream& out_;
-  smtp::Client machine_;
-  Millis timeout_;
-  net::CancelConnect cancel_connect_;
-  std::unique_ptr<net::Connection> conn_;
-  tls::Session* tls_ = nullptr;
-  loop::HandlePtr<loop::Timer> timer_;
+  upstream::Secrets secrets_;
+  upstream::Link link_;
   bool done_ = false;
   bool ok_ = false;
 };

@@ -3,41 +3,11 @@
 
 #include <sys/stat.h>
 
-#include <cerrno>
-#include <fstream>
-#include <sstream>
-
 #include "core/clock.h"
 #include "core/log.h"
-#include "core/text.h"
 #include "upstream/session.h"
 
 namespace spoolgate::upstream {
-
-Result<std::string> read_secret_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(Errc::NotFound, "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  if (auto bad = check_secret(s); !bad) return fail(Errc::Invalid, path + ": " + bad.error().detail);
-  return s;
-}
-
-Result<void> check_secret(std::string_view s) {
-  if (s.empty()) return fail(Errc::Invalid, "the secret is empty");
-  if (s.find_first_of("\r\n") != std::string_view::npos) return fail(Errc::Invalid, "the secret must be one line");
-  if (has_control(s)) return fail(Errc::Invalid, "the secret must not contain control characters");
-  return {};
-}
-
-const std::string& Delivery::last_good_secret(const Upstream& u) const {
-  auto it = last_secret_.find(u.name);
-  return it == last_secret_.end() ? u.secret : it->second;
-}
-
-void Delivery::remember_secret(const Upstream& u, const std::string& secret) { last_secret_[u.name] = secret; }
 
 Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s)
     : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(sites_for(s_.upstreams)) {

@@ -44,34 +44,11 @@
 #include "smtp/trouble.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
+#include "upstream/link.h"
 #include "upstream/outcome.h"
 #include "upstream/policy.h"
 
 namespace spoolgate::upstream {
-
-struct Upstream {
-  std::string name;  // the URL, for logs (never holds a secret)
-  std::string host;
-  std::uint16_t port = 465;
-  smtp::TlsMode tls = smtp::TlsMode::Implicit;
-  smtp::AuthMech auth = smtp::AuthMech::Auto;
-  std::string username;
-  std::string secret;       // password or token, loaded by app; never logged
-  std::string secret_file;  // read again before each new session (empty: secret is fixed)
-  std::shared_ptr<tls::Context> tls_ctx;
-};
-
-// The one-line secret in `path` (trailing CR/LF dropped): a password or an
-// OAuth2 access token; an empty one or one with a control character is an
-// error. Blocking: call it off the loop.
-Result<std::string> read_secret_file(const std::string& path);
-// What every secret must be, wherever it comes from: not empty, one line,
-// no control character.
-Result<void> check_secret(std::string_view s);
-
-struct Timeouts {
-  Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};
-};
 
 struct Settings {
   std::vector<Upstream> upstreams;
@@ -193,10 +170,8 @@ class Delivery {
   // The configured upstreams in order, with their figures.
   std::vector<std::pair<std::string, SiteStats>> site_stats() const;
   SiteStats& site_stats_of(const std::string& upstream_name) { return site_stats_[upstream_name]; }
-  // The secret file read before each session: the last one that was good
-  // (a file being rewritten, emptied or unreadable keeps it in use).
-  const std::string& last_good_secret(const Upstream& u) const;
-  void remember_secret(const Upstream& u, const std::string& secret);
+  // The secret files' last good contents, for the sessions' links.
+  Secrets& secrets() { return secrets_; }
 
  private:
   // The loop half of an outcome (after persist() on a worker): scheduler,
@@ -231,7 +206,7 @@ class Delivery {
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
-  std::map<std::string, std::string> last_secret_;  // by upstream URL
+  Secrets secrets_;
   std::set<Session*> sessions_;
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out

@@ -12,140 +12,61 @@ namespace spoolgate::upstream {
 namespace {
 
 constexpr std::size_t kReadChunk = 256 * std::size_t{1024};
-constexpr Millis kLinger{5000};
-
-smtp::ClientSettings client_settings(const Delivery& d, const Upstream& u) {
-  smtp::ClientSettings c;
-  c.helo = d.settings().helo;
-  c.tls = u.tls;
-  c.auth = u.auth;
-  c.username = u.username;
-  c.secret = u.secret;
-  return c;
-}
-
-const char* stage_name(smtp::Stage s) {
-  switch (s) {
-    case smtp::Stage::Greeting:
-      return "greeting";
-    case smtp::Stage::Command:
-      return "command";
-    case smtp::Stage::Mail:
-      return "MAIL";
-    case smtp::Stage::Rcpt:
-      return "RCPT";
-    case smtp::Stage::DataInit:
-      return "DATA";
-    case smtp::Stage::DataBlock:
-      return "data block";
-    case smtp::Stage::DataEnd:
-      return "end of data";
-    case smtp::Stage::Quit:
-      return "QUIT";
-  }
-  return "?";
-}
 
 }  // namespace
 
 Session::Session(Delivery& d, std::size_t upstream, std::string first_job)
     : d_(d),
       up_(upstream),
-      u_(d.settings().upstreams.at(upstream)),
       id_(new_session_id('u')),
-      machine_(client_settings(d, u_)),
+      link_(d.loop(), d.settings().upstreams.at(upstream), d.settings().helo, d.settings().timeouts, d.secrets(), id_,
+            true, link_hooks()),
+      u_(link_.upstream()),
       job_id_(std::move(first_job)),
       generation_(d.generation()) {}
 
 Session::~Session() = default;
 
+Link::Hooks Session::link_hooks() {
+  Link::Hooks h;
+  h.tls = [this](const tls::Session& tls, const Result<void>& r) { on_tls(tls, r); };
+  h.ready = [this] { on_ready(); };
+  h.failed = [this](const smtp::Failure& f) {
+    if (disk_) return;  // (the stage timer is stopped while the disk works; never a second job)
+    smtp::Failure g = f;
+    g.during_job = job_id_.has_value();
+    on_failed(g);
+  };
+  h.read = [this](std::string_view b, bool eof) { on_read(b, eof); };
+  h.closed = [this] { maybe_release(); };
+  return h;
+}
+
 void Session::start() {
   ++d_.stats().sessions;
   ++d_.site_stats_of(u_.name).connections;
   log::debug("upstream_connect").kv("session", id_).kv("upstream", u_.name);
-  timer_ = loop::Timer::create(d_.loop(), [this] {
-    if (held_) return end_hold();
-    if (disk_) return;  // (stopped while the disk works; never a second job)
-    std::string reason = std::string("timeout waiting for the server at ") + stage_name(machine_.stage());
-    on_failed(smtp::Failure{smtp::Failure::Temporary, reason, job_id_.has_value(), true, Errc::Timeout});
-  });
-  if (u_.secret_file.empty()) return connect();
-  // The secret file is read again for every new session: an OAuth2 access
-  // token lives about an hour and a refresher rewrites the file; a changed
-  // password needs no reload either. The read is part of connecting, and
-  // the finalizer abandons it the same way.
-  auto secret = std::make_shared<Result<std::string>>();
-  auto abandoned = std::make_shared<bool>(false);
-  cancel_connect_ = [abandoned] { *abandoned = true; };
-  d_.loop().queue_work([secret, path = u_.secret_file] { *secret = read_secret_file(path); },
-                       [this, secret, abandoned] {
-                         if (*abandoned) return;  // finalized meanwhile (and freed)
-                         if (*secret) {
-                           d_.remember_secret(u_, **secret);
-                           machine_.set_secret(std::move(**secret));
-                         } else {
-                           log::warn("secret_unreadable")
-                               .kv("session", id_)
-                               .kv("upstream", u_.name)
-                               .kv("reason", secret->error().message())
-                               .kv("action", "using the last good secret");
-                           machine_.set_secret(d_.last_good_secret(u_));
-                         }
-                         connect();
-                       });
+  hold_ = loop::Timer::create(d_.loop(), [this] { end_hold(); });
+  link_.start();
 }
 
-void Session::connect() {
-  cancel_connect_ = net::connect(d_.loop(), u_.host, u_.port, d_.settings().timeouts.connect,
-                                 [this](Result<std::unique_ptr<net::Connection>> r) { on_connect(std::move(r)); });
-}
-
-void Session::on_connect(Result<std::unique_ptr<net::Connection>> r) {
-  cancel_connect_ = nullptr;
-  if (!r) {
-    on_failed(smtp::Failure{smtp::Failure::Temporary, r.error().message(), false, true, r.error().code});
-    return;
-  }
-  conn_ = std::move(*r);
-  conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
-  conn_->on_closed([this] {
-    conn_closed_ = true;
-    maybe_release();
-  });
-  arm(smtp::Stage::Greeting);
-  if (u_.tls == smtp::TlsMode::Implicit) {
-    // RFC 8314: TLS before anything else; a plaintext greeting fails the handshake.
-    auto s = tls::Session::client(u_.tls_ctx, u_.host);
-    if (!s) {
-      on_failed(smtp::Failure{smtp::Failure::Temporary, s.error().message(), false, true});
-      return;
-    }
-    conn_->start_tls(std::move(*s), [this](Result<void> t) { on_tls(std::move(t)); });
-  } else {
-    conn_->start_reading();
-  }
-}
-
-void Session::on_tls(Result<void> r) {
-  if (closing_) return;
+void Session::on_tls(const tls::Session& tls, const Result<void>& r) {
   if (!r) {
     ++d_.stats().tls_failures;
     ++d_.site_stats_of(u_.name).tls_failures;
-    on_failed(smtp::Failure{smtp::Failure::Temporary, "TLS with " + u_.host + " failed: " + r.error().message(), false,
-                            true, r.error().code});
-    return;
+    return;  // the link reports the failure
   }
-  log::debug("upstream_tls")
+  d_.site_stats_of(u_.name).cert_not_after = tls.leaf_not_after();
+}
+
+void Session::on_ready() {
+  d_.site_success(up_);
+  log::info("upstream_ready")
       .kv("session", id_)
       .kv("upstream", u_.name)
-      .kv("version", conn_->tls()->version())
-      .kv("cipher", conn_->tls()->cipher())
-      .kv("resumed", conn_->tls()->resumed() ? "yes" : "no");
-  d_.site_stats_of(u_.name).cert_not_after = conn_->tls()->leaf_not_after();
-  if (u_.tls == smtp::TlsMode::StartTls) {
-    machine_.tls_established();
-    pump();
-  }
+      .kv("tls", link_.tls() ? link_.tls()->version() : std::string("none"))
+      .kv("auth", machine().authenticated() ? "yes" : "no");
+  next_job();
 }
 
 void Session::on_read(std::string_view bytes, bool eof) {
@@ -159,49 +80,19 @@ void Session::on_read(std::string_view bytes, bool eof) {
         .kv("by", eof ? "server close" : "server reply");
     return finalize("closed by the server while idle", true);
   }
-  if (eof)
-    machine_.connection_lost("closed by the server");
-  else
-    machine_.receive(bytes);
+  link_.feed(bytes, eof);
   pump();
 }
 
-void Session::flush() {
-  if (conn_ && machine_.has_output()) conn_->write(machine_.take_output());
-}
+void Session::flush() { link_.flush(); }
 
 void Session::arm(smtp::Stage stage) {
-  if (!timer_ || disk_) return;
-  const Timeouts& t = d_.settings().timeouts;
-  Millis ms = t.mail;
-  switch (stage) {
-    case smtp::Stage::Greeting:
-      ms = t.greeting;
-      break;
-    case smtp::Stage::Command:
-    case smtp::Stage::Mail:
-    case smtp::Stage::Quit:
-      ms = t.mail;
-      break;
-    case smtp::Stage::Rcpt:
-      ms = t.rcpt;
-      break;
-    case smtp::Stage::DataInit:
-      ms = t.data;
-      break;
-    case smtp::Stage::DataBlock:
-      ms = t.block;
-      break;
-    case smtp::Stage::DataEnd:
-      ms = t.done;
-      break;
-  }
-  timer_->start(ms);
+  if (!disk_) link_.arm(stage);
 }
 
 void Session::pump() {
   while (!closing_ && !disk_) {
-    switch (machine_.next()) {
+    switch (machine().next()) {
       case smtp::ClientEvent::NeedInput:
         flush();
         if (streaming_) {
@@ -210,27 +101,12 @@ void Session::pump() {
           if (chunk_ready_) send_chunk();
           return;
         }
-        arm(machine_.stage());
+        arm(machine().stage());
         return;
-      case smtp::ClientEvent::StartTls: {
-        flush();
-        auto s = tls::Session::client(u_.tls_ctx, u_.host);
-        if (!s) {
-          on_failed(smtp::Failure{smtp::Failure::Temporary, s.error().message(), false, true});
-          return;
-        }
-        conn_->start_tls(std::move(*s), [this](Result<void> t) { on_tls(std::move(t)); });
-        arm(smtp::Stage::Command);
-        return;
-      }
+      case smtp::ClientEvent::StartTls:
       case smtp::ClientEvent::Ready:
-        d_.site_success(up_);
-        log::info("upstream_ready")
-            .kv("session", id_)
-            .kv("upstream", u_.name)
-            .kv("tls", conn_->tls() ? conn_->tls()->version() : std::string("none"))
-            .kv("auth", machine_.authenticated() ? "yes" : "no");
-        next_job();
+        // The link's steps, done before it called on_ready: cannot happen.
+        on_failed(smtp::Failure{smtp::Failure::Temporary, "client machine out of step after ready", true, true});
         return;
       case smtp::ClientEvent::SendContent:
         flush();
@@ -243,7 +119,7 @@ void Session::pump() {
         on_delivered();
         return;
       case smtp::ClientEvent::Failed:
-        on_failed(machine_.failure());
+        on_failed(machine().failure());
         return;
       case smtp::ClientEvent::Closed:
         finalize("done", true);
@@ -260,7 +136,7 @@ void Session::next_job() {
       Millis hold = d_.settings().idle_hold;
       if (hold.count() <= 0 || generation_ != d_.generation()) return quit();
       held_ = true;
-      timer_->start(hold);
+      hold_->start(hold);
       d_.park(this);  // may resume() at once: the last statement
       return;
     }
@@ -269,14 +145,14 @@ void Session::next_job() {
 }
 
 void Session::quit() {
-  machine_.quit();
+  machine().quit();
   flush();
   arm(smtp::Stage::Quit);
 }
 
 void Session::resume(std::string job) {
   held_ = false;
-  timer_->stop();  // the stage timers take over once the message is loaded
+  hold_->stop();  // the stage timers take over once the message is loaded
   job_id_ = std::move(job);
   load_job();
 }
@@ -312,7 +188,7 @@ void Session::disk_via(const char* what, const std::function<void(std::function<
     std::abort();
   }
   disk_ = what;
-  if (timer_) timer_->stop();  // the disk is not the server: no stage timer runs now
+  link_.stop_timer();  // the disk is not the server: no stage timer runs now
   start([this, then = std::move(then)] {
     disk_.reset();
     then();
@@ -382,7 +258,7 @@ void Session::on_loaded(const spool::Record& rec) {
       .kv("session", id_)
       .kv("msg", rec.id)
       .kv("nrcpt", static_cast<std::uint64_t>(job.recipients.size()));
-  machine_.begin(job);
+  machine().begin(job);
   pump();
 }
 
@@ -391,21 +267,21 @@ void Session::send_chunk() {
   if (!chunk_.empty()) {
     last_[0] = chunk_.size() >= 2 ? chunk_[chunk_.size() - 2] : last_[1];
     last_[1] = chunk_.back();
-    conn_->write(std::move(chunk_));
+    link_.conn().write(std::move(chunk_));
     chunk_.clear();
   }
   if (reader_ && reader_->remaining() > 0) {
     arm(smtp::Stage::DataBlock);
-    conn_->on_drain([this] { read_more(); });
+    link_.conn().on_drain([this] { read_more(); });
     return;
   }
   // Canonical content ends with CRLF (or is empty); the end of data follows.
   bool crlf = last_[0] == '\r' && last_[1] == '\n';
-  conn_->write(crlf ? ".\r\n" : "\r\n.\r\n");
+  link_.conn().write(crlf ? ".\r\n" : "\r\n.\r\n");
   dot_sent_ = true;
   streaming_ = false;
   reader_.reset();
-  machine_.content_sent();
+  machine().content_sent();
   arm(smtp::Stage::DataEnd);
 }
 
@@ -432,7 +308,7 @@ void Session::read_more() {
 
 void Session::on_delivered() {
   dot_sent_ = false;
-  Assessment a = assess(rec_, job_rcpts_, machine_.outcome().recipients);
+  Assessment a = assess(rec_, job_rcpts_, machine().outcome().recipients);
   ++jobs_done_;
   d_.site_assessed(up_, a);
   if (a.end_session()) throttled_ = true;  // QUIT after this message
@@ -518,23 +394,13 @@ void Session::finalize(const std::string& reason, bool graceful, Hand how) {
   closing_hand_ = how;
   closing_reason_ = reason;
   leave_hold();
-  timer_.reset();
+  hold_.reset();
   log::debug("upstream_close")
       .kv("session", id_)
       .kv("upstream", u_.name)
       .kv("reason", reason)
       .kv("graceful", graceful ? "yes" : "no");
-  if (conn_) {
-    conn_->tls_close_notify();
-    conn_->close_after_writes();
-    linger_ = loop::Timer::create(d_.loop(), [this] { conn_->close(); });
-    linger_->start(kLinger);
-  } else {
-    // Abandoned while connecting (the shutdown deadline): the connect is
-    // cancelled, its callback never runs, and nothing holds the loop.
-    if (cancel_connect_) std::exchange(cancel_connect_, nullptr)();
-    conn_closed_ = true;
-  }
+  link_.close();  // abandons a connect; closed() once the connection is gone
   finish_closing();
 }
 
@@ -544,8 +410,7 @@ void Session::finish_closing() {
 }
 
 void Session::maybe_release() {
-  if (closing_ && !cancel_connect_ && !disk_ && conn_closed_) {
-    linger_.reset();
+  if (closing_ && !disk_ && link_.closed()) {
     d_.release(this);  // deletes this: the last statement
   }
 }

@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: MIT
 // upstream/session: one connection to one upstream, carrying messages.
 //
-// Drives smtp::Client over a net::Connection (TLS from the start for smtps,
-// after STARTTLS for smtp+starttls), takes messages from Delivery one at a
-// time, streams their content from the spool in pieces (a worker thread
+// Gets to the point where mail can go through an upstream/link (secret,
+// connect, TLS, EHLO, AUTH: exactly what `probe` does), then drives the
+// link's smtp::Client: takes messages from Delivery one at a time, streams their content from the spool in pieces (a worker thread
 // reads, the loop writes, the next read starts when the socket drained), and
 // ends each attempt through Delivery::record (the outcome made durable,
 // then the scheduler told); it never touches the scheduler itself. What an
 // attempt or a failure means is upstream/policy.h's decision.
 //
-// Every wait is bounded by the RFC 5321 4.5.3.2 timeout of its stage; the
-// data-block timer restarts with every write, so a slow but steady server is
-// fine.
+// Every wait is bounded by the RFC 5321 4.5.3.2 timeout of its stage (the
+// link's stage timer); the data-block timer restarts with every write, so a
+// slow but steady server is fine.
 //
 // Held (Delivery::park): with no message to take, the session waits up to
-// idle_hold for Delivery to resume() it with one; the hold ends with QUIT
+// idle_hold (its own hold timer; no stage timer runs) for Delivery to resume() it with one; the hold ends with QUIT
 // (end_hold), or quietly when the server closes or speaks first (a server's
 // idle timeout is not a site failure).
 //
@@ -31,8 +31,8 @@
 //
 // Teardown: finalize() is the one path for every ending (done, error,
 // timeout, peer close, shutdown). It sends QUIT only when the protocol
-// allows, queues TLS close_notify, closes the connection after pending
-// writes (bounded by a linger timer), hands a carried message back (deferred
+// allows, closes the link (Link::close: close_notify, pending writes, a
+// linger bound), hands a carried message back (deferred
 // with the reason, to the next upstream, or untouched at the shutdown
 // deadline) once no disk job is out, and the session is released by
 // Delivery in the last callback, once the connection is closed and no disk
@@ -46,10 +46,10 @@
 #include <vector>
 
 #include "loop/loop.h"
-#include "net/connector.h"
 #include "smtp/client.h"
 #include "spool/spool.h"
 #include "upstream/delivery.h"
+#include "upstream/link.h"
 
 namespace spoolgate::upstream {
 
@@ -71,9 +71,9 @@ class Session {
  private:
   enum class Hand { Defer, Failover, Untouched };
 
-  void connect();
-  void on_connect(Result<std::unique_ptr<net::Connection>> r);
-  void on_tls(Result<void> r);
+  Link::Hooks link_hooks();
+  void on_tls(const tls::Session& tls, const Result<void>& r);
+  void on_ready();
   void on_read(std::string_view bytes, bool eof);
   void pump();
   void flush();
@@ -107,14 +107,14 @@ class Session {
   void quit();
   void leave_hold();  // no longer parked (Delivery forgets it)
 
+  smtp::Client& machine() { return link_.machine(); }
+
   Delivery& d_;
   std::size_t up_;
-  Upstream u_;  // a copy: a reload does not change a live session
   std::string id_;
-  smtp::Client machine_;
-  std::unique_ptr<net::Connection> conn_;
-  loop::HandlePtr<loop::Timer> timer_;
-  loop::HandlePtr<loop::Timer> linger_;
+  Link link_;
+  const Upstream& u_;  // the link's copy: a reload does not change a live session
+  loop::HandlePtr<loop::Timer> hold_;
 
   std::optional<std::string> job_id_;
   spool::Record rec_;
@@ -132,15 +132,10 @@ class Session {
 
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
-  // Set while connecting (reading the secret, then net::connect); calling it
-  // abandons that. net::connect never calls back before it returns, so it is
-  // set from start() until on_connect() or finalize().
-  std::function<void()> cancel_connect_;
   std::optional<const char*> disk_;  // the disk job out now: what it does
   Hand closing_hand_ = Hand::Defer;  // what finalize() asked for a carried message
   std::string closing_reason_;
   bool closing_ = false;
-  bool conn_closed_ = false;
 };
 
 }  // namespace spoolgate::upstream

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+// upstream/link: one connection to one upstream, made ready for mail.
+//
+// The one way anything here reaches an SMTP upstream, so that `probe`
+// connects exactly as delivery does: the secret file read afresh (the last
+// good secret kept when it turns bad), the connect, TLS from the start
+// (smtps) or after STARTTLS, EHLO, AUTH. Once the server has accepted all of
+// that, ready() is called and the owner drives transactions on machine()
+// (upstream/session) or just QUITs (app/probe); from then on the server's
+// bytes go to the owner's read hook.
+//
+// Owns the connection, the client machine and the stage timer: every wait
+// is bounded by the RFC 5321 4.5.3.2 timeout of its stage (arm()), before
+// ready and after, and a timeout is reported through failed() with
+// Errc::Timeout. Until ready, a failure of any step (connect, TLS, a
+// refused greeting or STARTTLS or AUTH) is reported through failed(), once;
+// the link then does nothing more until the owner calls close().
+//
+// Teardown: close() is the one ending. It abandons a secret read or a
+// connect in progress, queues TLS close_notify, closes the connection after
+// its pending writes (bounded by a linger timer), and calls closed() once
+// the connection is gone — never from inside close() itself; closed() tells
+// whether anything is still open. The owner outlives the link's callbacks
+// by keeping the link until closed().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+#include "core/units.h"
+#include "loop/loop.h"
+#include "net/connection.h"
+#include "net/connector.h"
+#include "smtp/client.h"
+#include "tls/tls.h"
+
+namespace spoolgate::upstream {
+
+struct Upstream {
+  std::string name;  // the URL, for logs (never holds a secret)
+  std::string host;
+  std::uint16_t port = 465;
+  smtp::TlsMode tls = smtp::TlsMode::Implicit;
+  smtp::AuthMech auth = smtp::AuthMech::Auto;
+  std::string username;
+  std::string secret;       // password or token, loaded by app; never logged
+  std::string secret_file;  // read again before each new session (empty: secret is fixed)
+  std::shared_ptr<tls::Context> tls_ctx;
+};
+
+struct Timeouts {
+  Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};
+};
+
+// The timeout of a stage, and its name for the reason of a timeout.
+Millis stage_timeout(const Timeouts& t, smtp::Stage stage);
+const char* stage_name(smtp::Stage stage);
+
+// The one-line secret in `path` (trailing CR/LF dropped): a password or an
+// OAuth2 access token; an empty one or one with a control character is an
+// error. Blocking: call it off the loop.
+Result<std::string> read_secret_file(const std::string& path);
+// What every secret must be, wherever it comes from: not empty, one line,
+// no control character.
+Result<void> check_secret(std::string_view s);
+
+// The secret file read before each session: the last one that was good,
+// per upstream (a file being rewritten, emptied or unreadable keeps it in
+// use). Loop thread only.
+class Secrets {
+ public:
+  const std::string& last_good(const Upstream& u) const;
+  void remember(const Upstream& u, std::string secret);
+
+ private:
+  std::map<std::string, std::string> last_;  // by upstream URL
+};
+
+class Link {
+ public:
+  struct Hooks {
+    // The TCP connection is up (before any byte).
+    std::function<void(const net::Connection&)> connected;
+    // A TLS handshake ended, well or not (a failure is then also failed()).
+    std::function<void(const tls::Session&, const Result<void>&)> tls;
+    // EHLO (and AUTH) done: machine() is idle in the session, the timer is off.
+    std::function<void()> ready;
+    // Before ready: why the link failed; at any time: a stage timeout.
+    std::function<void(const smtp::Failure&)> failed;
+    // After ready: the server's bytes (eof: the connection ended).
+    std::function<void(std::string_view bytes, bool eof)> read;
+    // After close(): the connection is closed.
+    std::function<void()> closed;
+  };
+
+  // log_id names the link in log lines (the session's id). authenticate:
+  // false leaves the credentials out (probe without --auth).
+  // The upstream and the timeouts are copied: a reload does not change a
+  // live link.
+  Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Secrets& secrets,
+       std::string log_id, bool authenticate, Hooks hooks);
+  ~Link();
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  void start();
+  void close();
+  bool closed() const { return closing_ && !conn_ && !cancel_; }
+
+  const Upstream& upstream() const { return u_; }
+  // After ready: the session's dialogue.
+  smtp::Client& machine() { return machine_; }
+  net::Connection& conn() { return *conn_; }
+  const tls::Session* tls() const { return conn_ ? conn_->tls() : nullptr; }
+  // Feeds the server's bytes (or its close) to the machine.
+  void feed(std::string_view bytes, bool eof);
+  // Writes what the machine has queued.
+  void flush();
+  // The stage timer: started for `stage`, or stopped.
+  void arm(smtp::Stage stage);
+  void stop_timer();
+
+ private:
+  void connect();
+  void on_connect(Result<std::unique_ptr<net::Connection>> r);
+  void start_tls();
+  void on_tls(const Result<void>& r);
+  void on_read(std::string_view bytes, bool eof);
+  void pump();
+  void fail(const smtp::Failure& f);
+
+  loop::Loop& loop_;
+  Upstream u_;
+  Timeouts t_;
+  Secrets& secrets_;
+  std::string log_id_;
+  Hooks hooks_;
+  smtp::Client machine_;
+  std::unique_ptr<net::Connection> conn_;
+  loop::HandlePtr<loop::Timer> timer_;
+  loop::HandlePtr<loop::Timer> linger_;
+  // Set while the secret is read and while connecting: calling it abandons that.
+  net::CancelConnect cancel_;
+  bool ready_ = false;
+  bool failed_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace spoolgate::upstream
