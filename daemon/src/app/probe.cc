@@ -108,7 +108,7 @@ class Probe {
   }
 
   std::ostream& out_;
-  upstream::Secrets secrets_;
+  upstream::SecretFiles secrets_;
   upstream::Link link_;
   bool done_ = false;
   bool ok_ = false;

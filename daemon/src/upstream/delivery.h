@@ -170,8 +170,8 @@ class Delivery {
   // The configured upstreams in order, with their figures.
   std::vector<std::pair<std::string, SiteStats>> site_stats() const;
   SiteStats& site_stats_of(const std::string& upstream_name) { return site_stats_[upstream_name]; }
-  // The secret files' last good contents, for the sessions' links.
-  Secrets& secrets() { return secrets_; }
+  // Where the sessions' links get their secrets (password files read afresh).
+  Credentials& credentials() { return secrets_; }
 
  private:
   // The loop half of an outcome (after persist() on a worker): scheduler,
@@ -206,7 +206,7 @@ class Delivery {
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
-  Secrets secrets_;
+  SecretFiles secrets_;
   std::set<Session*> sessions_;
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out

@@ -87,54 +87,76 @@ Result<void> check_secret(std::string_view s) {
   return {};
 }
 
-const std::string& Secrets::last_good(const Upstream& u) const {
+const std::string& SecretFiles::last_good(const Upstream& u) const {
   auto it = last_.find(u.name);
   return it == last_.end() ? u.secret : it->second;
 }
 
-void Secrets::remember(const Upstream& u, std::string secret) { last_[u.name] = std::move(secret); }
+net::CancelConnect SecretFiles::get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) {
+  if (u.secret_file.empty()) {
+    done(u.secret);
+    return nullptr;
+  }
+  auto secret = std::make_shared<Result<std::string>>();
+  auto abandoned = std::make_shared<bool>(false);
+  loop.queue_work([secret, path = u.secret_file] { *secret = read_secret_file(path); },
+                  [this, secret, abandoned, u, log_id, done = std::move(done)] {
+                    if (*abandoned) return;  // the link closed meanwhile (and is perhaps freed)
+                    if (*secret) {
+                      last_[u.name] = **secret;
+                      return done(std::move(**secret));
+                    }
+                    log::warn("secret_unreadable")
+                        .kv("session", log_id)
+                        .kv("upstream", u.name)
+                        .kv("reason", secret->error().message())
+                        .kv("action", "using the last good secret");
+                    done(last_good(u));
+                  });
+  return [abandoned] { *abandoned = true; };
+}
 
-Link::Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Secrets& secrets,
+Link::Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Credentials& credentials,
            std::string log_id, bool authenticate, Hooks hooks)
     : loop_(loop),
       u_(std::move(u)),
       t_(t),
-      secrets_(secrets),
+      credentials_(credentials),
       log_id_(std::move(log_id)),
       hooks_(std::move(hooks)),
-      machine_(client_settings(u_, helo, authenticate)) {}
+      machine_(client_settings(u_, helo, authenticate)),
+      authenticate_(authenticate) {}
 
 Link::~Link() = default;
 
 void Link::start() {
   timer_ = loop::Timer::create(loop_, [this] {
+    if (early_) return fail(*std::exchange(early_, std::nullopt));
     std::string reason = std::string("timeout waiting for the server at ") + stage_name(machine_.stage());
     fail(smtp::Failure{smtp::Failure::Temporary, reason, false, true, Errc::Timeout});
   });
-  if (u_.secret_file.empty()) return connect();
-  // The secret file is read again for every new link: an OAuth2 access
-  // token lives about an hour and a refresher rewrites the file; a changed
-  // password needs no reload either. The read is part of connecting, and
-  // close() abandons it the same way.
-  auto secret = std::make_shared<Result<std::string>>();
-  auto abandoned = std::make_shared<bool>(false);
-  cancel_ = [abandoned] { *abandoned = true; };
-  loop_.queue_work([secret, path = u_.secret_file] { *secret = read_secret_file(path); },
-                   [this, secret, abandoned] {
-                     if (*abandoned) return;  // closed meanwhile (and perhaps freed)
-                     if (*secret) {
-                       secrets_.remember(u_, **secret);
-                       machine_.set_secret(std::move(**secret));
-                     } else {
-                       log::warn("secret_unreadable")
-                           .kv("session", log_id_)
-                           .kv("upstream", u_.name)
-                           .kv("reason", secret->error().message())
-                           .kv("action", "using the last good secret");
-                       machine_.set_secret(secrets_.last_good(u_));
-                     }
-                     connect();
-                   });
+  if (!authenticate_ || u_.username.empty()) return connect();
+  // The secret is fetched for every new link (Credentials); close()
+  // abandons the fetch like a connect.
+  fetching_ = true;
+  in_get_ = true;
+  auto cancel = credentials_.get(loop_, u_, log_id_, [this](Result<std::string> secret) {
+    fetching_ = false;
+    cancel_ = nullptr;
+    if (!secret) {
+      smtp::Failure f{smtp::Failure::Auth, secret.error().message(), false, true, secret.error().code};
+      if (!in_get_) return fail(f);
+      // Not from inside start(): the owner is still starting. Reported
+      // from the loop at once instead.
+      early_ = std::move(f);
+      timer_->start(Millis(0));
+      return;
+    }
+    machine_.set_secret(std::move(*secret));
+    connect();  // (never calls back before it returns)
+  });
+  in_get_ = false;
+  if (fetching_) cancel_ = std::move(cancel);  // (else done ran already)
 }
 
 void Link::connect() {

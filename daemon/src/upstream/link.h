@@ -2,8 +2,8 @@
 // upstream/link: one connection to one upstream, made ready for mail.
 //
 // The one way anything here reaches an SMTP upstream, so that `probe`
-// connects exactly as delivery does: the secret file read afresh (the last
-// good secret kept when it turns bad), the connect, TLS from the start
+// connects exactly as delivery does: the secret fetched (Credentials: the
+// password file read afresh, or a token), the connect, TLS from the start
 // (smtps) or after STARTTLS, EHLO, AUTH. Once the server has accepted all of
 // that, ready() is called and the owner drives transactions on machine()
 // (upstream/session) or just QUITs (app/probe); from then on the server's
@@ -16,7 +16,7 @@
 // refused greeting or STARTTLS or AUTH) is reported through failed(), once;
 // the link then does nothing more until the owner calls close().
 //
-// Teardown: close() is the one ending. It abandons a secret read or a
+// Teardown: close() is the one ending. It abandons a secret fetch or a
 // connect in progress, queues TLS close_notify, closes the connection after
 // its pending writes (bounded by a linger timer), and calls closed() once
 // the connection is gone — never from inside close() itself; closed() tells
@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -69,13 +70,27 @@ Result<std::string> read_secret_file(const std::string& path);
 // no control character.
 Result<void> check_secret(std::string_view s);
 
-// The secret file read before each session: the last one that was good,
-// per upstream (a file being rewritten, emptied or unreadable keeps it in
-// use). Loop thread only.
-class Secrets {
+// Where a new link's secret comes from (a password, or an access token).
+// get() calls done on the loop, once, with the secret to send or why there
+// is none (the link then fails with that reason, before it connects),
+// unless the returned function is called first; done may run before get()
+// returns.
+class Credentials {
  public:
+  virtual ~Credentials() = default;
+  using Done = std::function<void(Result<std::string> secret)>;
+  virtual net::CancelConnect get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) = 0;
+};
+
+// The secret of the configuration, or of its file read afresh for every
+// link (an access token written by a refresher lives about an hour; a
+// changed password needs no reload), keeping the last good one per
+// upstream: a file being rewritten, emptied or unreadable keeps that in
+// use. Loop thread only.
+class SecretFiles final : public Credentials {
+ public:
+  net::CancelConnect get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) override;
   const std::string& last_good(const Upstream& u) const;
-  void remember(const Upstream& u, std::string secret);
 
  private:
   std::map<std::string, std::string> last_;  // by upstream URL
@@ -102,7 +117,7 @@ class Link {
   // false leaves the credentials out (probe without --auth).
   // The upstream and the timeouts are copied: a reload does not change a
   // live link.
-  Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Secrets& secrets,
+  Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Credentials& credentials,
        std::string log_id, bool authenticate, Hooks hooks);
   ~Link();
   Link(const Link&) = delete;
@@ -137,15 +152,19 @@ class Link {
   loop::Loop& loop_;
   Upstream u_;
   Timeouts t_;
-  Secrets& secrets_;
+  Credentials& credentials_;
   std::string log_id_;
   Hooks hooks_;
   smtp::Client machine_;
   std::unique_ptr<net::Connection> conn_;
   loop::HandlePtr<loop::Timer> timer_;
   loop::HandlePtr<loop::Timer> linger_;
-  // Set while the secret is read and while connecting: calling it abandons that.
+  // Set while the secret is fetched and while connecting: calling it abandons that.
   net::CancelConnect cancel_;
+  bool authenticate_;
+  bool fetching_ = false;  // the secret is being fetched
+  bool in_get_ = false;    // inside Credentials::get (from start())
+  std::optional<smtp::Failure> early_;  // a failure of start() itself, reported from the loop
   bool ready_ = false;
   bool failed_ = false;
   bool closing_ = false;

@@ -19,7 +19,7 @@ Session::Session(Delivery& d, std::size_t upstream, std::string first_job)
     : d_(d),
       up_(upstream),
       id_(new_session_id('u')),
-      link_(d.loop(), d.settings().upstreams.at(upstream), d.settings().helo, d.settings().timeouts, d.secrets(), id_,
+      link_(d.loop(), d.settings().upstreams.at(upstream), d.settings().helo, d.settings().timeouts, d.credentials(), id_,
             true, link_hooks()),
       u_(link_.upstream()),
       job_id_(std::move(first_job)),
