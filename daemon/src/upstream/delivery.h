@@ -43,7 +43,6 @@
 #include "smtp/client.h"
 #include "smtp/trouble.h"
 #include "spool/spool.h"
-#include "tls/tls.h"
 #include "upstream/link.h"
 #include "upstream/outcome.h"
 #include "upstream/policy.h"

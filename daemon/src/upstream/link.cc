@@ -139,23 +139,19 @@ void Link::start() {
   // The secret is fetched for every new link (Credentials); close()
   // abandons the fetch like a connect.
   fetching_ = true;
-  in_get_ = true;
   auto cancel = credentials_.get(loop_, u_, log_id_, [this](Result<std::string> secret) {
     fetching_ = false;
     cancel_ = nullptr;
     if (!secret) {
-      smtp::Failure f{smtp::Failure::Auth, secret.error().message(), false, true, secret.error().code};
-      if (!in_get_) return fail(f);
-      // Not from inside start(): the owner is still starting. Reported
-      // from the loop at once instead.
-      early_ = std::move(f);
+      // Reported from the loop, never from here: done may run inside
+      // get(), and so inside the owner's start().
+      early_ = smtp::Failure{smtp::Failure::Auth, secret.error().message(), false, true, secret.error().code};
       timer_->start(Millis(0));
       return;
     }
     machine_.set_secret(std::move(*secret));
     connect();  // (never calls back before it returns)
   });
-  in_get_ = false;
   if (fetching_) cancel_ = std::move(cancel);  // (else done ran already)
 }
 

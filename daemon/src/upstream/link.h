@@ -163,8 +163,7 @@ class Link {
   net::CancelConnect cancel_;
   bool authenticate_;
   bool fetching_ = false;  // the secret is being fetched
-  bool in_get_ = false;    // inside Credentials::get (from start())
-  std::optional<smtp::Failure> early_;  // a failure of start() itself, reported from the loop
+  std::optional<smtp::Failure> early_;  // no secret: reported from the loop by the timer
   bool ready_ = false;
   bool failed_ = false;
   bool closing_ = false;

@@ -32,10 +32,7 @@ Link::Hooks Session::link_hooks() {
   h.tls = [this](const tls::Session& tls, const Result<void>& r) { on_tls(tls, r); };
   h.ready = [this] { on_ready(); };
   h.failed = [this](const smtp::Failure& f) {
-    if (disk_) return;  // (the stage timer is stopped while the disk works; never a second job)
-    smtp::Failure g = f;
-    g.during_job = job_id_.has_value();
-    on_failed(g);
+    if (!disk_) on_failed(f);  // (the stage timer is stopped while the disk works; never a second job)
   };
   h.read = [this](std::string_view b, bool eof) { on_read(b, eof); };
   h.closed = [this] { maybe_release(); };
