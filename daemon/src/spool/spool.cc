@@ -11,37 +11,22 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/files.h"
 #include "core/ids.h"
 #include "core/log.h"
 
 namespace spoolgate::spool {
+
+using files::ensure_dir;
+using files::fsync_dir;
+using files::read_small;
+using files::write_all;
 
 std::function<bool(CommitStep)> g_crash_after;
 
 namespace {
 
 constexpr size_t kFirstHeaderRead = 64 * std::size_t{1024};
-
-Result<void> write_all(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + what, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return {};
-}
-
-Result<void> ensure_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
-    return fail(Errc::Io, path + " exists and is not a directory");
-  }
-  return fail_errno("mkdir " + path, errno);
-}
 
 Result<std::vector<std::string>> names_in(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -55,22 +40,6 @@ Result<std::vector<std::string>> names_in(const std::string& dir) {
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
-  return out;
-}
-
-Result<std::string> read_small(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail_errno("open " + path, errno);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > 1 << 20) break;
-  }
-  ::close(fd);
   return out;
 }
 
@@ -121,16 +90,6 @@ Result<Record> load_file(const std::string& path) {
 }
 
 bool is_state_name(std::string_view n) { return n.ends_with(".state"); }
-
-Result<void> fsync_dir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail_errno("open " + path, errno);
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) return fail_errno("fsync " + path, e);
-  return {};
-}
 
 }  // namespace
 
@@ -281,17 +240,8 @@ Result<void> Spool::move_to_failed(const std::string& id, std::string_view reaso
 Result<Record> Spool::load(const std::string& id) const { return load_file(queue_path(id)); }
 
 Result<void> Spool::write_state(const Record& r) {
-  std::string tmp = tmp_path(r.id) + ".state";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail_errno("create " + tmp, errno);
-  auto w = write_all(fd, encode_state(r), tmp);
-  if (w && ::fsync(fd) != 0) w = fail_errno("fsync " + tmp, errno);
-  ::close(fd);
-  if (w && ::rename(tmp.c_str(), (queue_path(r.id) + ".state").c_str()) != 0) w = fail_errno("rename " + tmp, errno);
-  if (!w) {
-    ::unlink(tmp.c_str());
-    return w;
-  }
+  auto w = files::replace_file(tmp_path(r.id) + ".state", queue_path(r.id) + ".state", encode_state(r));
+  if (!w) return w;
   return sync_queue_dir();
 }
 

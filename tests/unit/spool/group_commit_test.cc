@@ -15,7 +15,7 @@ using namespace spoolgate::spool;
 
 TEST_SUITE("spool/group_commit") {
   TEST_CASE("callers during an fsync share the next one; each done runs once, in order, with the result") {
-    TempDir t;
+    TempSpool t;
     // A hand-cranked executor: jobs wait until the test finishes them.
     std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
     GroupCommit g([&jobs](std::function<void()> work, std::function<void()> done) {

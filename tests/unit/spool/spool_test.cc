@@ -73,7 +73,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("commit makes the message listable; recovery keeps it") {
-    TempDir t;
+    TempSpool t;
     auto s = &t.spool;
     Record r = sample();
     auto w = Writer::create(*s, r);
@@ -99,7 +99,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("whatever header the writer can write, the reader reads back") {
-    TempDir t;
+    TempSpool t;
     Record r = sample();
     r.recipients.clear();
     // Recipients until the header is just under the bound: far more than
@@ -140,7 +140,7 @@ TEST_SUITE("spool") {
   TEST_CASE("a crash between any two commit steps leaves nothing partial") {
     for (CommitStep step : {CommitStep::Written, CommitStep::FileSynced, CommitStep::Renamed}) {
       CAPTURE(static_cast<int>(step));
-      TempDir t;
+      TempSpool t;
       auto s = &t.spool;
       Record r = sample();
       {
@@ -170,7 +170,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("a crash before commit (mid-DATA) leaves only tmp/, which recovery empties") {
-    TempDir t;
+    TempSpool t;
     auto s = &t.spool;
     Record r = sample();
     auto w = Writer::create(*s, r);
@@ -187,7 +187,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("corrupt queue entries move to failed/ with a reason") {
-    TempDir t;
+    TempSpool t;
     auto s = &t.spool;
     std::string id = new_queue_id();
     std::ofstream(t.path / "queue" / id) << "garbage";
@@ -201,7 +201,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("an entry that cannot be read at recovery is kept queued, not quarantined") {
-    TempDir t;
+    TempSpool t;
     // A read error (here EISDIR: a directory with a queue id's name; EIO or
     // EACCES alike) says nothing about the content.
     std::string id = new_queue_id();
@@ -217,7 +217,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("a rolled-back writer leaves nothing") {
-    TempDir t;
+    TempSpool t;
     auto s = &t.spool;
     {
       auto w = Writer::create(*s, sample());
@@ -229,7 +229,7 @@ TEST_SUITE("spool") {
   }
 
   TEST_CASE("only one daemon may hold the spool") {
-    TempDir t;
+    TempSpool t;
     auto a = Spool::open(t.path.string());
     auto b = Spool::open(t.path.string());
     REQUIRE(a);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// A spool in a fresh directory under /tmp, removed with it (unit tests).
+// A spool in a fresh TempDir (unit tests).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -8,19 +8,14 @@
 #include <filesystem>
 #include <memory>
 
+#include "../support/temp_dir.h"
 #include "spool/spool.h"
 
-struct TempDir {
-  std::filesystem::path path;
+struct TempSpool : TempDir {
   std::shared_ptr<spoolgate::spool::Spool> spool;
-  TempDir() {
-    char tmpl[] = "/tmp/spoolgate-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
+  TempSpool() {
     auto s = spoolgate::spool::Spool::open(path.string());
     REQUIRE(s);
     spool = *s;
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
 };
