@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from conftest import BIN, wait_for
+
+HELPER = os.path.join(os.path.dirname(BIN), "spoolgate-https")
 from conftest import PASSWORD, USER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,30 +60,56 @@ def test_dockerfile_contract():
     assert rt["STOPSIGNAL"] == "SIGTERM"
     assert exec_form(rt["HEALTHCHECK"].split("CMD", 1)[1].strip()) == ["spoolgate", "health"]
     assert "SPOOLGATE_SPOOL_DIR=/var/spool/spoolgate" in rt["ENV"]
-    # Only the binary is copied in: no compiler, no sources.
-    assert [a for w, a in runtime_stage() if w == "COPY"] == ["--from=build /src/build/spoolgate /usr/local/bin/spoolgate"]
+    # Only the binaries are copied in: no compiler, no sources. The helper
+    # sits beside the daemon, where the daemon looks for it.
+    assert [a for w, a in runtime_stage() if w == "COPY"] == [
+        "--from=build /src/build/spoolgate /usr/local/bin/spoolgate",
+        "--from=build /src/build/spoolgate-https /usr/local/bin/spoolgate-https"]
 
 
 def test_runtime_packages_exist_and_cover_the_binary():
     [install] = [a for w, a in runtime_stage() if w == "RUN" and "apt-get install" in a]
     pkgs = [p for p in install.split("--no-install-recommends", 1)[1].split("&&")[0].split() if p]
-    assert sorted(pkgs) == sorted(["libuv1", "android-libboringssl", "libyaml-cpp0.7", "ca-certificates"])
+    assert sorted(pkgs) == sorted(["libuv1", "android-libboringssl", "libyaml-cpp0.7", "libcurl3-gnutls",
+                                   "ca-certificates"])
     for p in pkgs:
         assert subprocess.run(["apt-cache", "show", p], capture_output=True).returncode == 0, f"no package {p}"
-    # Every shared library the binary needs comes from those packages (or libc
-    # and the C++ runtime, which the base image has).
+    # Every shared library the binaries need comes from those packages or
+    # their dependencies (or libc and the C++ runtime, which the base image
+    # has).
     base = {"libc6", "libstdc++6", "libgcc-s1"}
-    libs = [l.split("=>")[1].split()[0] for l in
-            subprocess.run(["ldd", BIN], capture_output=True, text=True, check=True).stdout.splitlines()
-            if "=>" in l and "/" in l.split("=>")[1]]
-    libs = [l for l in libs if "asan" not in l and "ubsan" not in l]
-    for lib in libs:
+    deps = set()
+    for p in pkgs:
+        out = subprocess.run(["apt-cache", "depends", "--recurse", "--important", p], capture_output=True,
+                             text=True).stdout
+        deps |= {l.split(":", 1)[1].strip() for l in out.splitlines() if ":" in l}
+        deps |= {l.strip() for l in out.splitlines() if l and not l.startswith(" ")}
+    for lib in shared_libraries(BIN) + shared_libraries(HELPER):
         owner = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True, text=True)
         if owner.returncode != 0:  # usrmerge: dpkg knows the /lib path
             owner = subprocess.run(["dpkg", "-S", os.path.realpath(lib).removeprefix("/usr")], capture_output=True,
                                    text=True)
         pkg = owner.stdout.split(":")[0]
-        assert pkg in set(pkgs) | base, f"{lib} comes from {pkg}, which the runtime stage does not install"
+        assert pkg in set(pkgs) | base | deps, f"{lib} comes from {pkg}, which the runtime stage does not install"
+
+
+def shared_libraries(binary):
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    libs = [l.split("=>")[1].split()[0] for l in out.splitlines() if "=>" in l and "/" in l.split("=>")[1]]
+    return [l for l in libs if "asan" not in l and "ubsan" not in l]
+
+
+def test_libcurl_and_boringssl_never_share_a_process():
+    """libcurl (GnuTLS build, but libssh2 brings OpenSSL's libcrypto.so.3)
+    lives in the helper; BoringSSL in the daemon. Either one in the other
+    binary would bind OpenSSL's calls to BoringSSL's symbols."""
+    daemon = [os.path.basename(l) for l in shared_libraries(BIN)]
+    helper = [os.path.basename(l) for l in shared_libraries(HELPER)]
+    assert any(l.startswith("libcurl") for l in helper), helper
+    assert not any(l.startswith("libcurl") or l.startswith("libcrypto.so.3") or l.startswith("libssl.so.3")
+                   for l in daemon), daemon
+    assert any("android" in l for l in shared_libraries(BIN)), daemon
+    assert not any("android" in l for l in shared_libraries(HELPER)), helper
 
 
 @pytest.fixture
