@@ -17,6 +17,10 @@ struct Signal::Impl {
   uv_signal_t h;
   Signal* owner;
 };
+struct Process::Impl {
+  uv_process_t h;
+  Process* owner;
+};
 
 namespace {
 
@@ -36,6 +40,9 @@ void on_work_done(uv_work_t* req, int) noexcept;
 
 void on_timer(uv_timer_t* h) noexcept { static_cast<Timer::Impl*>(h->data)->owner->fire(); }
 void on_signal(uv_signal_t* h, int) noexcept { static_cast<Signal::Impl*>(h->data)->owner->fire(); }
+void on_exit(uv_process_t* h, std::int64_t status, int signal) noexcept {
+  static_cast<Process::Impl*>(h->data)->owner->fire(status, signal);
+}
 
 void on_walk_close(uv_handle_t* h, void*) noexcept {
   if (!uv_is_closing(h)) {
@@ -44,7 +51,7 @@ void on_walk_close(uv_handle_t* h, void*) noexcept {
   }
 }
 
-// The shared close path of Timer and Signal: detach, uv_close, and free the
+// The shared close path of Timer, Signal and Process: detach, uv_close, and free the
 // owner and its handle in the close callback. The callback is released only
 // there, with the owner: close() may be called from inside that very
 // callback (a timeout that ends its session), which must not destroy the
@@ -168,5 +175,61 @@ void Signal::fire() {
 }
 
 void Signal::close() { close_owned(impl_); }
+
+Result<HandlePtr<Process>> Process::spawn(Loop& loop, const std::string& path, const std::vector<std::string>& args,
+                                          int stdin_fd, int stdout_fd, Exited exited) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(path.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_INHERIT_FD;
+  stdio[0].data.fd = stdin_fd;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = stdout_fd;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+  uv_process_options_t opts{};
+  opts.exit_cb = on_exit;
+  opts.file = path.c_str();
+  opts.args = argv.data();
+  opts.stdio_count = 3;
+  opts.stdio = stdio;
+  auto* p = new Process();
+  p->impl_ = new Impl{{}, p};
+  p->exited_ = std::move(exited);
+  p->impl_->h.data = p->impl_;
+  int rc = uv_spawn(loop.raw(), &p->impl_->h, &opts);
+  if (rc != 0) {
+    // libuv wants the handle closed even when the spawn failed.
+    HandlePtr<Process> gone(p);
+    return fail(Errc::Io, "cannot start " + path + ": " + uv_strerror(rc));
+  }
+  p->pid_ = p->impl_->h.pid;
+  p->running_ = true;
+  return HandlePtr<Process>(p);
+}
+
+std::string Process::sibling(const std::string& name) {
+  char buf[4096];
+  std::size_t len = sizeof buf;
+  if (uv_exepath(buf, &len) != 0) return {};
+  std::string dir(buf, len);
+  auto slash = dir.rfind('/');
+  if (slash == std::string::npos) return {};
+  return dir.substr(0, slash + 1) + name;
+}
+
+bool Process::kill(int signum) {
+  if (!impl_ || !running_) return false;
+  return uv_process_kill(&impl_->h, signum) == 0;
+}
+
+void Process::fire(std::int64_t status, int signal) {
+  running_ = false;
+  if (impl_ && exited_) exited_(status, signal);
+}
+
+void Process::close() { close_owned(impl_); }
 
 }  // namespace spoolgate::loop

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// loop/loop: ownership of the libuv loop, timers, signals and worker jobs.
+// loop/loop: ownership of the libuv loop, timers, signals, child processes
+// and worker jobs.
 //
 // With net/, the only code that includes <uv.h>. Every object here that
 // embeds a uv handle is heap-allocated, never copied or moved, and freed only
@@ -14,6 +15,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/units.h"
@@ -94,6 +97,37 @@ class Signal final : public Handle {
   Signal() = default;
   Impl* impl_ = nullptr;
   std::function<void()> cb_;
+};
+
+// A child process (a helper such as spoolgate-https). spawn() starts
+// `path` with `args` (argv[1..]), the parent's environment and stderr, and
+// the given descriptors as the child's stdin and stdout (the caller closes
+// its copies afterwards). exited runs once on the loop with the exit status
+// (or the signal that ended it). close() does not kill the child: the
+// owner ends it first (kill(), or closing its pipe) and closes the handle in
+// or after exited, so that libuv reaps it.
+class Process final : public Handle {
+ public:
+  using Exited = std::function<void(std::int64_t status, int signal)>;
+  static Result<HandlePtr<Process>> spawn(Loop& loop, const std::string& path, const std::vector<std::string>& args,
+                                          int stdin_fd, int stdout_fd, Exited exited);
+  // `name` in the directory of the running executable (helpers are
+  // installed beside spoolgate); empty when that cannot be found.
+  static std::string sibling(const std::string& name);
+  // Sends a signal; false when the child has already exited.
+  bool kill(int signum);
+  int pid() const { return pid_; }
+  bool running() const { return running_; }
+  void close() override;
+  void fire(std::int64_t status, int signal);
+  struct Impl;
+
+ private:
+  Process() = default;
+  Impl* impl_ = nullptr;
+  Exited exited_;
+  int pid_ = 0;
+  bool running_ = false;
 };
 
 }  // namespace spoolgate::loop
