@@ -3,7 +3,8 @@
 // hostile or broken provider could answer. Oracles: with STARTTLS, nothing
 // but EHLO/HELO/STARTTLS/QUIT goes out before TLS is up (never AUTH, MAIL
 // or content); one transaction's commands per group (at most one MAIL before
-// its outcome); the machine never loops without input.
+// its outcome); a refused OAuth2 token is offered for one retry at most; the
+// machine never loops without input.
 #include "oracle.h"
 #include "smtp/client.h"
 
@@ -35,7 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   smtp::ClientSettings s;
   s.helo = "relay.test";
   s.tls = in.ConsumeBool() ? smtp::TlsMode::StartTls : smtp::TlsMode::Implicit;
-  s.auth = static_cast<smtp::AuthMech>(in.ConsumeIntegralInRange<int>(0, 3));
+  int mech = in.ConsumeIntegralInRange<int>(0, 5);  // 5: Auto with an OAuth2 token
+  s.auth = mech == 5 ? smtp::AuthMech::Auto : static_cast<smtp::AuthMech>(mech);
+  s.bearer = mech >= 3;
   if (in.ConsumeBool()) {
     s.username = "user@example.com";
     s.secret = "s3cret";
@@ -43,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool tls = s.tls == smtp::TlsMode::Implicit;  // implicit: TLS before the greeting
   smtp::Client client(s);
   smtp::Job job{"a@example.com", {"b@example.com", "c@example.com"}, 100, in.ConsumeBool(), in.ConsumeBool()};
-  int jobs = 0, mails_open = 0;
+  int jobs = 0, mails_open = 0, token_refusals = 0;
   for (const std::string& piece : fuzz::chunks(in)) {
     client.receive(piece);
     for (int turns = 0;; ++turns) {
@@ -70,6 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         client.content_sent();
       } else if (e == smtp::ClientEvent::Delivered) {
         mails_open = 0;
+      } else if (e == smtp::ClientEvent::TokenRefused) {
+        SG_REQUIRE(tls && s.bearer);
+        SG_REQUIRE(++token_refusals == 1);  // one retry per connection
+        client.retry_auth("fresh-token");
       } else {  // Failed, Closed
         return 0;
       }

@@ -71,6 +71,20 @@ LoginPrompt login_prompt(std::string_view challenge) {
   return LoginPrompt::Other;
 }
 
+// RFC 5801 4: in a GS2 authzid, ',' is =2C and '=' is =3D.
+std::string saslname(std::string_view user) {
+  std::string out;
+  for (char c : user) {
+    if (c == ',')
+      out += "=2C";
+    else if (c == '=')
+      out += "=3D";
+    else
+      out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 ClientEvent Client::next() {
@@ -162,13 +176,17 @@ ClientEvent Client::handle(const Reply& r) {
             send(base64_encode(auth_step_ == 0 ? s_.username : s_.secret));
             auth_step_ = auth_step_ == 0 ? 1 : 2;
           }
-        } else if (mech_ == AuthMech::XOAuth2 && auth_step_ == 1) {
-          // RFC-less but documented: the challenge is a base64 JSON error;
-          // an empty line makes the server send its final 535.
+        } else if ((mech_ == AuthMech::XOAuth2 || mech_ == AuthMech::OAuthBearer) && auth_step_ == 1) {
+          // The challenge is a base64 JSON error (XOAUTH2: Google's
+          // documentation; OAUTHBEARER: RFC 7628 3.2.2). The answer that
+          // makes the server send its final reply: an empty line for
+          // XOAUTH2, a single %x01 for OAUTHBEARER.
           std::string detail;
           if (auto d = base64_decode(r.lines.empty() ? "" : r.lines[0])) detail = printable(*d, 200);
           auth_detail_ = detail;
-          send("");
+          token_invalid_ = detail.find("\"401\"") != std::string::npos ||
+                           detail.find("invalid_token") != std::string::npos;
+          send(mech_ == AuthMech::XOAuth2 ? std::string() : base64_encode("\x01"));
           auth_step_ = 2;
         } else if (mech_ == AuthMech::Plain && auth_step_ == 1) {
           send(base64_encode(std::string("\0", 1) + s_.username + std::string("\0", 1) + s_.secret));
@@ -181,8 +199,17 @@ ClientEvent Client::handle(const Reply& r) {
       }
       std::string why = r.summary() + (auth_detail_.empty() ? "" : " (" + auth_detail_ + ")");
       if (r.temporary()) return fail(Failure::Temporary, "authentication deferred: " + why);
+      bool bearer = mech_ == AuthMech::XOAuth2 || mech_ == AuthMech::OAuthBearer;
+      if (bearer && !token_retried_ && (r.code == 535 || token_invalid_)) {
+        fail(Failure::Auth, "authentication failed: " + why);
+        state_ = State::AuthRefused;
+        token_retried_ = true;
+        return ClientEvent::TokenRefused;
+      }
       return fail(Failure::Auth, "authentication failed: " + why);
     }
+    case State::AuthRefused:
+      return fail(Failure::Temporary, "unexpected reply while getting a new token: " + r.summary());
     case State::Rset:
       if (!r.positive()) return fail(Failure::Temporary, "RSET refused: " + r.summary());
       need_rset_ = false;
@@ -281,6 +308,18 @@ ClientEvent Client::start_auth() {
   }
   if (!tls_active_) return fail(Failure::Auth, "refusing to send credentials without TLS");
   mech_ = s_.auth;
+  if (mech_ == AuthMech::Auto && s_.bearer) {
+    if (caps_.has_auth("OAUTHBEARER"))
+      mech_ = AuthMech::OAuthBearer;
+    else if (caps_.has_auth("XOAUTH2"))
+      mech_ = AuthMech::XOAuth2;
+    else {
+      std::string offered;
+      for (const auto& a : caps_.auth) offered += (offered.empty() ? "" : " ") + a;
+      return fail(Failure::Auth, "the server offers no AUTH mechanism for an OAuth2 token (offered: " +
+                                     (offered.empty() ? std::string("none") : offered) + ")");
+    }
+  }
   if (mech_ == AuthMech::Auto) {
     if (caps_.has_auth("PLAIN"))
       mech_ = AuthMech::Plain;
@@ -311,11 +350,28 @@ ClientEvent Client::start_auth() {
                                            s_.secret + "\x01\x01"));
       auth_step_ = 1;
       break;
+    case AuthMech::OAuthBearer:
+      // RFC 7628 3.1: a GS2 header naming the user (saslname: ',' and '='
+      // escaped), then key=value pairs ended by %x01, the last one empty.
+      send("AUTH OAUTHBEARER " + base64_encode("n,a=" + saslname(s_.username) + ",\x01"
+                                               "auth=Bearer " + s_.secret +
+                                               "\x01\x01"));
+      auth_step_ = 1;
+      break;
     case AuthMech::Auto:
       break;
   }
+  token_invalid_ = false;
   state_ = State::Auth;
   return ClientEvent::NeedInput;
+}
+
+void Client::retry_auth(std::string token) {
+  if (state_ != State::AuthRefused) return;
+  s_.secret = std::move(token);
+  failure_ = Failure{};
+  pending_ = start_auth();
+  pending_event_ = true;
 }
 
 void Client::begin(const Job& job) {

@@ -10,8 +10,13 @@
 //     aborts if any byte followed the 220 (response injection); otherwise it
 //     asks the driver for the handshake (StartTls event). After
 //     tls_established() every pre-TLS fact is forgotten and EHLO is sent again;
-//   - authenticates (PLAIN, LOGIN, XOAUTH2) only when TLS is up: credentials
-//     never leave over a plaintext connection, whatever the configuration;
+//   - authenticates (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) only when TLS is
+//     up: credentials never leave over a plaintext connection, whatever the
+//     configuration. With an OAuth2 token (ClientSettings::bearer), Auto
+//     takes OAUTHBEARER (RFC 7628) or XOAUTH2, whichever the server offers
+//     after TLS. When the server refuses a token (535, or an error
+//     challenge with status 401 / invalid_token), TokenRefused lets the
+//     driver get a fresh one and retry_auth() once on the same connection;
 //   - runs transactions: begin(job) sends MAIL/RCPT/DATA (one group with
 //     PIPELINING, every reply counted), asks the driver to stream the content
 //     (SendContent) and reports each recipient's deciding reply (Delivered);
@@ -30,14 +35,15 @@
 namespace spoolgate::smtp {
 
 enum class TlsMode { Implicit, StartTls, None };
-enum class AuthMech { Auto, Plain, Login, XOAuth2 };
+enum class AuthMech { Auto, Plain, Login, XOAuth2, OAuthBearer };
 
 struct ClientSettings {
   std::string helo = "localhost";
   TlsMode tls = TlsMode::Implicit;
   AuthMech auth = AuthMech::Auto;
   std::string username;  // empty: no AUTH
-  std::string secret;    // password, or the OAuth2 token for XOAUTH2
+  std::string secret;    // password, or the OAuth2 token for XOAUTH2 / OAUTHBEARER
+  bool bearer = false;   // secret is an OAuth2 access token: Auto picks OAUTHBEARER or XOAUTH2
 };
 
 struct Job {
@@ -55,6 +61,10 @@ enum class ClientEvent {
   SendContent,  // stream the canonical content, then ".\r\n", then content_sent()
   Delivered,    // outcome() holds the transaction's results
   Failed,       // failure() says why; the session is over
+  // The server refused the OAuth2 token (once per connection): failure()
+  // says how. retry_auth() with a new token tries again on this
+  // connection; otherwise treat it as Failed.
+  TokenRefused,
   Closed,       // QUIT answered
 };
 
@@ -82,6 +92,9 @@ class Client {
   explicit Client(ClientSettings s);
   // Before the session starts: the secret read afresh (a refreshed token).
   void set_secret(std::string secret) { s_.secret = std::move(secret); }
+  const std::string& secret() const { return s_.secret; }
+  // After TokenRefused: AUTH again with `token`.
+  void retry_auth(std::string token);
 
   void receive(std::string_view bytes);
   ClientEvent next();
@@ -110,6 +123,7 @@ class Client {
     StartTls,
     TlsWait,
     Auth,
+    AuthRefused,  // TokenRefused reported; waiting for retry_auth()
     Ready,
     Rset,
     Mail,
@@ -141,6 +155,8 @@ class Client {
   bool authenticated_ = false;
   AuthMech mech_ = AuthMech::Plain;
   int auth_step_ = 0;
+  bool token_retried_ = false;  // retry_auth() is offered once per connection
+  bool token_invalid_ = false;  // an error challenge said the token is bad
   bool need_rset_ = false;
   bool in_job_ = false;
 

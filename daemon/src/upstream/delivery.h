@@ -169,8 +169,10 @@ class Delivery {
   // The configured upstreams in order, with their figures.
   std::vector<std::pair<std::string, SiteStats>> site_stats() const;
   SiteStats& site_stats_of(const std::string& upstream_name) { return site_stats_[upstream_name]; }
-  // Where the sessions' links get their secrets (password files read afresh).
+  // Where the sessions' links get their secrets (password files read
+  // afresh; OAuth tokens from `tokens`, set by app when an upstream uses OAuth).
   Credentials& credentials() { return secrets_; }
+  void set_tokens(Credentials* tokens) { secrets_.set_tokens(tokens); }
 
  private:
   // The loop half of an outcome (after persist() on a worker): scheduler,
@@ -205,7 +207,7 @@ class Delivery {
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
   std::map<std::string, SiteStats> site_stats_;
-  SecretFiles secrets_;
+  CredentialSources secrets_;
   std::set<Session*> sessions_;
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out

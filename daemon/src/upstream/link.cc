@@ -18,6 +18,7 @@ smtp::ClientSettings client_settings(const Upstream& u, const std::string& helo,
   c.helo = helo;
   c.tls = u.tls;
   c.auth = u.auth;
+  c.bearer = !u.oauth_key.empty() || u.auth == smtp::AuthMech::XOAuth2 || u.auth == smtp::AuthMech::OAuthBearer;
   if (authenticate) {
     c.username = u.username;
     c.secret = u.secret;
@@ -114,6 +115,20 @@ net::CancelConnect SecretFiles::get(loop::Loop& loop, const Upstream& u, const s
                     done(last_good(u));
                   });
   return [abandoned] { *abandoned = true; };
+}
+
+net::CancelConnect CredentialSources::get(loop::Loop& loop, const Upstream& u, const std::string& log_id,
+                                          Done done) {
+  if (u.oauth_key.empty()) return files_.get(loop, u, log_id, std::move(done));
+  if (!tokens_) {
+    done(fail(Errc::Invalid, "no token manager for " + u.name));
+    return [] {};
+  }
+  return tokens_->get(loop, u, log_id, std::move(done));
+}
+
+bool CredentialSources::refused(const Upstream& u, const std::string& secret) {
+  return !u.oauth_key.empty() && tokens_ && tokens_->refused(u, secret);
 }
 
 Link::Link(loop::Loop& loop, Upstream u, const std::string& helo, const Timeouts& t, Credentials& credentials,
@@ -248,6 +263,8 @@ void Link::pump() {
         return;
       case smtp::ClientEvent::Failed:
         return fail(machine_.failure());
+      case smtp::ClientEvent::TokenRefused:
+        return retry_with_new_token();
       case smtp::ClientEvent::SendContent:
       case smtp::ClientEvent::Delivered:
       case smtp::ClientEvent::Closed:
@@ -255,6 +272,37 @@ void Link::pump() {
         return fail(smtp::Failure{smtp::Failure::Temporary, "client machine out of step before ready", false, true});
     }
   }
+}
+
+void Link::retry_with_new_token() {
+  if (!credentials_.refused(u_, machine_.secret())) return fail(machine_.failure());
+  log::info("upstream_token_refused")
+      .kv("session", log_id_)
+      .kv("upstream", u_.name)
+      .kv("reason", machine_.failure().reason)
+      .kv("action", "one new token, one more AUTH on this connection");
+  arm(smtp::Stage::Command);  // the wait for the token is bounded like a reply
+  fetching_ = true;
+  in_get_ = true;
+  auto cancel = credentials_.get(loop_, u_, log_id_, [this](Result<std::string> token) {
+    fetching_ = false;
+    cancel_ = nullptr;
+    if (!token) {
+      smtp::Failure f = machine_.failure();
+      f.reason += "; no new token: " + token.error().message();
+      if (!in_get_) return fail(f);
+      early_ = f;  // reported from the loop, as in start()
+      timer_->start(Millis(0));
+      return;
+    }
+    machine_.retry_auth(std::move(*token));
+    if (!in_get_) pump();
+  });
+  in_get_ = false;
+  if (fetching_)
+    cancel_ = std::move(cancel);
+  else if (!early_)
+    pump();  // the token was there at once
 }
 
 void Link::fail(const smtp::Failure& f) {

@@ -51,6 +51,7 @@ struct Upstream {
   std::string username;
   std::string secret;       // password or token, loaded by app; never logged
   std::string secret_file;  // read again before each new session (empty: secret is fixed)
+  std::string oauth_key;    // not empty: the secret is an access token from this OAuth client
   std::shared_ptr<tls::Context> tls_ctx;
 };
 
@@ -80,6 +81,14 @@ class Credentials {
   virtual ~Credentials() = default;
   using Done = std::function<void(Result<std::string> secret)>;
   virtual net::CancelConnect get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) = 0;
+  // The server refused `secret`, an OAuth2 token. True: a new one is on
+  // its way, get() again and retry once on the same connection. A
+  // password source never says true (retrying a password gains nothing).
+  virtual bool refused(const Upstream& u, const std::string& secret) {
+    (void)u;
+    (void)secret;
+    return false;
+  }
 };
 
 // The secret of the configuration, or of its file read afresh for every
@@ -94,6 +103,19 @@ class SecretFiles final : public Credentials {
 
  private:
   std::map<std::string, std::string> last_;  // by upstream URL
+};
+
+// Each upstream's secret from where it comes: its OAuth client (tokens,
+// when set) or its password (SecretFiles). Loop thread only.
+class CredentialSources final : public Credentials {
+ public:
+  net::CancelConnect get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) override;
+  bool refused(const Upstream& u, const std::string& secret) override;
+  void set_tokens(Credentials* tokens) { tokens_ = tokens; }
+
+ private:
+  SecretFiles files_;
+  Credentials* tokens_ = nullptr;
 };
 
 class Link {
@@ -147,6 +169,8 @@ class Link {
   void on_tls(const Result<void>& r);
   void on_read(std::string_view bytes, bool eof);
   void pump();
+  // The server refused the token: one new one, one more AUTH, same connection.
+  void retry_with_new_token();
   void fail(const smtp::Failure& f);
 
   loop::Loop& loop_;
@@ -163,6 +187,7 @@ class Link {
   net::CancelConnect cancel_;
   bool authenticate_;
   bool fetching_ = false;  // the secret is being fetched
+  bool in_get_ = false;    // inside credentials_.get() (its done may run there)
   std::optional<smtp::Failure> early_;  // no secret: reported from the loop by the timer
   bool ready_ = false;
   bool failed_ = false;

@@ -102,6 +102,7 @@ void Session::pump() {
         return;
       case smtp::ClientEvent::StartTls:
       case smtp::ClientEvent::Ready:
+      case smtp::ClientEvent::TokenRefused:
         // The link's steps, done before it called on_ready: cannot happen.
         on_failed(smtp::Failure{smtp::Failure::Temporary, "client machine out of step after ready", true, true});
         return;

@@ -107,8 +107,58 @@ TEST_SUITE("smtp/client") {
                                  "\r\n");
     feed(x, "334 " + base64_encode("{\"status\":\"401\"}") + "\r\n");
     CHECK(x.take_output() == "\r\n");
-    CHECK(feed(x, "535 5.7.8 rejected\r\n") == ClientEvent::Failed);
+    // A refused token: the driver may get a new one and try once more.
+    CHECK(feed(x, "535 5.7.8 rejected\r\n") == ClientEvent::TokenRefused);
+    CHECK(x.failure().kind == Failure::Auth);
     CHECK(x.failure().reason.find("401") != std::string::npos);
+    x.retry_auth("tok2");
+    CHECK(x.next() == ClientEvent::NeedInput);
+    CHECK(x.take_output() == "AUTH XOAUTH2 " +
+                                 base64_encode("user=u@example.com\x01"
+                                               "auth=Bearer tok2\x01\x01") +
+                                 "\r\n");
+    CHECK(feed(x, "535 5.7.8 rejected again\r\n") == ClientEvent::Failed);  // once per connection
+    CHECK(x.failure().reason.find("rejected again") != std::string::npos);
+  }
+
+  TEST_CASE("an OAuth2 token: Auto takes OAUTHBEARER or XOAUTH2 from the EHLO after TLS, never PLAIN") {
+    auto s = settings(TlsMode::Implicit, "relay,x=y@example.com");
+    s.bearer = true;
+    s.secret = "tok";
+    Client b(s);
+    feed(b, "220 hi\r\n");
+    b.take_output();
+    feed(b, "250-sink.test\r\n250-AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n250 8BITMIME\r\n");
+    // RFC 7628 3.1; the user's ',' and '=' escaped as in RFC 5801.
+    CHECK(b.take_output() == "AUTH OAUTHBEARER " +
+                                 base64_encode("n,a=relay=2Cx=3Dy@example.com,\x01"
+                                               "auth=Bearer tok\x01\x01") +
+                                 "\r\n");
+    // RFC 7628 3.2.3: the error challenge is answered with %x01.
+    feed(b, "334 " + base64_encode(R"({"status":"invalid_token","scope":"x"})") + "\r\n");
+    CHECK(b.take_output() == base64_encode("\x01") + "\r\n");
+    CHECK(feed(b, "535 5.7.8 rejected\r\n") == ClientEvent::TokenRefused);
+    b.retry_auth("tok2");
+    CHECK(b.next() == ClientEvent::NeedInput);
+    CHECK(b.take_output().find("AUTH OAUTHBEARER ") == 0);
+    CHECK(feed(b, "235 2.7.0 ok\r\n") == ClientEvent::Ready);
+    CHECK(b.authenticated());
+
+    Client x(s);  // Microsoft 365 offers LOGIN XOAUTH2
+    feed(x, "220 hi\r\n");
+    x.take_output();
+    feed(x, "250-sink.test\r\n250-AUTH LOGIN XOAUTH2\r\n250 8BITMIME\r\n");
+    CHECK(x.take_output().find("AUTH XOAUTH2 ") == 0);
+    // A temporary refusal is deferred, not retried with a new token.
+    CHECK(feed(x, "454 4.7.0 try later\r\n") == ClientEvent::Failed);
+    CHECK(x.failure().kind == Failure::Temporary);
+
+    Client none(s);  // a token is never sent as a password
+    feed(none, "220 hi\r\n");
+    none.take_output();
+    CHECK(feed(none, kEhloTls) == ClientEvent::Failed);
+    CHECK(none.failure().reason.find("no AUTH mechanism for an OAuth2 token") != std::string::npos);
+    CHECK(none.take_output().empty());
   }
 
   TEST_CASE("AUTH LOGIN: a challenge that is not base64 or asks for the wrong thing gets '*', never a secret") {
