@@ -3,9 +3,11 @@
 // any status and body.
 // Oracle: a token comes only from a 200 and can go into an AUTH line as it
 // is; every text kept is printable and short; a token written back as JSON
-// parses to the same token; a device code likewise.
+// parses to the same token; a device code likewise; a token store record
+// (the same bytes) that decodes re-encodes to the same values.
 #include <nlohmann/json.hpp>
 
+#include "oauth/store.h"
 #include "oauth/token.h"
 #include "oracle.h"
 
@@ -69,6 +71,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                f->interval == c->interval);
   } else {
     check(std::get<Problem>(d));
+  }
+
+  // The token store's records (oauth/store.h): what decodes, encodes to a
+  // record that decodes to the same values.
+  if (auto r = decode(body)) {
+    auto again = decode(encode(*r));
+    SG_REQUIRE(again);
+    SG_REQUIRE(again->client == r->client && again->refresh == r->refresh && again->access == r->access &&
+               again->expires_at == r->expires_at && again->refreshed_at == r->refreshed_at &&
+               again->generation == r->generation);
   }
   return 0;
 }

@@ -285,7 +285,7 @@ class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
     def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
-                 client_ca=None, idle_timeout=None, fix_after=None, digest_only=False):
+                 client_ca=None, idle_timeout=None, fix_after=None, digest_only=False, token_file=None):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -303,6 +303,8 @@ class Sink:
             args += ["--fix-after", str(fix_after)]
         if digest_only:
             args += ["--digest-only"]
+        if token_file:
+            args += ["--token-file", str(token_file)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()

@@ -63,9 +63,12 @@ def test_queue_list_on_an_empty_spool(tmp_path):
 
 def schema_keys():
     """Every key path the daemon knows, from its own effective-config dump
-    (with one upstream, so that the per-upstream keys appear too)."""
+    (with one upstream with an oauth block, so that the per-upstream keys
+    appear too)."""
     import yaml
-    env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_UPSTREAM_URL": "smtps://smtp.example.com:465"}
+    env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_UPSTREAM_URL": "smtps://smtp.example.com:465",
+           "SPOOLGATE_USERNAME": "relay@example.com", "SPOOLGATE_UPSTREAM_OAUTH_PROVIDER": "google",
+           "SPOOLGATE_UPSTREAM_OAUTH_GRANT": "refresh_token", "SPOOLGATE_UPSTREAM_OAUTH_CLIENT_ID": "id"}
     dump = yaml.safe_load(run("check-config", "-c", "/dev/null", env=env).stdout)
     keys = []
 
@@ -86,6 +89,7 @@ def schema_keys():
 def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file():
     keys = schema_keys()
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
+    assert "upstreams[].oauth.token_url" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

@@ -27,7 +27,7 @@ def test_probe_reports_tls_chain_pins_capabilities_and_auth(daemon_factory, sink
     assert "issuer:  /CN=spoolgate test intermediate" in text
     assert re.search(r"valid:   \d{4}-\d\d-\d\dT\S+ \.\. \d{4}-\d\d-\d\dT\S+ \(\d+ days left\)", text), text
     assert "verification: ok" in text
-    assert "ehlo (after TLS):" in text and "AUTH LOGIN PLAIN" in text
+    assert "ehlo (after TLS):" in text and "AUTH LOGIN OAUTHBEARER PLAIN XOAUTH2" in text
     assert "auth: ok as relay@example.com" in text
     assert text.rstrip().endswith("result: ok")
     assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """A real SMTP server for tests (aiosmtpd): implicit TLS, STARTTLS or plain,
-AUTH PLAIN/LOGIN, and scripted per-recipient replies.
+AUTH PLAIN/LOGIN/XOAUTH2/OAUTHBEARER, and scripted per-recipient replies.
 
     smtp_sink.py --dir DIR [--tls implicit|starttls|none] [--cert C --key K]
                  [--user U --password P] [--idle-timeout SECONDS]
+                 [--token-file F]
 
 Prints "PORT <n>" on stdout once listening (port chosen by the kernel). Each
 message is stored as DIR/<n>.eml (the content as received, transparency
@@ -22,6 +23,7 @@ import json
 import re
 import ssl
 import sys
+import time
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -94,6 +96,8 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--client-ca", help="require a client certificate issued by this CA")
     ap.add_argument("--idle-timeout", type=float, default=300.0, help="seconds before an idle session is ended")
+    ap.add_argument("--token-file", help="XOAUTH2/OAUTHBEARER: accept the tokens listed there (fake_oauth.py's "
+                                         "DIR/tokens: '<token> <unix expiry>'), unexpired and not in <file>.revoked")
     args = ap.parse_args()
     args_ns = args
     d = Path(args.dir)
@@ -131,6 +135,18 @@ def main():
             handler.event("CLOSE")
             super().connection_lost(error)
 
+        def token_ok(self, token):
+            if not args_ns.token_file:
+                return token == args_ns.password
+            p = Path(args_ns.token_file)
+            revoked = Path(args_ns.token_file + ".revoked")
+            gone = set(revoked.read_text().split()) if revoked.exists() else set()
+            for line in (p.read_text().split("\n") if p.exists() else []):
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == token and float(parts[1]) > time.time() and token not in gone:
+                    return True
+            return False
+
         async def auth_XOAUTH2(self, _, args):
             import base64
             raw = args[1] if len(args) > 1 else ""
@@ -139,7 +155,7 @@ def main():
             except Exception:
                 fields = {}
             user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
-            ok = args_ns.user is not None and user == args_ns.user and token == args_ns.password
+            ok = args_ns.user is not None and user == args_ns.user and self.token_ok(token)
             handler.event(f"AUTH XOAUTH2 {user or '?'} {'ok' if ok else 'refused'}")
             if ok:
                 self.session.spoolgate_user = user
@@ -147,6 +163,30 @@ def main():
             # RFC-less but documented by Google: a JSON error as a challenge,
             # answered by an empty line, then 535.
             await self.challenge_auth(b'{"status":"401","schemes":"bearer"}')
+            return AuthResult(success=False, handled=False)
+
+        async def auth_OAUTHBEARER(self, _, args):
+            # RFC 7628: "n,a=user,^Aauth=Bearer token^A^A"; an error is a
+            # JSON challenge, answered by ^A, then 535.
+            import base64
+            raw = args[1] if len(args) > 1 else ""
+            try:
+                text = base64.b64decode(raw).decode()
+                gs2, _, rest = text.partition("\x01")
+                user = next((p[2:] for p in gs2.split(",") if p.startswith("a=")), "")
+                user = user.replace("=2C", ",").replace("=3D", "=")
+                fields = dict(f.split("=", 1) for f in rest.split("\x01") if "=" in f)
+            except Exception:
+                user, fields = "", {}
+            token = fields.get("auth", "").removeprefix("Bearer ")
+            ok = args_ns.user is not None and user == args_ns.user and self.token_ok(token)
+            handler.event(f"AUTH OAUTHBEARER {user or '?'} {'ok' if ok else 'refused'}")
+            if ok:
+                self.session.spoolgate_user = user
+                return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+            answer = await self.challenge_auth(b'{"status":"invalid_token","scope":"smtp"}')
+            if answer not in (b"\x01", b""):
+                handler.event("AUTH OAUTHBEARER bad error answer")
             return AuthResult(success=False, handled=False)
 
     def factory():

@@ -207,7 +207,10 @@ Result<void> Daemon::start() {
   if (auto f = spool_->free_bytes()) usage.free_disk = *f;
   accounting_ = std::make_unique<spool::Accounting>(spool_limits(cfg), usage);
   sched_ = std::make_unique<scheduler::Scheduler>(scheduler_policy(cfg));
+  tokens_ = std::make_unique<Tokens>(loop_, spool_->dir());
+  if (auto t = tokens_->configure(cfg); !t) return t;
   delivery_ = std::make_unique<upstream::Delivery>(loop_, spool_, *sched_, std::move(*delivery_settings));
+  delivery_->set_tokens(tokens_.get());
   inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, inbound_settings(cfg, inherited_), *accounting_);
   if (auto s = inbound_->start(); !s) return s;
   // The listener never knows the scheduler: committed mail goes to delivery
@@ -275,6 +278,7 @@ void Daemon::abandon() {
   disk_timer_.reset();
   inbound_.reset();
   delivery_.reset();
+  tokens_.reset();
   loop_.close();
 }
 
@@ -282,6 +286,7 @@ int Daemon::run() {
   loop_.run();
   inbound_.reset();
   delivery_.reset();
+  tokens_.reset();
   int rc = loop_.close();
   if (rc != 0) {
     log::error("loop_close").kv("result", rc);
@@ -393,7 +398,9 @@ void Daemon::stop(const char* why) {
   deadline_->start(current_.shutdown_timeout);
   auto pending = std::make_shared<int>(2);
   auto one_done = [this, pending] {
-    if (--*pending == 0) deadline_.reset();
+    if (--*pending != 0) return;
+    deadline_.reset();
+    tokens_->close();  // the last session is done with its token: the helper and timers go
   };
   inbound_->shutdown(one_done);
   delivery_->shutdown(one_done);
@@ -428,6 +435,7 @@ std::optional<std::string> Daemon::reload() {
   if (next->metrics.listen != current_.metrics.listen) {
     if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
   }
+  if (auto t = tokens_->configure(*next); !t) log::error("oauth_failed").kv("reason", t.error().message());
   delivery_->reconfigure(std::move(*ds));
   sched_->set_policy(scheduler_policy(*next));
   set_logging(*next);

@@ -25,6 +25,7 @@
 #include "app/metrics.h"
 #include "app/notify.h"
 #include "app/request_server.h"
+#include "app/tokens.h"
 #include "config/config.h"
 #include "listener/inbound.h"
 #include "loop/loop.h"
@@ -75,6 +76,7 @@ class Daemon {
   std::shared_ptr<spool::Spool> spool_;
   std::unique_ptr<spool::Accounting> accounting_;
   std::unique_ptr<scheduler::Scheduler> sched_;
+  std::unique_ptr<Tokens> tokens_;  // before delivery_: its links use it until they are gone
   std::unique_ptr<upstream::Delivery> delivery_;
   std::unique_ptr<listener::Inbound> inbound_;
   std::unique_ptr<RequestServer> control_;

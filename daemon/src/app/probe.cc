@@ -6,6 +6,7 @@
 
 #include "app/upstreams.h"
 #include "core/clock.h"
+#include "oauth/store.h"
 #include "loop/loop.h"
 #include "smtp/client.h"
 #include "upstream/link.h"
@@ -16,10 +17,38 @@ namespace {
 // Connects through the same upstream::Link as a delivery session (secret
 // file, connect, TLS, EHLO, AUTH, the delivery stage timeouts), prints what
 // each step found, and QUITs once the link is ready.
+// An OAuth upstream's secret in a probe: the access token the daemon
+// stored, if it is still valid. The probe never asks the token endpoint
+// itself: a refresh here could rotate the refresh token under the running
+// daemon.
+class StoredToken final : public upstream::Credentials {
+ public:
+  explicit StoredToken(Result<std::string> token) : token_(std::move(token)) {}
+  net::CancelConnect get(loop::Loop&, const upstream::Upstream&, const std::string&, Done done) override {
+    done(token_);
+    return [] {};
+  }
+
+ private:
+  Result<std::string> token_;
+};
+
+Result<std::string> stored_token(const config::Config& cfg, const upstream::Upstream& u) {
+  auto store = oauth::Store::open(cfg.spool.dir);
+  if (!store) return tl::unexpected(store.error());
+  auto rec = store->load(u.oauth_key);
+  if (!rec) return tl::unexpected(rec.error());
+  if (!*rec || (*rec)->access.empty() || (*rec)->expires_at <= unix_now_ms())
+    return fail(Errc::NotFound, "no valid access token in " + store->dir() + "/" + u.oauth_key +
+                                    ".json (the running daemon gets one; see spoolgate oauth status)");
+  return (*rec)->access;
+}
+
 class Probe {
  public:
-  Probe(loop::Loop& loop, const upstream::Upstream& u, const upstream::Settings& s, bool auth, std::ostream& out)
-      : out_(out), link_(loop, u, s.helo, s.timeouts, secrets_, "probe", auth, hooks()) {}
+  Probe(loop::Loop& loop, const upstream::Upstream& u, const upstream::Settings& s, bool auth,
+        upstream::Credentials& credentials, std::ostream& out)
+      : out_(out), link_(loop, u, s.helo, s.timeouts, credentials, "probe", auth, hooks()) {}
 
   void start() { link_.start(); }
   int result() const { return ok_ ? 0 : 1; }
@@ -108,7 +137,6 @@ class Probe {
   }
 
   std::ostream& out_;
-  upstream::SecretFiles secrets_;
   upstream::Link link_;
   bool done_ = false;
   bool ok_ = false;
@@ -135,7 +163,10 @@ int probe(const config::Config& cfg, std::size_t index, bool auth, std::ostream&
   loop::Loop loop;
   int rc;
   {
-    Probe p(loop, u, *s, auth, out);
+    upstream::SecretFiles files;
+    StoredToken token(u.oauth_key.empty() ? Result<std::string>(std::string()) : stored_token(cfg, u));
+    if (!u.oauth_key.empty() && auth) out << "auth: OAuth2 token from the daemon's store (" << u.oauth_key << ")\n";
+    Probe p(loop, u, *s, auth, u.oauth_key.empty() ? static_cast<upstream::Credentials&>(files) : token, out);
     p.start();
     loop.run();
     rc = p.result();

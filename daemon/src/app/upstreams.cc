@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "app/tokens.h"
 #include "core/log.h"
 
 namespace spoolgate::app {
@@ -67,15 +68,18 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.auth = c.auth == config::AuthMode::Plain     ? smtp::AuthMech::Plain
              : c.auth == config::AuthMode::Login   ? smtp::AuthMech::Login
              : c.auth == config::AuthMode::XOAuth2 ? smtp::AuthMech::XOAuth2
-                                                   : smtp::AuthMech::Auto;
+             : c.auth == config::AuthMode::OAuthBearer ? smtp::AuthMech::OAuthBearer
+                                                       : smtp::AuthMech::Auto;
     u.username = c.username;
     warn_if_world_readable(c.password_file, where + ".password_file");
+    warn_if_world_readable(c.oauth.client_secret_file, where + ".oauth.client_secret_file");
+    if (c.oauth.configured()) u.oauth_key = oauth_key(c);
     warn_if_world_readable(c.client_key, where + ".client_key");
     auto secret = read_secret(c, where);
     if (!secret) return tl::unexpected(secret.error());
     u.secret = std::move(*secret);
     u.secret_file = c.password_file;
-    if (!u.username.empty() && u.secret.empty())
+    if (!u.username.empty() && u.secret.empty() && u.oauth_key.empty())
       return fail(Errc::Invalid, where + ": username is set but no password_file or password_env");
     if (u.tls != smtp::TlsMode::None) {
       auto ctx = tls::client_context({c.ca_file, c.pins, c.client_cert, c.client_key});

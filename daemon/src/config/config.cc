@@ -175,6 +175,8 @@ std::string_view to_string(AuthMode a) {
       return "login";
     case AuthMode::XOAuth2:
       return "xoauth2";
+    case AuthMode::OAuthBearer:
+      return "oauthbearer";
   }
   return "?";
 }
@@ -190,7 +192,7 @@ std::string dump(const Config& c) {
     if (c.upstreams.empty()) o += "upstreams: []   # store-only: mail is queued, nothing is delivered\n";
     else o += "upstreams:\n";
     for (auto& u : cc.upstreams) {
-      std::string entry = render(upstream_fields(u), {}, 4);
+      std::string entry = render(upstream_fields(u, Shown::Set), {}, 4);
       o += "  - " + entry.substr(4);
     }
   }

@@ -43,7 +43,31 @@ struct ListenAddress {
 };
 
 enum class Scheme { Smtps, StartTls, Plain };
-enum class AuthMode { Auto, Plain, Login, XOAuth2 };
+enum class AuthMode { Auto, Plain, Login, XOAuth2, OAuthBearer };
+
+enum class OAuthProvider { None, Microsoft, Google, Custom };
+enum class OAuthGrant { None, ClientCredentials, RefreshToken };
+
+// An upstream's `oauth:` block (config/section_oauth.cc): where spoolgate
+// gets its own access tokens. After load() the provider's presets are
+// filled in (token_url, device_authorization_url, authorization_url,
+// scope), so the dump shows what will be used.
+struct OAuth {
+  OAuthProvider provider = OAuthProvider::None;  // None: no oauth block
+  std::string tenant;                            // microsoft
+  OAuthGrant grant = OAuthGrant::None;
+  std::string client_id;
+  std::string client_secret_file;
+  std::string client_secret_env;
+  std::string client_cert;  // certificate-based client assertion (microsoft client_credentials)
+  std::string client_key;
+  std::string token_url;
+  std::string device_authorization_url;
+  std::string authorization_url;
+  std::string scope;
+  std::string ca_file;  // trust for the endpoints; empty: the system's
+  bool configured() const { return provider != OAuthProvider::None; }
+};
 
 struct Upstream {
   std::string url;
@@ -59,6 +83,7 @@ struct Upstream {
   std::string client_cert;
   std::string client_key;
   bool insecure_plaintext = false;
+  OAuth oauth;
 };
 
 enum class BareNewlines { Normalize, Reject };
@@ -152,5 +177,7 @@ std::string dump(const Config& c);
 
 std::string_view to_string(Scheme s);
 std::string_view to_string(AuthMode a);
+std::string_view to_string(OAuthProvider p);
+std::string_view to_string(OAuthGrant g);
 
 }  // namespace spoolgate::config

@@ -15,15 +15,15 @@ bool has_ctl(std::string_view s) {
 
 }  // namespace
 
-Table upstream_fields(Upstream& u) {
-  return {
+Table upstream_fields(Upstream& u, Shown shown) {
+  Table t{
       text("url", u.url),
       text("username", u.username),
       text("password_file", u.password_file),
       text("password_env", u.password_env),
       choice("auth", u.auth,
              {{"auto", AuthMode::Auto}, {"plain", AuthMode::Plain}, {"login", AuthMode::Login},
-              {"xoauth2", AuthMode::XOAuth2}}),
+              {"xoauth2", AuthMode::XOAuth2}, {"oauthbearer", AuthMode::OAuthBearer}}),
       text("ca_file", u.ca_file),
       custom(
           "pins", true,
@@ -48,6 +48,9 @@ Table upstream_fields(Upstream& u) {
       text("client_key", u.client_key),
       boolean("insecure_plaintext", u.insecure_plaintext),
   };
+  if (shown == Shown::All || u.oauth.configured())
+    for (auto& f : oauth_fields(u.oauth)) t.push_back(std::move(f));
+  return t;
 }
 
 std::vector<EnvName> upstream_env_names() {
@@ -82,6 +85,7 @@ void upstreams_check(Check& k, Config& c) {
     if (!u.password_file.empty() && !u.password_env.empty())
       p.err(at, path, "set password_file or password_env, not both");
     if (u.client_cert.empty() != u.client_key.empty()) p.err(at, path, "client_cert and client_key go together");
+    oauth_check(p, at, path, u);
   }
 }
 

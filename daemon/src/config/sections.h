@@ -58,8 +58,16 @@ Table log_fields(Config& c);
 // upstreams: a list; each entry's keys, the checks of every entry, and the
 // environment form of the first entry (SPOOLGATE_UPSTREAM_<KEY> and the
 // short forms).
-Table upstream_fields(Upstream& u);
+// Shown::Set leaves out the oauth block of an upstream without one (the
+// dump); parsing and the environment know every key.
+enum class Shown { All, Set };
+Table upstream_fields(Upstream& u, Shown shown = Shown::All);
 void upstreams_check(Check& k, Config& c);
+
+// An upstream's oauth block (section_oauth.cc): its keys, each under
+// "oauth.", and its checks, which also fill in the provider's presets.
+Table oauth_fields(OAuth& o);
+void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& u);
 struct EnvName {
   std::string key;       // the entry's key
   std::string variable;  // SPOOLGATE_...

@@ -49,14 +49,8 @@ bool answer(std::uint64_t id, Result<http::Response> r) {
   return write_all(1, http::encode(f));
 }
 
-}  // namespace
-
-int main() {
-  (void)std::signal(SIGPIPE, SIG_IGN);  // a daemon gone mid-answer: write fails, we exit
-  https::global_init();
-  ::fcntl(0, F_SETFL, ::fcntl(0, F_GETFL) | O_NONBLOCK);
-  CURLM* multi = curl_multi_init();
-  std::map<CURL*, std::unique_ptr<https::Transfer>> active;
+// Runs until stdin closes (0) or carries a malformed frame (2).
+int serve(CURLM* multi, std::map<CURL*, std::unique_ptr<https::Transfer>>& active) {
   std::map<std::uint64_t, CURL*> by_id;
   http::Decoder in;
   char buf[65536];
@@ -113,4 +107,21 @@ int main() {
       if (!answer(id, std::move(result))) return 0;
     }
   }
+}
+
+}  // namespace
+
+int main() {
+  (void)std::signal(SIGPIPE, SIG_IGN);  // a daemon gone mid-answer: write fails, we exit
+  https::global_init();
+  ::fcntl(0, F_SETFL, ::fcntl(0, F_GETFL) | O_NONBLOCK);
+  CURLM* multi = curl_multi_init();
+  std::map<CURL*, std::unique_ptr<https::Transfer>> active;
+  int rc = serve(multi, active);
+  // Everything freed before exit: a clean leak check under the sanitizers.
+  for (auto& [easy, t] : active) curl_multi_remove_handle(multi, easy);
+  active.clear();
+  curl_multi_cleanup(multi);
+  curl_global_cleanup();
+  return rc;
 }

@@ -13,7 +13,11 @@
 //
 // A rotated refresh token is written to the store before the access token
 // that came with it is handed to anyone (a crash after the provider
-// rotated it must not leave only the old, dead one on disk).
+// rotated it must not leave only the old, dead one on disk). One window no
+// client can close: a crash while the provider's answer is still on its
+// way. A provider that kills the old refresh token at once (Microsoft
+// does not) then refuses it after the restart: the operator state, logged,
+// and mail waits; nothing is lost.
 //
 // Errors given to waiters: Errc::Refused when a person must act (consent
 // revoked: `spoolgate oauth login`; a client the endpoint refuses: fix the

@@ -16,6 +16,54 @@ std::string first_error(const std::string& yaml, const Env& env = {}) {
 }  // namespace
 
 TEST_SUITE("config") {
+  TEST_CASE("upstreams[].oauth: provider presets, and every combination that cannot work is an error") {
+    const std::string up = "upstreams:\n  - url: smtps://smtp.office365.com:465\n    username: relay@contoso.com\n";
+    auto m = load_text(up + "    oauth:\n      provider: microsoft\n      tenant: contoso.onmicrosoft.com\n"
+                            "      grant: client_credentials\n      client_id: app-1\n"
+                            "      client_secret_file: /etc/spoolgate/client-secret\n",
+                       "t.yaml", {});
+    REQUIRE(m);
+    const OAuth& o = m->upstreams[0].oauth;
+    CHECK(o.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    CHECK(o.device_authorization_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode");
+    CHECK(o.scope == "https://outlook.office365.com/.default");
+    auto g = load_text(up + "    oauth: {provider: google, grant: refresh_token, client_id: id}\n", "t.yaml", {});
+    REQUIRE(g);
+    CHECK(g->upstreams[0].oauth.token_url == "https://oauth2.googleapis.com/token");
+    CHECK(g->upstreams[0].oauth.scope == "https://mail.google.com/");
+    struct Case {
+      std::string yaml;
+      const char* expect;
+    } cases[] = {
+        {up + "    oauth: {provider: microsoft, grant: client_credentials, client_id: x, client_secret_env: S}\n",
+         "oauth.tenant: required"},
+        {up + "    oauth: {provider: google, grant: client_credentials, client_id: x, client_secret_env: S}\n",
+         "Google has no client_credentials grant"},
+        {up + "    oauth: {provider: custom, grant: refresh_token, client_id: x, scope: s}\n", "oauth.token_url: required"},
+        {up + "    oauth: {provider: custom, grant: refresh_token, client_id: x, scope: s, token_url: 'http://x/t'}\n",
+         "expected an https:// URL"},
+        {up + "    password_file: /p\n    oauth: {provider: google, grant: refresh_token, client_id: x}\n",
+         "remove password_file"},
+        {"upstreams:\n  - url: smtps://smtp.gmail.com:465\n    oauth: {provider: google, grant: refresh_token, "
+         "client_id: x}\n",
+         "username: required with oauth"},
+        {up + "    auth: plain\n    oauth: {provider: google, grant: refresh_token, client_id: x}\n",
+         "expected auto, xoauth2 or oauthbearer"},
+        {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x}\n",
+         "client_credentials needs client_secret_file"},
+        {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x, client_cert: /c, "
+              "client_key: /k}\n",
+         "not supported yet"},
+        {up + "    oauth: {grant: refresh_token}\n", "the oauth block has no provider"},
+    };
+    for (const auto& k : cases) {
+      CAPTURE(k.yaml);
+      std::string e = first_error(k.yaml);
+      CHECK(e.find(k.expect) != std::string::npos);
+      if (e.find(k.expect) == std::string::npos) MESSAGE(e);
+    }
+  }
+
   TEST_CASE("the shipped configuration loads") {
     auto c = load(std::string(SPOOLGATE_SOURCE_DIR) + "/conf/spoolgate.yaml", {});
     if (!c)

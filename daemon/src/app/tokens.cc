@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#include "app/tokens.h"
+
+#include <cstdlib>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+namespace spoolgate::app {
+
+std::string oauth_key(const config::Upstream& u) {
+  std::string k = u.username + "_" + u.host;
+  for (char& c : k) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_';
+    if (!ok) c = c == '@' ? '-' : '_';
+  }
+  if (k.size() > 100) k.resize(100);
+  if (!k.empty() && k.front() == '.') k.front() = '_';
+  return k;
+}
+
+oauth::ClientConfig oauth_client(const config::Upstream& u) {
+  const config::OAuth& o = u.oauth;
+  oauth::ClientConfig c;
+  c.key = oauth_key(u);
+  c.refresh_grant = o.grant == config::OAuthGrant::RefreshToken;
+  c.token_url = o.token_url;
+  c.client_id = o.client_id;
+  c.scope = o.scope;
+  c.ca_file = o.ca_file;
+  std::string file = o.client_secret_file, env = o.client_secret_env;
+  c.client_auth = [file, env]() -> Result<std::vector<std::pair<std::string, std::string>>> {
+    using Fields = std::vector<std::pair<std::string, std::string>>;
+    if (!file.empty()) {
+      auto s = upstream::read_secret_file(file);
+      if (!s) return fail(s.error().code, "oauth.client_secret_file: " + s.error().message());
+      return Fields{{"client_secret", *s}};
+    }
+    if (!env.empty()) {
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
+      const char* v = std::getenv(env.c_str());
+      if (!v) return fail(Errc::NotFound, "oauth.client_secret_env: $" + env + " is not set");
+      if (auto bad = upstream::check_secret(v); !bad)
+        return fail(Errc::Invalid, "oauth.client_secret_env: $" + env + ": " + bad.error().detail);
+      return Fields{{"client_secret", v}};
+    }
+    return Fields{};  // a public client (refresh_token grant without a secret)
+  };
+  return c;
+}
+
+Tokens::Tokens(loop::Loop& loop, std::string spool_dir) : loop_(loop), spool_dir_(std::move(spool_dir)) {}
+
+Tokens::~Tokens() { close(); }
+
+Result<void> Tokens::configure(const config::Config& cfg) {
+  std::vector<std::string> keys;
+  for (const auto& u : cfg.upstreams) {
+    if (!u.oauth.configured()) continue;
+    if (!manager_) {
+      auto store = oauth::Store::open(spool_dir_);
+      if (!store) return fail(store.error().code, "OAuth token store: " + store.error().message());
+      std::string helper = loop::Process::sibling("spoolgate-https");
+      fetch_ = std::make_unique<fetch::Client>(loop_, helper);
+      manager_ = std::make_unique<oauth::Manager>(loop_, *fetch_, std::move(*store), [] { return unix_now_ms(); });
+    }
+    auto c = oauth_client(u);
+    keys.push_back(c.key);
+    manager_->add(std::move(c));
+  }
+  if (manager_) manager_->retain(keys);
+  return {};
+}
+
+net::CancelConnect Tokens::get(loop::Loop&, const upstream::Upstream& u, const std::string&, Done done) {
+  if (!manager_) {
+    done(fail(Errc::Invalid, "no OAuth client for " + u.name));
+    return [] {};
+  }
+  return manager_->get(u.oauth_key, std::move(done));
+}
+
+bool Tokens::refused(const upstream::Upstream& u, const std::string& secret) {
+  return manager_ && manager_->refused(u.oauth_key, secret);
+}
+
+void Tokens::reload(const std::string& key) {
+  if (!manager_) return;
+  if (!key.empty()) return manager_->reload(key);
+  for (const auto& s : manager_->status()) manager_->reload(s.key);
+}
+
+std::vector<oauth::ClientStatus> Tokens::status() const {
+  return manager_ ? manager_->status() : std::vector<oauth::ClientStatus>{};
+}
+
+void Tokens::close() {
+  if (manager_) manager_->close();
+  if (fetch_) fetch_->close();
+}
+
+}  // namespace spoolgate::app

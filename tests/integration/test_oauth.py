@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: MIT
+"""OAuth2 built in (issue 14): the daemon gets and refreshes its own access
+tokens from a token endpoint over real TLS (tests/support/fake_oauth.py),
+and the SMTP sink accepts only the tokens that endpoint issued and that
+have not expired or been revoked."""
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SUPPORT, USER, daemon_upstream_settings, send, wait_for
+
+CLIENT_SECRET = "client-s3cret-value"
+
+
+class TokenServer:
+    def __init__(self, workdir, pki, lifetime):
+        self.dir = workdir / "oauth-server"
+        cert, key = pki.leaf("server")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
+             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET],
+            stdout=subprocess.PIPE, stderr=open(workdir / "oauth-server.err", "wb"), text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+        self.url = f"https://localhost:{self.port}/token"
+
+    def requests(self):
+        p = self.dir / "requests.log"
+        return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+    def issued(self):
+        p = self.dir / "tokens"
+        return [l.split()[0] for l in p.read_text().splitlines()] if p.exists() else []
+
+    def set_mode(self, mode):
+        (self.dir / "mode").write_text(mode + "\n")
+
+    def sign_in(self, refresh):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "refresh").write_text(refresh + "\n")
+
+    def revoke_issued(self):
+        with open(self.dir / "tokens.revoked", "a") as f:
+            f.write("\n".join(self.issued()) + "\n")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def token_server_factory(workdir, pki):
+    made = []
+
+    def make(lifetime=3600):
+        t = TokenServer(workdir, pki, lifetime)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.stop()
+
+
+def oauth_upstream(sink, pki, workdir, ts, grant="client_credentials", **extra):
+    secret = workdir / "client-secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    secret.chmod(0o600)
+    oauth = {"provider": "custom", "grant": grant, "client_id": "app-1", "token_url": ts.url,
+             "scope": "https://outlook.office365.com/.default", "ca_file": pki.ca_file}
+    if grant == "client_credentials":
+        oauth["client_secret_file"] = str(secret)
+    u = {"url": f"smtps://localhost:{sink.port}", "ca_file": pki.ca_file, "username": USER, "oauth": oauth}
+    u.update(extra)
+    return u
+
+
+def make_oauth_pair(daemon_factory, sink_factory, token_server_factory, pki, workdir, lifetime=3600,
+                    grant="client_credentials", refresh=None, **extra):
+    ts = token_server_factory(lifetime)
+    if refresh:
+        ts.sign_in(refresh)
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    d = daemon_factory(daemon_upstream_settings([oauth_upstream(sink, pki, workdir, ts, grant=grant, **extra)]),
+                       start=False)
+    return d, sink, ts
+
+
+def store_record(d, key=f"{USER.replace('@', '-')}_localhost"):
+    p = d.spool / "oauth" / f"{key}.json"
+    return p, (json.loads(p.read_text()) if p.exists() else None)
+
+
+def auth_events(sink):
+    return [e for e in sink.events() if e.startswith("AUTH")]
+
+
+def secrets_absent(text, ts):
+    assert CLIENT_SECRET not in text
+    for t in ts.issued():
+        assert t not in text, "an access token in a log"
+    p = ts.dir / "refresh"
+    if p.exists():
+        assert p.read_text().strip() not in text
+
+
+def test_client_credentials_tokens_are_fetched_refreshed_and_stored_privately(daemon_factory, sink_factory,
+                                                                             token_server_factory, pki, workdir):
+    """Microsoft 365 app-only: a token from client_credentials before the
+    first delivery, refreshed on its own before it expires (two-second
+    lifetimes here, so several pass), every delivery authenticated with a
+    live token (never a 535), OAUTHBEARER since the sink offers it, and the
+    store 0600 under <spool>/oauth."""
+    d, sink, ts = make_oauth_pair(daemon_factory, sink_factory, token_server_factory, pki, workdir, lifetime=2)
+    d.start()
+    send(d)
+    sink.wait_messages(1)
+    # Three lifetimes later, without any delivery in between, tokens keep coming.
+    wait_for(lambda: len(ts.issued()) >= 4, timeout=20, what="refreshes before expiry")
+    send(d, body=b"Subject: later\r\n\r\nsecond\r\n")
+    sink.wait_messages(2)
+    events = auth_events(sink)
+    assert events and all(e == f"AUTH OAUTHBEARER {USER} ok" for e in events), events
+    reqs = ts.requests()
+    assert all(r["grant"] == "client_credentials" and r["outcome"] == "ok" for r in reqs), reqs
+    assert all(r["content_type"] == "application/x-www-form-urlencoded" for r in reqs)
+    # Refreshed at 80 % of the lifetime: never more than one request per 1.6 s, so no storm.
+    times = [r["time"] for r in reqs]
+    assert all(b - a > 1.0 for a, b in zip(times, times[1:])), times
+    path, rec = store_record(d)
+    assert rec and rec["format"] == 1 and rec["access_token"] in ts.issued() and rec["generation"] >= 4
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert "event=oauth_token_refreshed" in d.log()
+    secrets_absent(d.log(), ts)
+    d.stop()
+
+
+def test_xoauth2_and_a_token_refused_by_the_server_is_replaced_on_the_same_connection(
+        daemon_factory, sink_factory, token_server_factory, pki, workdir):
+    """`auth: xoauth2`; the provider stops accepting the cached token (401
+    error challenge, then 535): one new token, one more AUTH on the same
+    connection, delivered; no bounce, no second connection."""
+    d, sink, ts = make_oauth_pair(daemon_factory, sink_factory, token_server_factory, pki, workdir, auth="xoauth2")
+    d.start()
+    send(d)
+    sink.wait_messages(1)
+    assert auth_events(sink) == [f"AUTH XOAUTH2 {USER} ok"]
+    wait_for(lambda: "CLOSE" in sink.events(connections=True), what="the first session's end")
+    ts.revoke_issued()
+    before = len(sink.events(connections=True))
+    send(d, body=b"Subject: after revocation\r\n\r\nsecond\r\n")
+    sink.wait_messages(2)
+    session = sink.events(connections=True)[before:]
+    auths = [e for e in session if e.startswith("AUTH")]
+    assert auths == [f"AUTH XOAUTH2 {USER} refused", f"AUTH XOAUTH2 {USER} ok"], session
+    assert "CLOSE" not in session[:session.index(auths[1])], "the retry must use the same connection"
+    assert len(ts.issued()) == 2
+    assert "event=upstream_token_refused" in d.log()
+    secrets_absent(d.log(), ts)
+    d.stop()
+
+
+def test_refresh_tokens_rotate_into_the_store_and_survive_kill_9(daemon_factory, sink_factory,
+                                                               token_server_factory, pki, workdir):
+    """refresh_token grant (delegated Microsoft, Google) with a provider
+    that rotates the refresh token on every use and kills the old one: the
+    daemon stores each new one, so after kill -9 and a restart it still
+    holds the one live refresh token."""
+    d, sink, ts = make_oauth_pair(daemon_factory, sink_factory, token_server_factory, pki, workdir, lifetime=2,
+                                  grant="refresh_token")
+    # What `spoolgate oauth login` leaves behind.
+    (d.spool / "oauth").mkdir(parents=True, mode=0o700)
+    fingerprint = f"{ts.url} app-1 https://outlook.office365.com/.default refresh_token"
+    store_record(d)[0].write_text(json.dumps({
+        "format": 1, "generation": 1, "client": fingerprint, "refresh_token": "rt-login", "access_token": "",
+        "expires_at_ms": 0, "refreshed_at_ms": 0}))
+    store_record(d)[0].chmod(0o600)
+    ts.sign_in("rt-login")
+    d.start()
+    send(d)
+    sink.wait_messages(1)
+    wait_for(lambda: len([r for r in ts.requests() if r.get("rotated")]) >= 3, timeout=20, what="rotations")
+    # kill -9 at a moment when no exchange is in flight: the endpoint
+    # answers 503 for a while, so the last rotation is done and the next
+    # attempt waits. (A crash while the provider's answer is on its way
+    # cannot be helped by any client: see the manager's header.)
+    ts.set_mode("down")
+    wait_for(lambda: any(r["outcome"] == "503" for r in ts.requests()), what="a refused refresh")
+    live = (ts.dir / "refresh").read_text().strip()
+    assert store_record(d)[1]["refresh_token"] == live
+    d.kill9()
+    ts.set_mode("ok")
+    d.start()
+    send(d, body=b"Subject: after kill\r\n\r\nsecond\r\n")
+    sink.wait_messages(2)
+    rotated = len([r for r in ts.requests() if r.get("rotated")])
+    wait_for(lambda: len([r for r in ts.requests() if r.get("rotated")]) >= rotated + 2, timeout=20,
+             what="rotations after the restart")
+    assert all(r["outcome"] in ("ok", "503") for r in ts.requests()), ts.requests()
+    wait_for(lambda: store_record(d)[1]["refresh_token"] == (ts.dir / "refresh").read_text().strip(),
+             what="the live refresh token in the store")
+    secrets_absent(d.log(), ts)
+    d.stop()
+
+
+def test_revoked_consent_defers_and_asks_for_a_login_without_bouncing(daemon_factory, sink_factory,
+                                                                     token_server_factory, pki, workdir):
+    """No sign-in stored, then a sign-in the endpoint refuses (invalid_grant:
+    consent revoked): the message stays queued (no bounce to a printer's
+    address), the log says what to run, and the endpoint is asked once, not
+    at every retry."""
+    d, sink, ts = make_oauth_pair(daemon_factory, sink_factory, token_server_factory, pki, workdir,
+                                  grant="refresh_token")
+    d.start()
+    send(d)
+    wait_for(lambda: "event=oauth_reauth_required" in d.log(), what="the reauth log line")
+    assert "spoolgate oauth login --upstream" in d.log()
+    assert ts.requests() == [], "no request without a stored sign-in"
+    wait_for(lambda: d.log().count("event=deferred") >= 2, what="deferrals")
+    d.stop()
+    # A sign-in the provider has since revoked.
+    fingerprint = f"{ts.url} app-1 https://outlook.office365.com/.default refresh_token"
+    store_record(d)[0].write_text(json.dumps({
+        "format": 1, "generation": 1, "client": fingerprint, "refresh_token": "rt-revoked", "access_token": "",
+        "expires_at_ms": 0, "refreshed_at_ms": 0}))
+    ts.sign_in("rt-other")
+    d.start()
+    wait_for(lambda: "event=oauth_token_refused_by_endpoint" in d.log(), what="invalid_grant logged")
+    wait_for(lambda: d.log().count("event=deferred") >= 2, what="deferrals")
+    assert 'state="reauthorisation needed"' in d.log()
+    assert [r["outcome"] for r in ts.requests()] == ["invalid_grant"], "asked once, not at every retry"
+    assert len(d.queue()) == 1
+    assert not sink.messages()
+    assert "event=bounce_queued" not in d.log()
+    assert not list((d.spool / "failed").iterdir())
+    assert "rt-revoked" not in d.log()
+    d.stop()
+
+
+def test_token_endpoint_down_only_defers(daemon_factory, sink_factory, token_server_factory, pki, workdir):
+    """A 503 from the token endpoint: deferred, then delivered once it is back."""
+    ts = token_server_factory()
+    ts.set_mode("down")
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    d = daemon_factory(daemon_upstream_settings([oauth_upstream(sink, pki, workdir, ts)]), start=False)
+    d.start()
+    send(d)
+    wait_for(lambda: len(ts.requests()) >= 1, what="a token request")
+    wait_for(lambda: "event=oauth_token_failed" in d.log(), what="the failure logged")
+    assert not sink.messages()
+    assert len(d.queue()) == 1
+    ts.set_mode("ok")
+    sink.wait_messages(1, timeout=40)
+    assert not list((d.spool / "failed").iterdir())
+    d.stop()
