@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+#include "tls/sign.h"
+
+#include <openssl/bio.h>
+#include <openssl/digest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <vector>
+
+namespace spoolgate::tls {
+
+Result<std::string> certificate_sha256(const std::string& cert_path) {
+  bssl::UniquePtr<BIO> bio(BIO_new_file(cert_path.c_str(), "r"));
+  if (!bio) return fail(Errc::NotFound, "cannot open " + cert_path);
+  bssl::UniquePtr<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return fail(Errc::Invalid, "no certificate in " + cert_path);
+  unsigned char* der = nullptr;
+  int len = i2d_X509(cert.get(), &der);
+  if (len <= 0) return fail(Errc::Invalid, "cannot encode the certificate in " + cert_path);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(der, static_cast<std::size_t>(len), md);
+  OPENSSL_free(der);
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+}
+
+Result<std::string> sign_rs256(const std::string& key_path, std::string_view data) {
+  bssl::UniquePtr<BIO> bio(BIO_new_file(key_path.c_str(), "r"));
+  if (!bio) return fail(Errc::NotFound, "cannot open " + key_path);
+  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) return fail(Errc::Invalid, "no private key in " + key_path);
+  if (EVP_PKEY_id(key.get()) != EVP_PKEY_RSA)
+    return fail(Errc::Invalid, key_path + ": the key is not RSA (a client assertion is signed with RS256)");
+  bssl::ScopedEVP_MD_CTX ctx;
+  if (!EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()))
+    return fail(Errc::Invalid, "cannot sign with " + key_path);
+  std::size_t len = 0;
+  auto in = reinterpret_cast<const std::uint8_t*>(data.data());
+  if (!EVP_DigestSign(ctx.get(), nullptr, &len, in, data.size()))
+    return fail(Errc::Invalid, "cannot sign with " + key_path);
+  std::vector<std::uint8_t> sig(len);
+  if (!EVP_DigestSign(ctx.get(), sig.data(), &len, in, data.size()))
+    return fail(Errc::Invalid, "cannot sign with " + key_path);
+  return std::string(reinterpret_cast<const char*>(sig.data()), len);
+}
+
+std::string random_hex(std::size_t n) {
+  std::vector<std::uint8_t> b(n);
+  RAND_bytes(b.data(), n);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (auto c : b) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+}  // namespace spoolgate::tls

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// tls/sign: what a certificate-based OAuth2 client assertion (RFC 7523,
+// Microsoft's "certificate credentials") needs from BoringSSL: the
+// certificate's SHA-256 thumbprint (the JWT header's x5t#S256) and an
+// RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) made with its key.
+// Blocking file reads: for worker threads.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace spoolgate::tls {
+
+// SHA-256 of the DER of the first certificate in a PEM file (32 raw bytes).
+Result<std::string> certificate_sha256(const std::string& cert_path);
+// The raw RS256 signature of `data` with the RSA private key in a PEM file.
+Result<std::string> sign_rs256(const std::string& key_path, std::string_view data);
+// n random bytes, as lowercase hex (a JWT's jti).
+std::string random_hex(std::size_t n);
+
+}  // namespace spoolgate::tls
