@@ -4,10 +4,12 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "app/daemon.h"
+#include "app/oauth_cli.h"
 #include "app/probe.h"
 #include "app/queue_cli.h"
 #include "app/sendmail.h"
@@ -110,6 +112,19 @@ int main(int argc, char** argv) {
   auto* reload = app.add_subcommand(
       "reload", "reload the running daemon's configuration and wait for the result; exit 1 if it was refused");
   add_config(reload);
+  auto* oauth = app.add_subcommand("oauth", "OAuth2 tokens of the upstreams: status, login");
+  oauth->require_subcommand(1);
+  auto* oauth_status = oauth->add_subcommand("status", "per OAuth upstream: grant, state, token expiry, last refresh");
+  add_config(oauth_status);
+  bool oauth_json = false;
+  oauth_status->add_flag("--json", oauth_json, "one JSON object");
+  auto* oauth_login = oauth->add_subcommand(
+      "login", "sign in once for a refresh_token upstream (device code), store it, tell the running daemon");
+  add_config(oauth_login);
+  std::string oauth_upstream;
+  oauth_login->add_option("--upstream", oauth_upstream,
+                          "which upstream: its number counted from 0, or its name in oauth status "
+                          "(default: the only one that needs a sign-in)");
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -136,5 +151,7 @@ int main(int argc, char** argv) {
   if (reload->parsed()) return spoolgate::app::reload(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
+  if (oauth_status->parsed()) return spoolgate::app::oauth_status(cfg, oauth_json, std::cout);
+  if (oauth_login->parsed()) return spoolgate::app::oauth_login(cfg, oauth_upstream, std::cout);
   return 2;
 }

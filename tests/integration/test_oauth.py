@@ -8,21 +8,23 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
-from conftest import SUPPORT, USER, daemon_upstream_settings, send, wait_for
+from conftest import BIN, SUPPORT, USER, daemon_upstream_settings, free_port, send, wait_for
 
 CLIENT_SECRET = "client-s3cret-value"
 
 
 class TokenServer:
-    def __init__(self, workdir, pki, lifetime):
+    def __init__(self, workdir, pki, lifetime, client_cert=None):
         self.dir = workdir / "oauth-server"
         cert, key = pki.leaf("server")
+        extra = ["--client-cert", str(client_cert)] if client_cert else []
         self.proc = subprocess.Popen(
             [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
-             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET],
+             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET, *extra],
             stdout=subprocess.PIPE, stderr=open(workdir / "oauth-server.err", "wb"), text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("PORT "), line
@@ -57,8 +59,8 @@ class TokenServer:
 def token_server_factory(workdir, pki):
     made = []
 
-    def make(lifetime=3600):
-        t = TokenServer(workdir, pki, lifetime)
+    def make(lifetime=3600, client_cert=None):
+        t = TokenServer(workdir, pki, lifetime, client_cert)
         made.append(t)
         return t
 
@@ -72,6 +74,7 @@ def oauth_upstream(sink, pki, workdir, ts, grant="client_credentials", **extra):
     secret.write_text(CLIENT_SECRET + "\n")
     secret.chmod(0o600)
     oauth = {"provider": "custom", "grant": grant, "client_id": "app-1", "token_url": ts.url,
+             "device_authorization_url": ts.url.replace("/token", "/devicecode"),
              "scope": "https://outlook.office365.com/.default", "ca_file": pki.ca_file}
     if grant == "client_credentials":
         oauth["client_secret_file"] = str(secret)
@@ -258,4 +261,140 @@ def test_token_endpoint_down_only_defers(daemon_factory, sink_factory, token_ser
     ts.set_mode("ok")
     sink.wait_messages(1, timeout=40)
     assert not list((d.spool / "failed").iterdir())
+    d.stop()
+
+
+def test_a_lost_sign_in_fails_readiness_and_oauth_login_resumes_delivery_without_a_restart(
+        daemon_factory, sink_factory, token_server_factory, pki, workdir):
+    """Consent gone: `spoolgate health` and /readyz fail saying what to run,
+    the metrics show it; `spoolgate oauth login` (device code, answered here
+    by the test) stores a new sign-in and tells the running daemon, which
+    delivers the waiting message at once; `oauth status` shows it all."""
+    ts = token_server_factory()
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    settings = daemon_upstream_settings([oauth_upstream(sink, pki, workdir, ts, grant="refresh_token")])
+    mport = free_port()
+    settings["metrics"] = {"listen": f"127.0.0.1:{mport}"}
+    settings["log"] = {"level": "debug"}
+    d = daemon_factory(settings, start=False)
+    d.start()
+    send(d)
+    wait_for(lambda: d.log().count("event=deferred") >= 1, what="a deferral")
+    health = subprocess.run([BIN, "health", "-c", str(d.config)], capture_output=True, text=True)
+    assert health.returncode == 1
+    assert "needs a new OAuth sign-in" in health.stdout and "spoolgate oauth login" in health.stdout, health.stdout
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+    assert 'spoolgate_upstream_oauth_reauth_required{upstream="smtps://localhost:%d"} 1' % sink.port in metrics
+    probe = subprocess.run([BIN, "probe", "--auth", "-c", str(d.config)], capture_output=True, text=True)
+    assert probe.returncode == 1 and "run spoolgate oauth login --upstream 0" in probe.stdout, probe.stdout
+    status = subprocess.run([BIN, "oauth", "status", "--json", "-c", str(d.config)], capture_output=True, text=True)
+    [client] = json.loads(status.stdout)["clients"]
+    assert client["reauth_required"] and not client["signed_in"] and client["grant"] == "refresh_token"
+
+    key = f"{USER.replace('@', '-')}_localhost"
+    login = subprocess.Popen([BIN, "oauth", "login", "--upstream", key, "-c", str(d.config)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in login.stdout:
+        lines.append(line)
+        if line.startswith("url: "):
+            break
+    assert lines[-1].startswith("url: https://localhost/devicelogin"), lines
+    [code] = [l.split()[1] for l in lines if l.startswith("code: ")]
+    # The person signs in (after the daemon has polled at least once: pending).
+    wait_for(lambda: any(r["outcome"] == "authorization_pending" for r in ts.requests()), what="polling")
+    (ts.dir / "approved").write_text(f"dc-{code.split('-')[1]}\n")
+    out, _ = login.communicate(timeout=30)
+    assert login.returncode == 0, "".join(lines) + out
+    assert "the running daemon uses it now" in out
+    sink.wait_messages(1, timeout=30)
+    wait_for(lambda: subprocess.run([BIN, "health", "-c", str(d.config)], capture_output=True).returncode == 0,
+             what="ready again")
+    text = subprocess.run([BIN, "oauth", "status", "-c", str(d.config)], capture_output=True, text=True).stdout
+    assert "refresh_token, fresh, token expires" in text and "signed in" in text, text
+    _, rec = store_record(d)
+    assert stat.S_IMODE(os.stat(store_record(d)[0]).st_mode) == 0o600
+    assert rec["refresh_token"] == (ts.dir / "refresh").read_text().strip()
+    secrets_absent(d.log(), ts)
+    secrets_absent(text + out, ts)
+    d.stop()
+    # With the daemon stopped, status reads the store.
+    offline = subprocess.run([BIN, "oauth", "status", "-c", str(d.config)], capture_output=True, text=True).stdout
+    assert "no daemon answers" in offline and "signed in" in offline, offline
+
+
+def test_oauth_login_refuses_what_it_cannot_sign_in(daemon_factory, sink_factory, token_server_factory, pki,
+                                                     workdir):
+    ts = token_server_factory()
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    d = daemon_factory(daemon_upstream_settings([oauth_upstream(sink, pki, workdir, ts)]), start=False)
+    for args, expect in ((["oauth", "login"], "client_credentials needs no sign-in"),
+                         (["oauth", "login", "--upstream", "7"], "no upstream 7"),
+                         (["oauth", "login", "--upstream", "nosuch"], "no OAuth upstream named 'nosuch'")):
+        r = subprocess.run([BIN, *args, "-c", str(d.config)], capture_output=True, text=True)
+        assert r.returncode == 1 and expect in r.stdout, (args, r.stdout, r.stderr)
+    assert ts.requests() == []
+
+
+def test_token_requests_go_through_https_proxy_from_the_environment(daemon_factory, sink_factory,
+                                                                    token_server_factory, pki, workdir):
+    """https_proxy in the daemon's environment is what the helper uses (the
+    convention every libcurl program follows): a proxy that is not there
+    shows in the failure, and no request reaches the endpoint directly."""
+    ts = token_server_factory()
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    proxy_port = free_port()
+    d = daemon_factory(daemon_upstream_settings([oauth_upstream(sink, pki, workdir, ts)]), start=False,
+                       env={"https_proxy": f"http://127.0.0.1:{proxy_port}", "no_proxy": "", "NO_PROXY": ""})
+    d.start()
+    send(d)
+    wait_for(lambda: "event=oauth_token_failed" in d.log(), what="the failure logged")
+    line = next(l for l in d.log().splitlines() if "event=oauth_token_failed" in l)
+    assert str(proxy_port) in line, line
+    assert ts.requests() == []
+    assert not sink.messages()
+    d.stop()
+
+
+def rsa_credential(workdir):
+    """An application certificate (RSA, self-signed) and its key, as uploaded to Entra."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spoolgate app")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert_path, key_path = workdir / "app-cert.pem", workdir / "app-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_client_credentials_with_a_certificate_assertion(daemon_factory, sink_factory, token_server_factory, pki,
+                                                        workdir):
+    """Microsoft's certificate credentials: no secret leaves the machine; each
+    token request carries a fresh RS256 client assertion (RFC 7523) the
+    endpoint verifies against the registered certificate (signature,
+    x5t#S256, aud, iss/sub, times, jti never reused)."""
+    cert, key = rsa_credential(workdir)
+    ts = token_server_factory(lifetime=2, client_cert=cert)
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    up = oauth_upstream(sink, pki, workdir, ts)
+    del up["oauth"]["client_secret_file"]
+    up["oauth"].update(client_cert=str(cert), client_key=str(key))
+    d = daemon_factory(daemon_upstream_settings([up]), start=False)
+    d.start()
+    send(d)
+    sink.wait_messages(1)
+    wait_for(lambda: len(ts.requests()) >= 3, timeout=20, what="refreshes, each with a new assertion")
+    reqs = ts.requests()
+    assert all(r["outcome"] == "ok" and r.get("assertion") for r in reqs), reqs
+    assert "BEGIN" not in d.log() and CLIENT_SECRET not in d.log()
     d.stop()

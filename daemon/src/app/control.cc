@@ -6,6 +6,7 @@
 #include "app/daemon.h"
 #include "app/metrics.h"
 #include "app/queue_cli.h"
+#include "core/clock.h"
 #include "core/ids.h"
 #include "core/log.h"
 
@@ -26,7 +27,17 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
     for (const auto& id : d.delivery().scheduler().flying_ids()) out += id + "\n";
     return respond(out);
   }
+  if (verb == "oauth-status") {  // read only
+    auto all = d.tokens().status();
+    return respond("ok\n" + (arg == "json" ? oauth::status_json(all) : oauth::status_text(all, unix_now_ms())));
+  }
   log::info("control").kv("verb", verb).kv("arg", arg);
+  if (verb == "oauth-reload") {
+    // `spoolgate oauth login` stored a new sign-in for this key.
+    if (!arg.empty() && !oauth::Store::valid_key(arg)) return respond("error: '" + arg + "' is not an OAuth key\n");
+    d.tokens().reload(arg);
+    return respond("ok\nthe daemon reads the new sign-in now\n");
+  }
   if ((verb == "retry" || verb == "delete" || verb == "inject") && !is_queue_id(arg))
     return respond("error: '" + arg + "' is not a queue id\n");
   if (verb == "reload") {

@@ -4,7 +4,8 @@
 // <spool>/control.sock (app/request_server.h: one line in, "ok\n..." or
 // "error: why\n" out).
 //
-// Verbs: health [live], active (read only, not logged); reload, flush,
+// Verbs: health [live], active, oauth-status [json] (read only, not
+// logged); oauth-reload [KEY] (a new sign-in is in the store), reload, flush,
 // retry ID, delete ID, inject ID (a message `spoolgate sendmail` committed
 // to the spool itself: scheduled once, counted once), show ID. Every verb
 // that names a message takes a queue id and nothing else (no "../", no

@@ -341,6 +341,7 @@ Snapshot Daemon::snapshot() const {
   sn.delivery = delivery_->stats();
   sn.upstreams = delivery_->site_stats();
   sn.unreachable_after = current_.metrics.unreachable_after.count() / 1000;
+  if (tokens_) sn.oauth = tokens_->snapshot(current_);
   return sn;
 }
 

@@ -60,6 +60,7 @@ class Daemon {
   loop::Loop& loop() { return loop_; }
   const std::shared_ptr<spool::Spool>& spool() const { return spool_; }
   upstream::Delivery& delivery() { return *delivery_; }
+  Tokens& tokens() { return *tokens_; }
   // A message put in the spool other than through the listener (a failure
   // report; one `spoolgate sendmail` wrote itself, which is also counted as
   // received from a client): added to the spool's figures, scheduled.

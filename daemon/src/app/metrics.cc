@@ -105,6 +105,15 @@ std::string render_metrics(const Snapshot& s) {
            "Seconds until the upstream's certificate (seen at the last handshake) expires; negative once expired.");
   for (const auto& [name, st] : s.upstreams)
     if (st.cert_not_after) e.sample(st.cert_not_after - s.now, "upstream", name);
+  if (!s.oauth.empty()) {
+    e.family("spoolgate_upstream_oauth_token_expiry_seconds", "gauge",
+             "Seconds until the upstream's current OAuth2 access token expires (absent: no token).");
+    for (const auto& o : s.oauth)
+      if (o.expires_at) e.sample(o.expires_at - s.now, "upstream", o.upstream);
+    e.family("spoolgate_upstream_oauth_reauth_required", "gauge",
+             "1 while the upstream's OAuth2 consent is gone (invalid_grant, no sign-in): run spoolgate oauth login.");
+    for (const auto& o : s.oauth) e.sample(u(o.reauth), "upstream", o.upstream);
+  }
   return e.take();
 }
 
@@ -118,6 +127,16 @@ Health check_health(const Snapshot& s, bool readiness) {
   std::string worst;
   bool refused = false;  // the last one named refuses our account (reachable, but nothing goes out)
   for (const auto& [name, st] : s.upstreams) {
+    // Consent for our OAuth client is gone: nothing goes out until a person
+    // signs in again.
+    const Snapshot::OAuth* lost = nullptr;
+    for (const auto& o : s.oauth)
+      if (o.upstream == name && o.reauth) lost = &o;
+    if (lost) {
+      worst = name + " needs a new OAuth sign-in (" + lost->reason + "): run spoolgate oauth login";
+      refused = true;
+      continue;
+    }
     // Our account refused (credentials, SMTP AUTH off, quota): not ready at
     // once, whatever unreachable_after says; nothing goes out until fixed.
     if (!st.misconfigured.empty()) {

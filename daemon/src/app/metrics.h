@@ -38,6 +38,15 @@ struct Snapshot {
   upstream::Stats delivery;
   std::vector<std::pair<std::string, upstream::SiteStats>> upstreams;
   std::int64_t unreachable_after = 600;  // seconds
+  // The upstreams whose tokens spoolgate gets itself (by upstream name).
+  struct OAuth {
+    std::string upstream;
+    std::string state;            // oauth::to_string(Refresher::State)
+    std::int64_t expires_at = 0;  // unix seconds of the current token (0: none)
+    bool reauth = false;          // consent is gone: `spoolgate oauth login`
+    std::string reason;           // the endpoint's last verdict, when not ok
+  };
+  std::vector<OAuth> oauth;
 };
 
 std::string render_metrics(const Snapshot& s);
@@ -48,7 +57,8 @@ struct Health {
 };
 // live: the loop answered, which is what liveness means. ready: listening,
 // spool writable and not far over its watermark, and at least one upstream
-// not failing for longer than unreachable_after (store-only is ready).
+// not failing for longer than unreachable_after, not refusing our account
+// and not waiting for a new OAuth sign-in (store-only is ready).
 Health check_health(const Snapshot& s, bool readiness);
 
 // The answer to one HTTP request head (request line and headers, without the

@@ -33,11 +33,13 @@ class StoredToken final : public upstream::Credentials {
   Result<std::string> token_;
 };
 
-Result<std::string> stored_token(const config::Config& cfg, const upstream::Upstream& u) {
+Result<std::string> stored_token(const config::Config& cfg, std::size_t index, const upstream::Upstream& u) {
   auto store = oauth::Store::open(cfg.spool.dir);
   if (!store) return tl::unexpected(store.error());
   auto rec = store->load(u.oauth_key);
   if (!rec) return tl::unexpected(rec.error());
+  if (cfg.upstreams[index].oauth.grant == config::OAuthGrant::RefreshToken && (!*rec || (*rec)->refresh.empty()))
+    return fail(Errc::NotFound, "no sign-in stored: run spoolgate oauth login --upstream " + std::to_string(index));
   if (!*rec || (*rec)->access.empty() || (*rec)->expires_at <= unix_now_ms())
     return fail(Errc::NotFound, "no valid access token in " + store->dir() + "/" + u.oauth_key +
                                     ".json (the running daemon gets one; see spoolgate oauth status)");
@@ -164,7 +166,7 @@ int probe(const config::Config& cfg, std::size_t index, bool auth, std::ostream&
   int rc;
   {
     upstream::SecretFiles files;
-    StoredToken token(u.oauth_key.empty() ? Result<std::string>(std::string()) : stored_token(cfg, u));
+    StoredToken token(u.oauth_key.empty() ? Result<std::string>(std::string()) : stored_token(cfg, index, u));
     if (!u.oauth_key.empty() && auth) out << "auth: OAuth2 token from the daemon's store (" << u.oauth_key << ")\n";
     Probe p(loop, u, *s, auth, u.oauth_key.empty() ? static_cast<upstream::Credentials&>(files) : token, out);
     p.start();

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "app/tokens.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/clock.h"
+#include "oauth/assertion.h"
+#include "tls/sign.h"
 #include "core/log.h"
 
 namespace spoolgate::app {
@@ -29,9 +32,20 @@ oauth::ClientConfig oauth_client(const config::Upstream& u) {
   c.client_id = o.client_id;
   c.scope = o.scope;
   c.ca_file = o.ca_file;
-  std::string file = o.client_secret_file, env = o.client_secret_env;
-  c.client_auth = [file, env]() -> Result<std::vector<std::pair<std::string, std::string>>> {
+  std::string file = o.client_secret_file, env = o.client_secret_env, cert = o.client_cert, key = o.client_key;
+  std::string token_url = o.token_url, client_id = o.client_id;
+  c.client_auth = [file, env, cert, key, token_url,
+                   client_id]() -> Result<std::vector<std::pair<std::string, std::string>>> {
     using Fields = std::vector<std::pair<std::string, std::string>>;
+    if (!cert.empty()) {
+      // A client assertion signed afresh for each request (ten minutes of validity).
+      auto thumb = tls::certificate_sha256(cert);
+      if (!thumb) return fail(thumb.error().code, "oauth.client_cert: " + thumb.error().message());
+      oauth::AssertionInput in{token_url, client_id, *thumb, tls::random_hex(16), unix_now()};
+      auto jwt = oauth::client_assertion(in, [&key](std::string_view data) { return tls::sign_rs256(key, data); });
+      if (!jwt) return fail(jwt.error().code, "oauth.client_key: " + jwt.error().message());
+      return oauth::assertion_fields(std::move(*jwt));
+    }
     if (!file.empty()) {
       auto s = upstream::read_secret_file(file);
       if (!s) return fail(s.error().code, "oauth.client_secret_file: " + s.error().message());
@@ -93,6 +107,26 @@ void Tokens::reload(const std::string& key) {
 
 std::vector<oauth::ClientStatus> Tokens::status() const {
   return manager_ ? manager_->status() : std::vector<oauth::ClientStatus>{};
+}
+
+std::vector<Snapshot::OAuth> Tokens::snapshot(const config::Config& cfg) const {
+  std::vector<Snapshot::OAuth> out;
+  if (!manager_) return out;
+  auto all = manager_->status();
+  for (const auto& u : cfg.upstreams) {
+    if (!u.oauth.configured()) continue;
+    std::string key = oauth_key(u);
+    auto it = std::find_if(all.begin(), all.end(), [&](const oauth::ClientStatus& c) { return c.key == key; });
+    if (it == all.end()) continue;
+    Snapshot::OAuth o;
+    o.upstream = u.url;
+    o.state = oauth::to_string(it->state);
+    o.expires_at = it->expires_at / 1000;
+    o.reauth = it->state == oauth::Refresher::State::Reauth;
+    if (it->last_outcome != "ok") o.reason = it->last_outcome;
+    out.push_back(std::move(o));
+  }
+  return out;
 }
 
 void Tokens::close() {

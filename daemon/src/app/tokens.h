@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/metrics.h"
 #include "config/config.h"
 #include "core/result.h"
 #include "fetch/client.h"
@@ -45,6 +46,8 @@ class Tokens final : public upstream::Credentials {
   // `oauth login` stored a new sign-in for `key` (or every key when empty).
   void reload(const std::string& key);
   std::vector<oauth::ClientStatus> status() const;
+  // Per OAuth upstream of `cfg`, by its name: for metrics and health.
+  std::vector<Snapshot::OAuth> snapshot(const config::Config& cfg) const;
   void close();
 
  private:

@@ -73,6 +73,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.username = c.username;
     warn_if_world_readable(c.password_file, where + ".password_file");
     warn_if_world_readable(c.oauth.client_secret_file, where + ".oauth.client_secret_file");
+    warn_if_world_readable(c.oauth.client_key, where + ".oauth.client_key");
     if (c.oauth.configured()) u.oauth_key = oauth_key(c);
     warn_if_world_readable(c.client_key, where + ".client_key");
     auto secret = read_secret(c, where);

@@ -91,9 +91,6 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
   if (o.client_cert.empty() != o.client_key.empty())
     p.err(at, k, "client_cert and client_key go together");
   if (secrets > 1) p.err(at, k, "set one of client_secret_file, client_secret_env or client_cert/client_key");
-  if (!o.client_cert.empty())
-    p.err(at, k + ".client_cert",
-          "a certificate-based client assertion is not supported yet: use client_secret_file or client_secret_env");
   if (o.grant == OAuthGrant::ClientCredentials && secrets == 0)
     p.err(at, k, "client_credentials needs client_secret_file, client_secret_env or client_cert/client_key");
 

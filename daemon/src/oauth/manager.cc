@@ -3,7 +3,11 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
 #include "core/log.h"
+#include "core/units.h"
 
 namespace spoolgate::oauth {
 namespace {
@@ -388,6 +392,40 @@ std::vector<ClientStatus> Manager::status() const {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+std::string status_text(const std::vector<ClientStatus>& all, std::int64_t now_ms) {
+  if (all.empty()) return "no upstream uses OAuth\n";
+  std::string out;
+  for (const auto& c : all) {
+    out += c.key + ": " + c.grant + ", " + to_string(c.state);
+    if (c.expires_at) {
+      std::int64_t left = std::max<std::int64_t>(0, c.expires_at - now_ms);
+      out += ", token expires " + iso8601(c.expires_at / 1000) + " (in " + format_duration(Millis(left)) + ")";
+    } else {
+      out += ", no valid token";
+    }
+    if (c.last_attempt) out += ", last refresh " + iso8601(c.last_attempt / 1000) + ": " + c.last_outcome;
+    if (c.grant == "refresh_token") out += c.has_refresh_token ? ", signed in" : ", not signed in";
+    out += ", store generation " + std::to_string(c.generation) + "\n";
+    if (c.state == Refresher::State::Reauth) out += "  run: spoolgate oauth login --upstream " + c.key + "\n";
+  }
+  return out;
+}
+
+std::string status_json(const std::vector<ClientStatus>& all) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& c : all)
+    list.push_back({{"upstream", c.key},
+                    {"grant", c.grant},
+                    {"state", to_string(c.state)},
+                    {"reauth_required", c.state == Refresher::State::Reauth},
+                    {"expires_at", c.expires_at / 1000},
+                    {"last_refresh", c.last_attempt / 1000},
+                    {"last_outcome", c.last_outcome},
+                    {"signed_in", c.has_refresh_token},
+                    {"generation", c.generation}});
+  return nlohmann::json{{"clients", list}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 void Manager::close() {

@@ -69,6 +69,12 @@ struct ClientStatus {
   bool has_refresh_token = false;
 };
 
+// `spoolgate oauth status`: one line per client, for a person, and JSON
+// ({"clients": [{"upstream", "grant", "state", "expires_at", ...}]}); times
+// are unix seconds in JSON. No token or secret in either.
+std::string status_text(const std::vector<ClientStatus>& all, std::int64_t now_ms);
+std::string status_json(const std::vector<ClientStatus>& all);
+
 class Manager {
  public:
   using Clock = std::function<std::int64_t()>;  // unix ms

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "oauth/store.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,6 +105,12 @@ Result<void> Store::save(std::string_view key, Stored& s) const {
   std::string path = dir_ + "/" + std::string(key) + ".json";
   auto w = files::replace_file(path + ".tmp." + std::to_string(::getpid()), path, encode(next), 0600);
   if (!w) return w;
+  // Written by root (`oauth login` run as root): the record goes to the
+  // store's owner, the daemon's user, or the daemon could not read it.
+  struct stat st {};
+  if (::geteuid() == 0 && ::stat(dir_.c_str(), &st) == 0 && st.st_uid != 0 &&
+      ::chown(path.c_str(), st.st_uid, st.st_gid) != 0)
+    return fail_errno("chown " + path, errno);
   auto d = files::fsync_dir(dir_);
   if (!d) return d;
   s.generation = next.generation;

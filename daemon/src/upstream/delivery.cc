@@ -370,7 +370,9 @@ void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
       log::error("auth_failed")
           .kv("upstream", s_.upstreams[upstream].name)
           .kv("reason", f.reason)
-          .kv("action", "check username and password; mail stays queued; retrying with backoff");
+          .kv("action", s_.upstreams[upstream].oauth_key.empty()
+                            ? "check username and password; mail stays queued; retrying with backoff"
+                            : "see spoolgate oauth status; mail stays queued; retrying with backoff");
       s.auth_logged = true;
     }
   }

@@ -125,6 +125,31 @@ TEST_SUITE("app/metrics") {
     CHECK(check_health(s, true).ok);
   }
 
+  TEST_CASE("OAuth: token expiry and reauth-required per upstream; consent gone fails readiness with what to run") {
+    Snapshot s = healthy();
+    CHECK(render_metrics(s).find("oauth") == std::string::npos);  // no OAuth upstream: no families
+    Snapshot::OAuth o;
+    o.upstream = "smtps://smtp.example.com:465";
+    o.state = "fresh";
+    o.expires_at = s.now + 3000;
+    s.oauth.push_back(o);
+    std::string m = render_metrics(s);
+    CHECK(has_line(m, "spoolgate_upstream_oauth_token_expiry_seconds{upstream=\"smtps://smtp.example.com:465\"} 3000"));
+    CHECK(has_line(m, "spoolgate_upstream_oauth_reauth_required{upstream=\"smtps://smtp.example.com:465\"} 0"));
+    CHECK(check_health(s, true).ok);
+    s.oauth[0].reauth = true;
+    s.oauth[0].expires_at = 0;
+    s.oauth[0].reason = "invalid_grant: AADSTS70008";
+    m = render_metrics(s);
+    CHECK(has_line(m, "spoolgate_upstream_oauth_reauth_required{upstream=\"smtps://smtp.example.com:465\"} 1"));
+    CHECK(m.find("spoolgate_upstream_oauth_token_expiry_seconds{") == std::string::npos);
+    Health h = check_health(s, true);
+    CHECK_FALSE(h.ok);
+    CHECK(h.reason.find("needs a new OAuth sign-in (invalid_grant: AADSTS70008): run spoolgate oauth login") !=
+          std::string::npos);
+    CHECK(check_health(s, false).ok);  // alive all the same
+  }
+
   TEST_CASE("HTTP: /metrics, /healthz and /readyz; HEAD without a body; other methods 405, other paths 404") {
     Snapshot s = healthy();
     std::string r = http_reply("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\n", s);

@@ -51,9 +51,8 @@ TEST_SUITE("config") {
          "expected auto, xoauth2 or oauthbearer"},
         {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x}\n",
          "client_credentials needs client_secret_file"},
-        {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x, client_cert: /c, "
-              "client_key: /k}\n",
-         "not supported yet"},
+        {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x, client_cert: /c}\n",
+         "client_cert and client_key go together"},
         {up + "    oauth: {grant: refresh_token}\n", "the oauth block has no provider"},
     };
     for (const auto& k : cases) {

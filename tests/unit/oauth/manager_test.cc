@@ -326,3 +326,34 @@ TEST_SUITE("oauth/manager") {
     CHECK_FALSE(called);
   }
 }
+
+TEST_SUITE("oauth/status") {
+  TEST_CASE("status text and JSON: the state, the expiry, what to run; never a token") {
+    oauth::ClientStatus a;
+    a.key = "relay-contoso.com_smtp.office365.com";
+    a.grant = "client_credentials";
+    a.state = oauth::Refresher::State::Fresh;
+    a.expires_at = 1'800'000'600'000;
+    a.last_attempt = 1'800'000'000'000;
+    a.last_outcome = "ok";
+    a.generation = 12;
+    oauth::ClientStatus b;
+    b.key = "alerts-example.com_smtp.gmail.com";
+    b.grant = "refresh_token";
+    b.state = oauth::Refresher::State::Reauth;
+    b.last_attempt = 1'800'000'000'000;
+    b.last_outcome = "invalid_grant: revoked";
+    std::string t = oauth::status_text({a, b}, 1'800'000'000'000);
+    CHECK(t.find("relay-contoso.com_smtp.office365.com: client_credentials, fresh, token expires "
+                 "2027-01-15T08:10:00Z (in 10m)") != std::string::npos);
+    CHECK(t.find("store generation 12") != std::string::npos);
+    CHECK(t.find("alerts-example.com_smtp.gmail.com: refresh_token, reauthorisation needed, no valid token, last "
+                 "refresh 2027-01-15T08:00:00Z: invalid_grant: revoked, not signed in") != std::string::npos);
+    CHECK(t.find("  run: spoolgate oauth login --upstream alerts-example.com_smtp.gmail.com\n") != std::string::npos);
+    std::string j = oauth::status_json({a, b});
+    CHECK(j.find(R"("upstream":"relay-contoso.com_smtp.office365.com")") != std::string::npos);
+    CHECK(j.find(R"("expires_at":1800000600)") != std::string::npos);
+    CHECK(j.find(R"("reauth_required":true)") != std::string::npos);
+    CHECK(oauth::status_text({}, 0) == "no upstream uses OAuth\n");
+  }
+}
