@@ -2,12 +2,12 @@
 #include "app/tokens.h"
 
 #include <algorithm>
-#include <cstdlib>
 
+#include "app/upstreams.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "oauth/assertion.h"
 #include "tls/sign.h"
-#include "core/log.h"
 
 namespace spoolgate::app {
 
@@ -52,12 +52,9 @@ oauth::ClientConfig oauth_client(const config::Upstream& u) {
       return Fields{{"client_secret", *s}};
     }
     if (!env.empty()) {
-      // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
-      const char* v = std::getenv(env.c_str());
-      if (!v) return fail(Errc::NotFound, "oauth.client_secret_env: $" + env + " is not set");
-      if (auto bad = upstream::check_secret(v); !bad)
-        return fail(Errc::Invalid, "oauth.client_secret_env: $" + env + ": " + bad.error().detail);
-      return Fields{{"client_secret", v}};
+      auto v = secret_from_env(env, "oauth.client_secret_env");
+      if (!v) return tl::unexpected(v.error());
+      return Fields{{"client_secret", *v}};
     }
     return Fields{};  // a public client (refresh_token grant without a secret)
   };

@@ -32,19 +32,21 @@ Result<std::string> read_secret(const config::Upstream& u, const std::string& wh
     if (!s) return fail(s.error().code, where + ".password_file: " + s.error().message());
     return s;
   }
-  if (!u.password_env.empty()) {
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
-    const char* v = std::getenv(u.password_env.c_str());
-    if (!v) return fail(Errc::NotFound, where + ".password_env: $" + u.password_env + " is not set");
-    std::string s = v;
-    if (auto bad = upstream::check_secret(s); !bad)
-      return fail(Errc::Invalid, where + ".password_env: $" + u.password_env + ": " + bad.error().detail);
-    return s;
-  }
+  if (!u.password_env.empty()) return secret_from_env(u.password_env, where + ".password_env");
   return std::string();
 }
 
 }  // namespace
+
+Result<std::string> secret_from_env(const std::string& var, const std::string& key) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): env is written only at start, before any thread
+  const char* v = std::getenv(var.c_str());
+  if (!v) return fail(Errc::NotFound, key + ": $" + var + " is not set");
+  std::string s = v;
+  if (auto bad = upstream::check_secret(s); !bad)
+    return fail(Errc::Invalid, key + ": $" + var + ": " + bad.error().detail);
+  return s;
+}
 
 Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
   upstream::Settings s;

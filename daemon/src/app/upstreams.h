@@ -12,6 +12,9 @@
 namespace spoolgate::app {
 
 Result<upstream::Settings> delivery_settings_from(const config::Config& cfg);
+// A secret from the environment variable `var`, checked like every secret;
+// `key` (the config key that names the variable) goes into the error.
+Result<std::string> secret_from_env(const std::string& var, const std::string& key);
 scheduler::Policy scheduler_policy(const config::Config& cfg);
 
 }  // namespace spoolgate::app

@@ -307,30 +307,28 @@ ClientEvent Client::start_auth() {
     return ClientEvent::Ready;
   }
   if (!tls_active_) return fail(Failure::Auth, "refusing to send credentials without TLS");
+  auto no_mechanism = [this](const char* what) {
+    std::string offered;
+    for (const auto& a : caps_.auth) offered += (offered.empty() ? "" : " ") + a;
+    return fail(Failure::Auth, std::string("the server offers no AUTH mechanism ") + what + " (offered: " +
+                                   (offered.empty() ? std::string("none") : offered) + ")");
+  };
   mech_ = s_.auth;
   if (mech_ == AuthMech::Auto && s_.bearer) {
     if (caps_.has_auth("OAUTHBEARER"))
       mech_ = AuthMech::OAuthBearer;
     else if (caps_.has_auth("XOAUTH2"))
       mech_ = AuthMech::XOAuth2;
-    else {
-      std::string offered;
-      for (const auto& a : caps_.auth) offered += (offered.empty() ? "" : " ") + a;
-      return fail(Failure::Auth, "the server offers no AUTH mechanism for an OAuth2 token (offered: " +
-                                     (offered.empty() ? std::string("none") : offered) + ")");
-    }
+    else
+      return no_mechanism("for an OAuth2 token");
   }
   if (mech_ == AuthMech::Auto) {
     if (caps_.has_auth("PLAIN"))
       mech_ = AuthMech::Plain;
     else if (caps_.has_auth("LOGIN"))
       mech_ = AuthMech::Login;
-    else {
-      std::string offered;
-      for (const auto& a : caps_.auth) offered += (offered.empty() ? "" : " ") + a;
-      return fail(Failure::Auth, "the server offers no AUTH mechanism we use with a password (offered: " +
-                                     (offered.empty() ? std::string("none") : offered) + ")");
-    }
+    else
+      return no_mechanism("we use with a password");
   }
   auth_detail_.clear();
   switch (mech_) {
