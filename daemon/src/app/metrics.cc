@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "app/metrics.h"
 
+#include "app/request_server.h"
+
 #include "core/cidr.h"
 #include "core/text.h"
 #include "core/units.h"
@@ -186,32 +188,16 @@ bool host_is_ours(std::string_view host, std::string_view hostname) {
 }
 
 std::string http_reply(const std::string& head, const Snapshot& s) {
-  auto respond = [](const char* status, const char* type, const std::string& body, bool with_body) {
-    std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
-                    "\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
-    if (with_body) r += body;
-    return r;
-  };
-  // RFC 9112 2.2: a bare CR or LF in the head is malformed (http_reply's
-  // callers cut the head at CRLFCRLF, so each line ends with CRLF).
-  for (std::size_t i = 0; i < head.size(); ++i)
-    if ((head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) ||
-        (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')))
-      return respond("400 Bad Request", "text/plain", "bad request\n", true);
-  std::string line = head.substr(0, head.find("\r\n"));
-  std::size_t sp1 = line.find(' ');
-  std::size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string::npos || line.compare(sp2 + 1, 5, "HTTP/") != 0)
-    return respond("400 Bad Request", "text/plain", "bad request\n", true);
+  const auto& respond = http_response;
+  auto line = request_line(head);
+  if (!line) return respond("400 Bad Request", "text/plain", "bad request\n", true);
   // DNS rebinding: a web page that points its own name at 127.0.0.1 can
   // make a browser fetch our pages, but the browser sends that name as
   // Host. Only an address, localhost or our own host name is served.
   if (auto host = header_value(head, "host"); host && !host_is_ours(*host, s.hostname))
     return respond("421 Misdirected Request", "text/plain", "unknown host\n", true);
-  std::string method = line.substr(0, sp1);
-  std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  target = target.substr(0, target.find('?'));
+  const std::string& method = line->method;
+  std::string target = line->target.substr(0, line->target.find('?'));
   bool body = method == "GET";
   if (method != "GET" && method != "HEAD") return respond("405 Method Not Allowed", "text/plain", "GET only\n", true);
   if (target == "/metrics")

@@ -43,6 +43,16 @@ void RequestServer::close() {
   for (Client* c : snapshot) c->conn->close();
 }
 
+void RequestServer::close_when_idle(std::function<void()> then) {
+  listener_.reset();
+  idle_ = std::move(then);
+  if (clients_.empty()) {
+    auto f = std::move(idle_);
+    idle_ = nullptr;
+    f();
+  }
+}
+
 void RequestServer::accept(std::unique_ptr<net::Connection> conn) {
   auto* c = new Client{std::move(conn), {}, {}};
   c->seq = ++accepted_;
@@ -101,6 +111,32 @@ void RequestServer::release(Client* c) {
   clients_.erase(c);
   c->alive.reset();
   delete c;
+  if (idle_ && clients_.empty()) {
+    auto f = std::move(idle_);
+    idle_ = nullptr;
+    f();
+  }
+}
+
+std::optional<RequestLine> request_line(const std::string& head) {
+  // Callers cut the head at CRLFCRLF, so each line ends with CRLF.
+  for (std::size_t i = 0; i < head.size(); ++i)
+    if ((head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) ||
+        (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')))
+      return std::nullopt;
+  std::string line = head.substr(0, head.find("\r\n"));
+  std::size_t sp1 = line.find(' ');
+  std::size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos || line.compare(sp2 + 1, 5, "HTTP/") != 0) return std::nullopt;
+  return RequestLine{line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1)};
+}
+
+std::string http_response(const char* status, const char* type, const std::string& body, bool with_body) {
+  std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
+                  "\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+  if (with_body) r += body;
+  return r;
 }
 
 std::optional<std::string> control_request(const std::string& path, const std::string& line, Millis timeout) {

@@ -55,6 +55,10 @@ class RequestServer {
   Result<void> start();
   std::string address() const;
   void close();
+  // Stops accepting; `then` runs once every client has gone (its answer
+  // written), at once when none is left. A caller that is done with the
+  // server uses it so that its last answer reaches the peer.
+  void close_when_idle(std::function<void()> then);
 
  private:
   struct Client;
@@ -67,7 +71,22 @@ class RequestServer {
   loop::HandlePtr<net::Listener> listener_;
   std::set<Client*> clients_;
   std::uint64_t accepted_ = 0;
+  std::function<void()> idle_;
 };
+
+// HTTP/1.1 for the two HTTP users (the metrics endpoint, the browser
+// sign-in's loopback redirect).
+struct RequestLine {
+  std::string method;
+  std::string target;  // as sent, query included
+};
+// The request line of a head (request line and headers, without the blank
+// line); nothing when the head is malformed (RFC 9112 2.2: a bare CR or LF;
+// no "METHOD SP target SP HTTP/").
+std::optional<RequestLine> request_line(const std::string& head);
+// A whole answer (Connection: close, no-store); the body only when with_body
+// (not for HEAD).
+std::string http_response(const char* status, const char* type, const std::string& body, bool with_body = true);
 
 // The client side of the control socket: sends `line`, returns the whole
 // reply, or nothing when no daemon answers within `timeout`.

@@ -3,6 +3,7 @@
 // keywords and config keys are ASCII by definition).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,5 +29,13 @@ bool has_control(std::string_view s);
 // A JSON string literal (with quotes) for s; bytes >= 0x80 are passed through
 // when they form valid UTF-8 and escaped as \u00XX otherwise.
 std::string json_quote(std::string_view s);
+
+// RFC 3986 percent-encoding: every byte but the unreserved ones
+// (ALPHA DIGIT - . _ ~) as %XX. For a URL's query values.
+std::string percent_encode(std::string_view s);
+// The value of `name` in a request target's query ("/cb?code=a%2Fb&state=x"),
+// decoded ('+' is a space, %XX a byte); nullopt when absent or when a %
+// is not followed by two hex digits.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
 
 }  // namespace spoolgate

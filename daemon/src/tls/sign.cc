@@ -47,6 +47,12 @@ Result<std::string> sign_rs256(const std::string& key_path, std::string_view dat
   return std::string(reinterpret_cast<const char*>(sig.data()), len);
 }
 
+std::string sha256(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const std::uint8_t*>(data.data()), data.size(), md);
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+}
+
 std::string random_hex(std::size_t n) {
   std::vector<std::uint8_t> b(n);
   RAND_bytes(b.data(), n);

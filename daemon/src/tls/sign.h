@@ -17,7 +17,9 @@ namespace spoolgate::tls {
 Result<std::string> certificate_sha256(const std::string& cert_path);
 // The raw RS256 signature of `data` with the RSA private key in a PEM file.
 Result<std::string> sign_rs256(const std::string& key_path, std::string_view data);
-// n random bytes, as lowercase hex (a JWT's jti).
+// SHA-256 of data (32 raw bytes): a PKCE code challenge (RFC 7636 4.2).
+std::string sha256(std::string_view data);
+// n random bytes, as lowercase hex (a JWT's jti, a PKCE verifier, a state).
 std::string random_hex(std::size_t n);
 
 }  // namespace spoolgate::tls
