@@ -4,6 +4,8 @@
 // missing file refused.
 #include "tls/sign.h"
 
+#include "oauth/assertion.h"
+
 #include <doctest/doctest.h>
 #include <openssl/ec_key.h>
 #include <openssl/evp.h>
@@ -93,6 +95,12 @@ TEST_SUITE("tls/sign") {
     CHECK_FALSE(tls::sign_rs256((d.path / "none.pem").string(), "x"));
     CHECK_FALSE(tls::certificate_sha256(path));  // a key, no certificate
     CHECK(tls::random_hex(16).size() == 32);
+    CHECK(tls::random_hex(16) != tls::random_hex(16));
+  }
+  TEST_CASE("sha256 gives PKCE's S256 challenge (RFC 7636 appendix B)") {
+    CHECK(oauth::base64url(tls::sha256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")) ==
+          "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    CHECK(tls::random_hex(32).size() == 64);
     CHECK(tls::random_hex(16) != tls::random_hex(16));
   }
 }
