@@ -119,12 +119,17 @@ int main(int argc, char** argv) {
   bool oauth_json = false;
   oauth_status->add_flag("--json", oauth_json, "one JSON object");
   auto* oauth_login = oauth->add_subcommand(
-      "login", "sign in once for a refresh_token upstream (device code), store it, tell the running daemon");
+      "login",
+      "sign in once for a refresh_token upstream (device code, or a browser for Google), store it, tell the daemon");
   add_config(oauth_login);
-  std::string oauth_upstream;
-  oauth_login->add_option("--upstream", oauth_upstream,
+  spoolgate::app::LoginOptions login_opt;
+  oauth_login->add_option("--upstream", login_opt.upstream,
                           "which upstream: its number counted from 0, or its name in oauth status "
                           "(default: the only one that needs a sign-in)");
+  oauth_login->add_flag("--browser", login_opt.browser,
+                        "sign in in a browser (authorization code with PKCE) even where a device code would do");
+  oauth_login->add_option("--port", login_opt.port, "the browser sign-in's port on 127.0.0.1 (default: any free one)")
+      ->check(CLI::Range(1, 65535));
   auto* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -152,6 +157,6 @@ int main(int argc, char** argv) {
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
   if (oauth_status->parsed()) return spoolgate::app::oauth_status(cfg, oauth_json, std::cout);
-  if (oauth_login->parsed()) return spoolgate::app::oauth_login(cfg, oauth_upstream, std::cout);
+  if (oauth_login->parsed()) return spoolgate::app::oauth_login(cfg, login_opt, std::cout);
   return 2;
 }

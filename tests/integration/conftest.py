@@ -15,6 +15,7 @@ import smtplib
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -471,3 +472,73 @@ def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme
         settings["delivery"]["idle_hold"] = hold
     d = daemon_factory(settings)
     return d, sink
+
+
+# The fake OAuth2 authorization server (tests/support/fake_oauth.py), for the
+# OAuth tests.
+CLIENT_SECRET = "client-s3cret-value"
+
+
+class TokenServer:
+    def __init__(self, workdir, pki, lifetime, client_cert=None):
+        self.dir = workdir / "oauth-server"
+        cert, key = pki.leaf("server")
+        extra = ["--client-cert", str(client_cert)] if client_cert else []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
+             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET, *extra],
+            stdout=subprocess.PIPE, stderr=open(workdir / "oauth-server.err", "wb"), text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+        self.url = f"https://localhost:{self.port}/token"
+
+    def requests(self):
+        p = self.dir / "requests.log"
+        return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+    def issued(self):
+        p = self.dir / "tokens"
+        return [l.split()[0] for l in p.read_text().splitlines()] if p.exists() else []
+
+    def set_mode(self, mode):
+        (self.dir / "mode").write_text(mode + "\n")
+
+    def sign_in(self, refresh):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "refresh").write_text(refresh + "\n")
+
+    def revoke_issued(self):
+        with open(self.dir / "tokens.revoked", "a") as f:
+            f.write("\n".join(self.issued()) + "\n")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def token_server_factory(workdir, pki):
+    made = []
+
+    def make(lifetime=3600, client_cert=None):
+        t = TokenServer(workdir, pki, lifetime, client_cert)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.stop()
+
+
+def start_oauth_login(d, *args, until):
+    """Starts `spoolgate oauth login` and reads its output up to the first line
+    that starts with `until` (where it waits for the person): (process, lines)."""
+    login = subprocess.Popen([BIN, "oauth", "login", *args, "-c", str(d.config)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in login.stdout:
+        lines.append(line)
+        if line.startswith(until):
+            break
+    return login, lines

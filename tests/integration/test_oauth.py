@@ -7,66 +7,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import urllib.request
 
-import pytest
-
-from conftest import BIN, SUPPORT, USER, daemon_upstream_settings, free_port, send, wait_for
-
-CLIENT_SECRET = "client-s3cret-value"
-
-
-class TokenServer:
-    def __init__(self, workdir, pki, lifetime, client_cert=None):
-        self.dir = workdir / "oauth-server"
-        cert, key = pki.leaf("server")
-        extra = ["--client-cert", str(client_cert)] if client_cert else []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
-             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET, *extra],
-            stdout=subprocess.PIPE, stderr=open(workdir / "oauth-server.err", "wb"), text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
-        self.url = f"https://localhost:{self.port}/token"
-
-    def requests(self):
-        p = self.dir / "requests.log"
-        return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
-
-    def issued(self):
-        p = self.dir / "tokens"
-        return [l.split()[0] for l in p.read_text().splitlines()] if p.exists() else []
-
-    def set_mode(self, mode):
-        (self.dir / "mode").write_text(mode + "\n")
-
-    def sign_in(self, refresh):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "refresh").write_text(refresh + "\n")
-
-    def revoke_issued(self):
-        with open(self.dir / "tokens.revoked", "a") as f:
-            f.write("\n".join(self.issued()) + "\n")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def token_server_factory(workdir, pki):
-    made = []
-
-    def make(lifetime=3600, client_cert=None):
-        t = TokenServer(workdir, pki, lifetime, client_cert)
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        t.stop()
+from conftest import (BIN, CLIENT_SECRET, USER, daemon_upstream_settings, free_port, send, start_oauth_login,
+                      wait_for)
 
 
 def oauth_upstream(sink, pki, workdir, ts, grant="client_credentials", **extra):
@@ -292,13 +236,7 @@ def test_a_lost_sign_in_fails_readiness_and_oauth_login_resumes_delivery_without
     assert client["reauth_required"] and not client["signed_in"] and client["grant"] == "refresh_token"
 
     key = f"{USER.replace('@', '-')}_localhost"
-    login = subprocess.Popen([BIN, "oauth", "login", "--upstream", key, "-c", str(d.config)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in login.stdout:
-        lines.append(line)
-        if line.startswith("url: "):
-            break
+    login, lines = start_oauth_login(d, "--upstream", key, until="url: ")
     assert lines[-1].startswith("url: https://localhost/devicelogin"), lines
     [code] = [l.split()[1] for l in lines if l.startswith("code: ")]
     # The person signs in (after the daemon has polled at least once: pending).

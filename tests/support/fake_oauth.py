@@ -3,7 +3,12 @@
 endpoint (RFC 6749: client_credentials and refresh_token grants, with
 refresh tokens rotated on every use, as Microsoft and many providers do)
 and the device authorization endpoint (RFC 8628: /devicecode, then the
-device_code grant at /token, pending until DIR/approved holds the code).
+device_code grant at /token, pending until DIR/approved holds the code)
+and the authorization endpoint for a browser (RFC 6749 4.1 with PKCE, RFC
+7636: GET /authorize checks the request, as Google does for a loopback
+client, and redirects to redirect_uri with a one-use code; the
+authorization_code grant at /token checks the code, the redirect_uri and
+the code_verifier against the S256 challenge).
 
     fake_oauth.py --dir DIR --cert C --key K [--lifetime SECONDS]
                   [--client-id ID --client-secret S]
@@ -13,7 +18,8 @@ DIR/tokens ("<token> <unix expiry>" per line), which the SMTP sink reads to
 accept or refuse XOAUTH2/OAUTHBEARER logins. DIR/refresh holds the one
 valid refresh token (write it to "sign in"; a used one is replaced and
 dies at once). DIR/mode switches behaviour: "ok" (default), "down" (503),
-"invalid_grant" (400: consent revoked), "slow" (answers after 3 s).
+"invalid_grant" (400: consent revoked), "slow" (answers after 3 s),
+"deny" (/authorize: the person refuses consent, error=access_denied).
 DIR/requests.log gets one JSON line per request (grant, outcome).
 """
 import argparse
@@ -43,6 +49,7 @@ def main():
     lock = threading.Lock()
     counter = [0]
     seen_jti = set()
+    codes = {}  # authorization code -> (code_challenge, redirect_uri)
 
     def assertion_problem(form, audience):
         """None when the client assertion is good, else what is wrong with it."""
@@ -95,6 +102,41 @@ def main():
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):
+            import secrets
+            url = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(url.query))
+            mode = (d / "mode").read_text().strip() if (d / "mode").exists() else "ok"
+            entry = {"path": url.path, "mode": mode, "time": time.time(),
+                     "query": {k: v for k, v in q.items() if k not in ("state", "code_challenge")}}
+            if url.path != "/authorize":
+                log({**entry, "outcome": "404"})
+                return self.answer(404, {"error": "not_found"})
+            redirect = q.get("redirect_uri", "")
+            # RFC 8252 7.3: a loopback IP literal, any port; RFC 7636: S256.
+            problem = ("response_type" if q.get("response_type") != "code" else
+                       "client_id" if q.get("client_id") != args.client_id else
+                       "redirect_uri" if not redirect.startswith("http://127.0.0.1:") else
+                       "code_challenge_method" if q.get("code_challenge_method") != "S256" else
+                       "code_challenge" if len(q.get("code_challenge", "")) != 43 else
+                       "state" if not q.get("state") else None)
+            if problem:
+                log({**entry, "outcome": "invalid_request", "why": problem})
+                return self.answer(400, {"error": "invalid_request", "error_description": problem})
+            if mode == "deny":
+                answer = {"error": "access_denied", "error_description": "the user said no", "state": q["state"]}
+            else:
+                code = "ac-" + secrets.token_urlsafe(12)
+                with lock:
+                    offline = q.get("access_type") == "offline" or "offline_access" in q.get("scope", "").split()
+                    codes[code] = (q["code_challenge"], redirect, offline)
+                answer = {"code": code, "state": q["state"], "scope": q.get("scope", "")}
+            log({**entry, "outcome": "redirect"})
+            self.send_response(302)
+            self.send_header("Location", redirect + "?" + urllib.parse.urlencode(answer))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
@@ -154,6 +196,25 @@ def main():
                     counter[0] += 1
                     new_refresh = f"rt-{counter[0]}-{time.time_ns()}"
                     (d / "refresh").write_text(new_refresh + "\n")
+                elif grant == "authorization_code":
+                    import base64
+                    import hashlib
+                    challenge, redirect, offline = codes.pop(form.get("code", ""), (None, None, False))
+                    verifier = form.get("code_verifier", "")
+                    computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+                    why = ("unknown or used code" if challenge is None else
+                           "redirect_uri" if form.get("redirect_uri") != redirect else
+                           "code_verifier" if computed.decode() != challenge or not 43 <= len(verifier) <= 128 else
+                           "client_secret" if form.get("client_secret", args.client_secret) != args.client_secret
+                           else None)
+                    if why:
+                        log({**entry, "outcome": "invalid_grant", "why": why})
+                        return self.answer(400, {"error": "invalid_grant", "error_description": why})
+                    new_refresh = None
+                    if offline:  # a refresh token only for offline access (Google, Microsoft)
+                        counter[0] += 1
+                        new_refresh = f"rt-{counter[0]}-{time.time_ns()}"
+                        (d / "refresh").write_text(new_refresh + "\n")
                 else:
                     log({**entry, "outcome": "unsupported_grant_type"})
                     return self.answer(400, {"error": "unsupported_grant_type"})
