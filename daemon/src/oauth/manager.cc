@@ -121,7 +121,10 @@ void Manager::loaded(Client& c, Result<std::optional<Stored>> got, bool force) {
       c.r.answered(now, t);
     }
   }
-  if (force) c.r.reset();
+  // A reload asks for a new token now, unless the record brought a good one
+  // (`oauth login` stores the access token it got: refreshing at once would
+  // only rotate the refresh token it just stored).
+  if (force && !c.r.token(now)) c.r.reset();
   tick(c);
   if (!c.in_flight()) settle(c);
 }

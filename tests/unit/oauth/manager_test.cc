@@ -234,6 +234,31 @@ TEST_SUITE("oauth/manager") {
     CHECK(f.fetcher.field(1, "refresh_token") == "R-new");
   }
 
+  TEST_CASE("a reload after oauth login uses the access token it stored, without a request") {
+    Fixture f;
+    auto s = sign_in(f, "R-old");
+    f.start();
+    f.m->add(client(true));
+    auto first = f.token_after(0, [&] { f.fetcher.answer(0, 400, R"({"error":"invalid_grant"})"); });
+    REQUIRE(first);
+    CHECK_FALSE(*first);
+    // oauth login's record: the new refresh token and the access token that
+    // came with it. Refreshing at once would only rotate the refresh token
+    // under the login's feet.
+    s.refresh = "R-new";
+    s.access = "A-login";
+    s.refreshed_at = f.now;
+    s.expires_at = f.now + 3'600'000;
+    REQUIRE(f.store().save("m365", s));
+    f.m->reload("m365");
+    run_until(f.loop, [&] { return f.m->status()[0].state == oauth::Refresher::State::Fresh; });
+    auto got = f.token();
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK(**got == "A-login");
+    CHECK(f.fetcher.sent.size() == 1);
+  }
+
   TEST_CASE("no sign-in stored: Refused at once, no request") {
     Fixture f;
     f.start();
