@@ -99,4 +99,14 @@ bool Cidr::contains(const IpAddress& addr) const {
 
 std::string Cidr::str() const { return net.str() + "/" + std::to_string(prefix); }
 
+bool Cidr::is_private() const {
+  static const char* lans[] = {"10.0.0.0/8",  "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                               "127.0.0.0/8", "fc00::/7",      "fe80::/10",      "::1/128"};
+  for (const char* l : lans) {
+    Cidr lan = *parse(l);
+    if (lan.net.v6 == net.v6 && lan.prefix <= prefix && lan.contains(net)) return true;
+  }
+  return false;
+}
+
 }  // namespace spoolgate

@@ -34,6 +34,9 @@ struct Cidr {
 
   static std::optional<Cidr> parse(std::string_view s);
   bool contains(const IpAddress& a) const;
+  // The whole network lies in a LAN range: RFC 1918 (10/8, 172.16/12,
+  // 192.168/16), unique local fc00::/7, link-local, or loopback.
+  bool is_private() const;
   std::string str() const;
 };
 

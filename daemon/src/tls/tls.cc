@@ -10,6 +10,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <ctime>
 
 namespace spoolgate::tls {
@@ -25,6 +27,7 @@ class Context {
   // session.
   bssl::UniquePtr<SSL_SESSION> resume;
   std::string resume_host;
+  CertInfo leaf;  // a server context's own certificate
 };
 
 struct Session::Impl {
@@ -143,13 +146,54 @@ Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts) {
   return c;
 }
 
-Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, const std::string& host) {
-  std::unique_ptr<Session> s(new Session());
-  s->impl_ = std::make_unique<Impl>();
-  Impl& i = *s->impl_;
-  i.ctx = std::move(ctx);
-  i.host = host;
-  i.owner = s.get();
+Result<std::shared_ptr<Context>> server_context(const ServerOptions& opts) {
+  static const std::pair<int, std::uint16_t> versions[] = {
+      {10, TLS1_VERSION}, {11, TLS1_1_VERSION}, {12, TLS1_2_VERSION}, {13, TLS1_3_VERSION}};
+  std::uint16_t min = 0;
+  for (const auto& [n, v] : versions)
+    if (n == opts.min_version) min = v;
+  if (min == 0) return fail(Errc::Invalid, "unknown TLS version 1." + std::to_string(opts.min_version % 10));
+  auto c = std::make_shared<Context>();
+  c->ctx.reset(SSL_CTX_new(TLS_method()));
+  if (!c->ctx) return fail(Errc::Io, "SSL_CTX_new: " + ssl_errors());
+  SSL_CTX* ctx = c->ctx.get();
+  SSL_CTX_set_min_proto_version(ctx, min);
+  // TLS 1.3's suites are fixed (all AEAD). For 1.2: forward secrecy and
+  // AEAD only; the legacy profile adds what TLS 1.0/1.1 clients have (CBC
+  // with SHA-1 MACs, RSA key exchange for the oldest), never RC4 or 3DES.
+  const char* ciphers = min >= TLS1_2_VERSION ? "ECDHE+AESGCM:ECDHE+CHACHA20"
+                                              : "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:RSA+AESGCM:RSA+AES";
+  ERR_clear_error();
+  if (!SSL_CTX_set_strict_cipher_list(ctx, ciphers)) return fail(Errc::Io, "cipher list: " + ssl_errors());
+  for (const std::string* f : {&opts.cert_file, &opts.key_file}) {
+    // A missing or unreadable file says so plainly (BoringSSL's error
+    // stack would name three libraries).
+    std::FILE* fp = std::fopen(f->c_str(), "r");
+    if (!fp) return fail_errno("cannot load " + std::string(f == &opts.cert_file ? "certificate " : "key ") + *f, errno);
+    (void)std::fclose(fp);
+  }
+  if (!SSL_CTX_use_certificate_chain_file(ctx, opts.cert_file.c_str()))
+    return fail(Errc::Invalid, "cannot load certificate " + opts.cert_file + ": " + ssl_errors());
+  if (!SSL_CTX_use_PrivateKey_file(ctx, opts.key_file.c_str(), SSL_FILETYPE_PEM) ||
+      !SSL_CTX_check_private_key(ctx)) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH ||
+        ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_NO_PRIVATE_KEY_ASSIGNED)
+      return fail(Errc::Invalid, "key " + opts.key_file + " does not match certificate " + opts.cert_file);
+    return fail(Errc::Invalid, "cannot load key " + opts.key_file + ": " + ssl_errors());
+  }
+  X509* leaf = SSL_CTX_get0_certificate(ctx);
+  if (!leaf) return fail(Errc::Invalid, "no certificate in " + opts.cert_file);
+  c->leaf = info_of(leaf);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  return c;
+}
+
+CertInfo server_leaf(const Context& ctx) { return ctx.leaf; }
+
+namespace {
+
+// Memory BIOs on a new SSL of `ctx` for `s`.
+Result<void> attach(Session& s, Session::Impl& i) {
   ERR_clear_error();
   i.ssl.reset(SSL_new(i.ctx->ctx.get()));
   if (!i.ssl) return fail(Errc::Io, "SSL_new: " + ssl_errors());
@@ -158,6 +202,28 @@ Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, c
   i.net_out = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(i.net_in, -1);
   SSL_set_bio(i.ssl.get(), i.net_in, i.net_out);
+  i.owner = &s;
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::server(std::shared_ptr<Context> ctx) {
+  std::unique_ptr<Session> s(new Session());
+  s->impl_ = std::make_unique<Impl>();
+  s->impl_->ctx = std::move(ctx);
+  if (auto a = attach(*s, *s->impl_); !a) return tl::unexpected(a.error());
+  SSL_set_accept_state(s->impl_->ssl.get());
+  return s;
+}
+
+Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, const std::string& host) {
+  std::unique_ptr<Session> s(new Session());
+  s->impl_ = std::make_unique<Impl>();
+  Impl& i = *s->impl_;
+  i.ctx = std::move(ctx);
+  i.host = host;
+  if (auto a = attach(*s, i); !a) return tl::unexpected(a.error());
   SSL_set_connect_state(i.ssl.get());
   bool is_ip = host.find(':') != std::string::npos || host.find_first_not_of("0123456789.") == std::string::npos;
   if (is_ip) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// tls/tls: BoringSSL client contexts and TLS sessions over memory BIOs.
+// tls/tls: BoringSSL contexts (client, and the listener's server side) and TLS
+// sessions over memory BIOs.
 //
 // The only code that includes BoringSSL. A Session never owns a socket: the
 // caller feeds it the bytes received from the network (receive) and sends
@@ -57,10 +58,28 @@ class Context;
 // certificate in the CA file, key does not match the certificate, ...).
 Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts);
 
+// The listener's side: our certificate (a PEM file with the full chain,
+// leaf first) and its key. TLS 1.2 and up with ECDHE and AEAD suites only,
+// unless min_version asks for 1.0 or 1.1: then the CBC suites those
+// versions need are offered too (for old devices, on the listeners that
+// allow it). No client certificates are asked for.
+struct ServerOptions {
+  std::string cert_file;
+  std::string key_file;
+  int min_version = 12;  // 10, 11, 12 or 13 (TLS 1.x)
+};
+// Fails with a readable reason (file missing, no certificate, key does not
+// match the certificate, unknown version).
+Result<std::shared_ptr<Context>> server_context(const ServerOptions& opts);
+// The leaf certificate a server context presents.
+CertInfo server_leaf(const Context& ctx);
+
 class Session {
  public:
   // A client session for `host` (SNI and the name to verify).
   static Result<std::unique_ptr<Session>> client(std::shared_ptr<Context> ctx, const std::string& host);
+  // A server session: waits for the client's hello.
+  static Result<std::unique_ptr<Session>> server(std::shared_ptr<Context> ctx);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

@@ -37,4 +37,12 @@ TEST_SUITE("core/cidr") {
     CHECK_FALSE(IpAddress::parse("0.0.0.0")->loopback());
     CHECK_FALSE(IpAddress::parse("192.168.0.1")->loopback());
   }
+  TEST_CASE("is_private: the whole network inside a LAN range") {
+    for (const char* lan : {"192.168.10.0/24", "10.0.0.0/8", "10.1.2.3", "172.16.0.0/12", "172.31.255.0/24",
+                            "127.0.0.1", "fd00::/8", "fe80::1", "::1"})
+      CHECK_MESSAGE(Cidr::parse(lan)->is_private(), lan);
+    for (const char* wide : {"0.0.0.0/0", "10.0.0.0/7", "172.16.0.0/11", "192.168.0.0/15", "8.8.8.8", "::/0",
+                             "2001:db8::/32", "172.32.0.1"})
+      CHECK_FALSE_MESSAGE(Cidr::parse(wide)->is_private(), wide);
+  }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // tls/tls: client sessions against a BoringSSL server, both over memory
 // BIOs (no sockets): verification (chain, names, dates, pins), the error
-// codes, resumption and the protocol floor. Certificates are made here.
+// codes, resumption and the protocol floor; and the listener's server side
+// (server_context, Session::server). Certificates are made here.
 #include "tls/tls.h"
 
 #include <doctest/doctest.h>
@@ -85,6 +86,33 @@ struct PemFile {
   PemFile(const PemFile&) = delete;
   PemFile& operator=(const PemFile&) = delete;
 };
+
+// A private key file that removes itself.
+struct KeyFile {
+  std::filesystem::path path;
+  explicit KeyFile(const Cert& c) {
+    path = std::filesystem::temp_directory_path() / ("sg-tls-test-" + std::to_string(getpid()) + "-" +
+                                                     std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ".key");
+    bssl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "w"));
+    REQUIRE(bio);
+    REQUIRE(PEM_write_bio_PrivateKey(bio.get(), c.key.get(), nullptr, nullptr, 0, nullptr, nullptr));
+  }
+  ~KeyFile() { std::filesystem::remove(path); }
+  KeyFile(const KeyFile&) = delete;
+  KeyFile& operator=(const KeyFile&) = delete;
+};
+
+// Bytes between two of our sessions until neither has anything to say.
+spoolgate::Result<void> pump(tls::Session& client, tls::Session& server) {
+  for (int round = 0; round < 20; ++round) {
+    std::string to_server = client.take_encrypted(), to_client = server.take_encrypted();
+    if (to_server.empty() && to_client.empty()) return {};
+    if (auto r = server.receive(to_server); !r) return r;
+    if (auto r = client.receive(to_client); !r) return r;
+  }
+  FAIL("the handshake did not settle");
+  return {};
+}
 
 // A BoringSSL server on memory BIOs presenting `leaf` (and `chain` after it).
 class Server {
@@ -318,5 +346,72 @@ TEST_SUITE("tls/tls") {
     REQUIRE(srv.talk(*other));
     CHECK(other->established());
     CHECK_FALSE(other->resumed());
+  }
+
+  TEST_CASE("the listener's side: our client and our server agree, and data flows both ways") {
+    Pki pki;
+    Cert leaf = make_cert("relay", "DNS:relay.test", &pki.ca);
+    PemFile chain({&leaf});
+    KeyFile key(leaf);
+    auto ctx = tls::server_context({chain.path, key.path, 12});
+    REQUIRE(ctx);
+    CHECK(tls::server_leaf(**ctx).subject == "/CN=relay");
+    CHECK(tls::server_leaf(**ctx).not_after > 0);
+    auto srv = tls::Session::server(*ctx);
+    REQUIRE(srv);
+    auto c = session(context(pki.ca_file.path), "relay.test");
+    REQUIRE(c->handshake());
+    REQUIRE(pump(*c, **srv));
+    CHECK(c->established());
+    CHECK((*srv)->established());
+    CHECK((*srv)->version() == "TLSv1.3");
+    REQUIRE(c->send("EHLO dev\r\n"));
+    REQUIRE(pump(*c, **srv));
+    CHECK((*srv)->take_plain() == "EHLO dev\r\n");
+    REQUIRE((*srv)->send("250 ok\r\n"));
+    REQUIRE(pump(*c, **srv));
+    CHECK(c->take_plain() == "250 ok\r\n");
+  }
+
+  TEST_CASE("server_context refuses a key of another certificate, a missing file and an unknown version") {
+    Pki pki;
+    Cert leaf = make_cert("relay", "DNS:relay.test", &pki.ca);
+    Cert other = make_cert("other", "DNS:other.test", &pki.ca);
+    PemFile chain({&leaf});
+    KeyFile wrong(other);
+    auto r = tls::server_context({chain.path, wrong.path, 12});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("does not match certificate") != std::string::npos);
+    r = tls::server_context({"/nonexistent/relay.crt", wrong.path, 12});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("cannot load certificate /nonexistent/relay.crt") != std::string::npos);
+    r = tls::server_context({chain.path, wrong.path, 14});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("unknown TLS version") != std::string::npos);
+  }
+
+  TEST_CASE("a server at TLS 1.3 only refuses a client that stops at 1.2") {
+    Pki pki;
+    Cert leaf = make_cert("relay", "DNS:relay.test", &pki.ca);
+    PemFile chain({&leaf});
+    KeyFile key(leaf);
+    auto ctx = tls::server_context({chain.path, key.path, 13});
+    REQUIRE(ctx);
+    auto srv = tls::Session::server(*ctx);
+    REQUIRE(srv);
+    bssl::UniquePtr<SSL_CTX> cctx(SSL_CTX_new(TLS_method()));
+    REQUIRE(SSL_CTX_set_max_proto_version(cctx.get(), TLS1_2_VERSION));
+    bssl::UniquePtr<SSL> cssl(SSL_new(cctx.get()));
+    BIO* in = BIO_new(BIO_s_mem());
+    BIO* out = BIO_new(BIO_s_mem());
+    SSL_set_bio(cssl.get(), in, out);
+    SSL_set_connect_state(cssl.get());
+    SSL_do_handshake(cssl.get());
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    BIO_mem_contents(out, &data, &len);
+    auto r = (*srv)->receive(std::string_view(reinterpret_cast<const char*>(data), len));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("UNSUPPORTED_PROTOCOL") != std::string::npos);
   }
 }
