@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "app/daemon.h"
+#include "app/listeners.h"
 #include "app/oauth_cli.h"
 #include "app/probe.h"
 #include "app/queue_cli.h"
@@ -145,7 +146,15 @@ int main(int argc, char** argv) {
   Config cfg;
   if (!load(config, cfg)) return 1;
   if (check->parsed()) {
+    // The listeners' certificates are loaded as the daemon would: a key that
+    // does not match or an expired certificate fails here, not at start.
+    auto tls = spoolgate::app::describe_listener_tls(cfg);
+    if (!tls) {
+      std::cerr << "spoolgate: " << tls.error().message() << "\n";
+      return 1;
+    }
     std::cout << spoolgate::config::dump(cfg);
+    for (const auto& line : *tls) std::cout << "# " << line << "\n";
     return 0;
   }
   if (list->parsed()) return spoolgate::app::queue_list(cfg, json);

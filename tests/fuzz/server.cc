@@ -2,7 +2,8 @@
 // The whole inbound state machine fed a byte stream in arbitrary chunks.
 // Oracles: stored content is canonical (no bare CR/LF, no lone-dot line);
 // every turn of next() makes progress or asks for input; replies stay
-// bounded; a 250 for a message only follows its commit.
+// bounded; a 250 for a message only follows its commit; STARTTLS's 220 is
+// the last plaintext reply, and nothing pipelined behind it is answered.
 #include "oracle.h"
 #include "smtp/server.h"
 
@@ -18,6 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.add_missing_headers = in.ConsumeBool();
   s.max_header_bytes = in.ConsumeIntegralInRange<size_t>(64, 4096);
   s.client_address = "127.0.0.1";
+  s.offer_starttls = true;  // the handshake is taken as done at once
   s.now = [] { return std::int64_t{1700000000}; };
   int ids = 0;
   s.new_id = [&ids] { return "ID" + std::to_string(++ids); };
@@ -48,6 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         in_message = false;
       } else if (e == smtp::EventType::Wait) {
         break;
+      } else if (e == smtp::EventType::StartTls) {
+        // RFC 3207 5: the 220 is the last thing said in plaintext; nothing
+        // pipelined behind STARTTLS is answered.
+        std::string out = server.take_output();
+        SG_REQUIRE(out.ends_with("220 2.0.0 Ready to start TLS\r\n"));
+        SG_REQUIRE(!server.tls() && !in_message);
+        server.tls_started("TLSv1.3 fuzz");
+        SG_REQUIRE(server.tls() && !server.has_output());
+        continue;
       } else if (e == smtp::EventType::Close || e == smtp::EventType::Drop) {
         return 0;
       }

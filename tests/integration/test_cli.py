@@ -61,15 +61,18 @@ def test_queue_list_on_an_empty_spool(tmp_path):
     assert "0 message(s)" in run("queue", "list", "-c", str(cfg)).stdout
 
 
-def schema_keys():
+def schema_keys(pki, tmp):
     """Every key path the daemon knows, from its own effective-config dump
-    (with one upstream with an oauth block, so that the per-upstream keys
-    appear too)."""
+    (with one upstream with an oauth block and a listener written as a map,
+    so that the per-upstream and per-listener keys appear too)."""
     import yaml
     env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_UPSTREAM_URL": "smtps://smtp.example.com:465",
            "SPOOLGATE_USERNAME": "relay@example.com", "SPOOLGATE_UPSTREAM_OAUTH_PROVIDER": "google",
            "SPOOLGATE_UPSTREAM_OAUTH_GRANT": "refresh_token", "SPOOLGATE_UPSTREAM_OAUTH_CLIENT_ID": "id"}
-    dump = yaml.safe_load(run("check-config", "-c", "/dev/null", env=env).stdout)
+    cert, key = pki.leaf("docs")
+    cfg = tmp / "listen.yaml"
+    cfg.write_text(f'listen: [{{address: "127.0.0.1:2525", tls: starttls, cert_file: "{cert}", key_file: "{key}"}}]\n')
+    dump = yaml.safe_load(run("check-config", "-c", str(cfg), env=env).stdout)
     keys = []
 
     def walk(prefix, v):
@@ -86,10 +89,10 @@ def schema_keys():
     return keys
 
 
-def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file():
-    keys = schema_keys()
+def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file(pki, tmp_path):
+    keys = schema_keys(pki, tmp_path)
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
-    assert "upstreams[].oauth.token_url" in keys
+    assert "upstreams[].oauth.token_url" in keys and "listen[].tls_min_version" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "app/control.h"
+#include "app/listeners.h"
 #include "app/upstreams.h"
 #include "core/cidr.h"
 #include "core/clock.h"
@@ -23,56 +24,6 @@ namespace spoolgate::app {
 namespace {
 
 constexpr Millis kFreeDiskInterval{1000};
-
-net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket, l.host, l.port, l.path}; }
-
-// Socket activation: the sockets systemd passed (`inherited`) replace the
-// `listen` list, at start and on every reload.
-listener::Settings inbound_settings(const config::Config& c, const std::vector<int>& inherited) {
-  listener::Settings s;
-  // unix:/path listeners: the configured mode, the spool directory's group
-  // (the local users who may submit are in it).
-  struct stat spool_st {};
-  int spool_gid = ::stat(c.spool.dir.c_str(), &spool_st) == 0 ? static_cast<int>(spool_st.st_gid) : -1;
-  for (const auto& l : c.listen) {
-    net::ListenSpec spec = spec_of(l);
-    spec.mode = c.unix_socket_mode;
-    spec.gid = spool_gid;
-    s.listen.push_back(spec);
-  }
-  if (!c.submission_socket.empty()) {
-    // Local submission (`spoolgate sendmail`): SMTP over a unix socket that
-    // every local user may write to; the daemon owns every spool file.
-    net::ListenSpec spec;
-    spec.unix_socket = true;
-    spec.path = c.submission_socket;
-    spec.mode = 0666;
-    s.submission = spec;
-  }
-  if (!inherited.empty()) {
-    s.listen.clear();
-    for (int fd : inherited) {
-      net::ListenSpec spec;
-      spec.fd = fd;
-      s.listen.push_back(spec);
-    }
-  }
-  s.allow_networks = c.allow_networks;
-  s.smtp.hostname = c.hostname;
-  s.smtp.max_message_size = c.limits.max_message_size;
-  s.smtp.max_recipients = c.limits.max_recipients;
-  s.smtp.max_envelope_bytes = spool::kMaxHeaderBytes;
-  s.smtp.max_bad_commands = static_cast<int>(std::min<std::uint64_t>(c.limits.max_bad_commands, 1000000));
-  s.smtp.reject_bare_newlines = c.bare_newlines == config::BareNewlines::Reject;
-  s.smtp.add_missing_headers = c.headers.add_missing;
-  s.smtp.rewrite_from = c.headers.rewrite_from;
-  s.max_connections = c.limits.max_connections;
-  s.max_connections_per_client = c.limits.max_connections_per_client;
-  s.idle_timeout = c.limits.idle_timeout;
-  s.data_timeout = c.limits.data_timeout;
-  s.greeting_delay = c.limits.greeting_delay;
-  return s;
-}
 
 spool::Limits spool_limits(const config::Config& c) {
   return {c.spool.max_bytes, c.spool.max_messages, c.spool.min_free_disk};
@@ -211,7 +162,9 @@ Result<void> Daemon::start() {
   if (auto t = tokens_->configure(cfg); !t) return t;
   delivery_ = std::make_unique<upstream::Delivery>(loop_, spool_, *sched_, std::move(*delivery_settings));
   delivery_->set_tokens(tokens_.get());
-  inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, inbound_settings(cfg, inherited_), *accounting_);
+  auto inbound_settings = inbound_settings_from(cfg, inherited_);
+  if (!inbound_settings) return tl::unexpected(inbound_settings.error());
+  inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, std::move(*inbound_settings), *accounting_);
   if (auto s = inbound_->start(); !s) return s;
   // The listener never knows the scheduler: committed mail goes to delivery
   // here, and what delivery removes lowers the spool's figures.
@@ -431,7 +384,9 @@ std::optional<std::string> Daemon::reload() {
   auto ds = delivery_settings_from(*next);
   if (!ds) return refuse(ds.error().message());
   if (auto why = refuse_inherited(inherited_, *next)) return refuse(*why);
-  if (auto r = inbound_->reconfigure(inbound_settings(*next, inherited_)); !r) return refuse(r.error().message());
+  auto is = inbound_settings_from(*next, inherited_);
+  if (!is) return refuse(is.error().message());
+  if (auto r = inbound_->reconfigure(std::move(*is)); !r) return refuse(r.error().message());
   accounting_->set_limits(spool_limits(*next));
   if (next->metrics.listen != current_.metrics.listen) {
     if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());

@@ -72,6 +72,12 @@ std::string render_metrics(const Snapshot& s) {
            "Client connections turned away at connect (access, limits, spool full, shutdown).")
       .sample(s.inbound.refused);
   e.family("spoolgate_inbound_sessions", "gauge", "Client sessions open now.").sample(s.inbound_sessions);
+  e.family("spoolgate_inbound_tls_sessions_total", "counter",
+           "TLS handshakes with clients, by the version agreed (TLSv1 and TLSv1.1: devices on a legacy listener).");
+  for (const auto& [version, n] : s.inbound.tls_sessions) e.sample(n, "version", version);
+  e.family("spoolgate_inbound_tls_failures_total", "counter",
+           "TLS handshakes with clients that failed (no shared version or cipher, plaintext on a TLS port).")
+      .sample(s.inbound.tls_failures);
   e.family("spoolgate_queue_messages", "gauge", "Messages in the spool.").sample(s.usage.messages);
   e.family("spoolgate_queue_bytes", "gauge", "Bytes of messages in the spool.").sample(s.usage.bytes);
   e.family("spoolgate_queue_in_delivery", "gauge", "Messages being delivered now.").sample(s.in_delivery);

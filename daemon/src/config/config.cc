@@ -9,6 +9,7 @@
 
 #include "config/schema.h"
 #include "config/sections.h"
+#include "config/url.h"
 #include "config/value.h"
 #include "core/text.h"
 
@@ -82,7 +83,7 @@ std::set<std::string> overlay_env(Value& root, const Table& tops, const Env& env
 tl::expected<Config, Errors> parse_root(Value root, const std::string& source, const Env& env) {
   Config c;
   c.source = source;
-  c.listen.push_back({false, "127.0.0.1", 2525, "", "127.0.0.1:2525"});
+  c.listen.push_back(*parse_listen_address("127.0.0.1:2525", true));
   c.allow_networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
   Parser p;
   if (root.kind == Value::Null) {

@@ -34,13 +34,24 @@
 
 namespace spoolgate::config {
 
+enum class ListenTls { None, StartTls, Implicit };
+
 struct ListenAddress {
   bool unix_socket = false;
   std::string host;  // IP literal without brackets
   std::uint16_t port = 0;
   std::string path;  // unix socket
-  std::string text;  // as written
+  std::string text;  // as written (the address)
+  // A `listen` entry written as a map: the listener's own settings.
+  bool map_form = false;
+  ListenTls tls = ListenTls::None;
+  std::string cert_file;  // PEM, the full chain, leaf first
+  std::string key_file;
+  int tls_min_version = 12;  // TLS 1.x: 10 and 11 only with a LAN allow_networks of its own
+  std::vector<Cidr> allow_networks;  // empty: the global allow_networks
+  bool allow_networks_set = false;
 };
+std::string_view to_string(ListenTls t);
 
 enum class Scheme { Smtps, StartTls, Plain };
 enum class AuthMode { Auto, Plain, Login, XOAuth2, OAuthBearer };

@@ -9,6 +9,72 @@
 #include "config/url.h"
 
 namespace spoolgate::config {
+namespace {
+
+constexpr const char* kListenExpected = "expected host:port, [v6]:port or unix:/path with an IP address";
+
+// One listener written as a map (listen: [{address: ..., tls: ...}]).
+Table listen_fields(ListenAddress& a) {
+  return {
+      custom(
+          "address", false,
+          [&a](Parser& p, const Value& v, const std::string& path) {
+            if (!p.scalar(v, path, "an address")) return;
+            auto parsed = parse_listen_address(v.scalar, true);
+            if (!parsed) return p.err(v, path, std::string(kListenExpected) + ", got '" + v.scalar + "'");
+            a.unix_socket = parsed->unix_socket;
+            a.host = parsed->host;
+            a.port = parsed->port;
+            a.path = parsed->path;
+            a.text = parsed->text;
+          },
+          [&a] { return quoted_list({a.text}).substr(1, a.text.size() + 2); }),
+      choice("tls", a.tls, {{"none", ListenTls::None}, {"starttls", ListenTls::StartTls}, {"implicit", ListenTls::Implicit}}),
+      text("cert_file", a.cert_file),
+      text("key_file", a.key_file),
+      choice("tls_min_version", a.tls_min_version, {{"1.0", 10}, {"1.1", 11}, {"1.2", 12}, {"1.3", 13}}),
+      networks("allow_networks", a.allow_networks, &a.allow_networks_set),
+  };
+}
+
+ListenAddress listen_entry(Parser& p, const Value& map, const std::string& at) {
+  ListenAddress a;
+  a.map_form = true;
+  Table keys = listen_fields(a);
+  for (auto& k : keys) k.path = at + "." + k.path;
+  walk(p, map, at, keys, nullptr);
+  if (a.text.empty()) p.err(map, at + ".address", "required");
+  if (a.tls != ListenTls::None && (a.cert_file.empty() || a.key_file.empty()))
+    p.err(map, at, std::string("tls: ") + std::string(to_string(a.tls)) + " needs cert_file and key_file");
+  if (a.tls == ListenTls::None && (!a.cert_file.empty() || !a.key_file.empty()))
+    p.err(map, at, "cert_file and key_file are used with tls: starttls or implicit");
+  if (a.tls != ListenTls::None && a.unix_socket) p.err(map, at + ".tls", "not on a unix socket");
+  if (a.tls_min_version < 12) {
+    // Old devices only where the operator says which: the listener's own
+    // allow_networks, every one of them a LAN range.
+    bool lan = a.allow_networks_set && !a.allow_networks.empty();
+    for (const auto& n : a.allow_networks) lan = lan && n.is_private();
+    if (!lan)
+      p.err(map, at + ".tls_min_version",
+            "TLS 1.0 and 1.1 are only for old devices on a LAN: give this listener its own allow_networks, "
+            "private ranges only (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7, loopback)");
+  }
+  return a;
+}
+
+}  // namespace
+
+std::string_view to_string(ListenTls t) {
+  switch (t) {
+    case ListenTls::None:
+      return "none";
+    case ListenTls::StartTls:
+      return "starttls";
+    case ListenTls::Implicit:
+      return "implicit";
+  }
+  return "?";
+}
 
 Table general_fields(Config& c) {
   return {
@@ -17,18 +83,41 @@ Table general_fields(Config& c) {
           "listen", true,
           [&c](Parser& p, const Value& v, const std::string& path) {
             c.listen.clear();
-            for (const Value* e : p.items(v, path)) {
-              if (auto a = parse_listen_address(e->scalar, true))
+            if (v.kind == Value::Null) return;
+            if (v.kind != Value::List) return p.err(v, path, "expected a list of addresses or listener maps");
+            for (std::size_t i = 0; i < v.list.size(); ++i) {
+              const Value& e = v.list[i];
+              if (e.kind == Value::Map) {
+                c.listen.push_back(listen_entry(p, e, path + "[" + std::to_string(i) + "]"));
+              } else if (e.kind != Value::Scalar) {
+                p.err(e, path, "expected an address or a listener map");
+              } else if (auto a = parse_listen_address(e.scalar, true)) {
                 c.listen.push_back(*a);
-              else
-                p.err(*e, path,
-                      "expected host:port, [v6]:port or unix:/path with an IP address, got '" + e->scalar + "'");
+              } else {
+                p.err(e, path, std::string(kListenExpected) + ", got '" + e.scalar + "'");
+              }
             }
           },
           [&c] {
             std::vector<std::string> l;
-            for (const auto& a : c.listen) l.push_back(a.text);
-            return quoted_list(l);
+            bool maps = false;
+            for (auto& a : c.listen) maps = maps || a.map_form;
+            if (!maps) {
+              for (const auto& a : c.listen) l.push_back(a.text);
+              return quoted_list(l);
+            }
+            std::string o = "[";
+            for (auto& a : c.listen) {
+              if (o.size() > 1) o += ", ";
+              if (!a.map_form) {
+                o += quoted_list({a.text}).substr(1, a.text.size() + 2);
+                continue;
+              }
+              std::string m;
+              for (const auto& f : listen_fields(a)) m += (m.empty() ? "" : ", ") + f.path + ": " + f.show();
+              o += "{" + m + "}";
+            }
+            return o + "]";
           }),
       networks("allow_networks", c.allow_networks),
       custom(
@@ -74,10 +163,11 @@ void general_check(Check& k, Config& c) {
   for (const auto& l : c.listen) {
     if (l.unix_socket) continue;
     auto ip = IpAddress::parse(l.host);
-    if (ip && !ip->loopback() && !c.allow_networks_explicit)
+    if (ip && !ip->loopback() && !c.allow_networks_explicit && !l.allow_networks_set)
       k.err("listen", "'" + l.text +
-                          "' is not a loopback address; set allow_networks explicitly to say which clients may "
-                          "relay through it (spoolgate never becomes an open relay by default)");
+                          "' is not a loopback address; set allow_networks explicitly (for all listeners, or "
+                          "this one's) to say which clients may relay through it (spoolgate never becomes an "
+                          "open relay by default)");
   }
 }
 

@@ -24,22 +24,39 @@ std::string spec_key(const net::ListenSpec& s) {
   if (s.fd >= 0) return "fd:" + std::to_string(s.fd);
   return s.unix_socket ? "unix:" + s.path : s.host + "|" + std::to_string(s.port);
 }
+
+// One key per endpoint, in order: the same address twice (port 0 in tests:
+// the kernel picks two ports) gets "#2", "#3", ...
+std::vector<std::string> keys_of(const std::vector<Endpoint>& listen) {
+  std::vector<std::string> out;
+  std::map<std::string, int> seen;
+  for (const auto& e : listen) {
+    std::string k = spec_key(e.spec);
+    int n = ++seen[k];
+    out.push_back(n == 1 ? k : k + "#" + std::to_string(n));
+  }
+  return out;
+}
 }  // namespace
 
-Result<loop::HandlePtr<net::Listener>> Inbound::listen_on(const net::ListenSpec& spec) {
-  auto l = net::Listener::create(loop_, spec, [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+Result<loop::HandlePtr<net::Listener>> Inbound::listen_on(const net::ListenSpec& spec, const std::string& key) {
+  // The connection finds its endpoint by key at accept: after a reload, the
+  // endpoint's new settings (a rotated certificate) apply.
+  auto l = net::Listener::create(loop_, spec,
+                                 [this, key](std::unique_ptr<net::Connection> c) { accept(std::move(c), key); });
   if (l) log::info("listening").kv("address", (*l)->address());
   return l;
 }
 
 Result<void> Inbound::start() {
-  for (const auto& spec : settings_.listen) {
-    auto l = listen_on(spec);
+  auto keys = keys_of(settings_.listen);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto l = listen_on(settings_.listen[i].spec, keys[i]);
     if (!l) {
       listeners_.clear();
       return tl::unexpected(l.error());
     }
-    listeners_.emplace_back(spec_key(spec), std::move(*l));
+    listeners_.emplace_back(keys[i], std::move(*l));
   }
   start_submission();
   return {};
@@ -56,7 +73,7 @@ void Inbound::start_submission() {
   std::string dir = want.substr(0, want.rfind('/'));
   if (!dir.empty()) (void)::mkdir(dir.c_str(), 0755);
   auto l = net::Listener::create(loop_, *settings_.submission,
-                                 [this](std::unique_ptr<net::Connection> c) { accept(std::move(c)); });
+                                 [this](std::unique_ptr<net::Connection> c) { accept(std::move(c), ""); });
   if (!l) {
     log::warn("submission_unavailable")
         .kv("address", "unix:" + want)
@@ -71,14 +88,16 @@ void Inbound::start_submission() {
 Result<void> Inbound::reconfigure(Settings s) {
   // Open what is new first; only when all of it worked, close what went away.
   decltype(listeners_) next;
-  for (const auto& spec : s.listen) {
-    std::string key = spec_key(spec);
+  auto keys = keys_of(s.listen);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const Endpoint& e = s.listen[i];
+    const std::string& key = keys[i];
     auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](auto& p) { return p.first == key && p.second; });
     if (it != listeners_.end()) {
       next.emplace_back(key, std::move(it->second));
       continue;
     }
-    auto l = listen_on(spec);
+    auto l = listen_on(e.spec, key);
     if (!l) {
       // Put back what was moved; new listeners in `next` close when it goes.
       for (auto& [k, lst] : next)
@@ -103,10 +122,15 @@ std::vector<std::string> Inbound::addresses() const {
   return out;
 }
 
-void Inbound::accept(std::unique_ptr<net::Connection> c) {
+void Inbound::accept(std::unique_ptr<net::Connection> c, const std::string& key) {
   bool is_unix = c->is_unix();
   IpAddress ip = c->peer_ip();
-  auto owned = std::make_unique<Session>(*this, std::move(c));
+  static const Endpoint plain;  // the submission socket
+  const Endpoint* ep = &plain;
+  auto keys = keys_of(settings_.listen);
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    if (keys[i] == key) ep = &settings_.listen[i];
+  auto owned = std::make_unique<Session>(*this, std::move(c), *ep);
   Session* s = owned.get();
   sessions_.emplace(s, std::move(owned));
   counted_.insert(s);
@@ -118,7 +142,8 @@ void Inbound::accept(std::unique_ptr<net::Connection> c) {
   };
   if (!is_unix) {
     bool allowed = false;
-    for (const auto& n : settings_.allow_networks) allowed = allowed || n.contains(ip);
+    for (const auto& n : ep->allow_networks.empty() ? settings_.allow_networks : ep->allow_networks)
+      allowed = allowed || n.contains(ip);
     if (!allowed) {
       refuse("554 5.7.1 Error: access denied for " + s->peer(), "client not in allow_networks");
       return;

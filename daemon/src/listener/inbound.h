@@ -2,8 +2,8 @@
 // listener/inbound: the SMTP listener side of the daemon.
 //
 // Owns the listening sockets and every inbound Session. At accept it applies
-// the access rules (allow_networks; unix sockets are guarded by file
-// permissions), the connection limits (global and per client: 421 4.7.0) and
+// the access rules (the listener's allow_networks, else the global ones;
+// unix sockets are guarded by file permissions), the connection limits (global and per client: 421 4.7.0) and
 // hands the connection to a Session. The spool's figures and watermarks
 // are spool::Accounting's (the daemon owns it): sessions reserve there at
 // MAIL, a committed message is added there, and a connection is turned
@@ -32,13 +32,29 @@
 #include "spool/accounting.h"
 #include "spool/group_commit.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 
 namespace spoolgate::listener {
 
 class Session;
 
+// TLS on a listener: none, offered with STARTTLS (RFC 3207), or from the
+// first byte (implicit, port 465 style).
+enum class TlsMode { None, StartTls, Implicit };
+
+struct Endpoint {
+  net::ListenSpec spec;
+  TlsMode tls = TlsMode::None;
+  // The certificate the listener presents (built from cert_file/key_file;
+  // a reload builds a new one: new sessions present it, open ones keep the
+  // one they started with).
+  std::shared_ptr<tls::Context> tls_ctx;
+  // Who may connect here; empty: Settings::allow_networks.
+  std::vector<Cidr> allow_networks;
+};
+
 struct Settings {
-  std::vector<net::ListenSpec> listen;
+  std::vector<Endpoint> listen;
   // Local submission (`spoolgate sendmail`): a unix socket every local user
   // may write to. Not fatal when it cannot be bound (sendmail then says so).
   std::optional<net::ListenSpec> submission;
@@ -55,6 +71,10 @@ struct Counters {
   std::uint64_t received = 0;     // messages committed from clients (SMTP or sendmail)
   std::uint64_t connections = 0;  // accepted connections, refused ones included
   std::uint64_t refused = 0;      // connections turned away at connect
+  // TLS handshakes with clients, by the version agreed ("TLSv1.3"; the old
+  // ones show which devices still need a legacy listener), and failures.
+  std::map<std::string, std::uint64_t> tls_sessions;
+  std::uint64_t tls_failures = 0;
 };
 
 class Inbound {
@@ -101,17 +121,19 @@ class Inbound {
   spool::GroupCommit& committer() { return committer_; }
   const Settings& settings() const { return settings_; }
   void committed(const spool::Record& r);
+  void tls_established(const std::string& version) { ++counters_.tls_sessions[version]; }
+  void tls_failed() { ++counters_.tls_failures; }
   void release(Session* s);
 
  private:
-  void accept(std::unique_ptr<net::Connection> c);
+  void accept(std::unique_ptr<net::Connection> c, const std::string& key);
   loop::Loop& loop_;
   std::shared_ptr<spool::Spool> spool_;
   Settings settings_;
   spool::Accounting& accounting_;
   Counters counters_;
   spool::GroupCommit committer_;
-  Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec);
+  Result<loop::HandlePtr<net::Listener>> listen_on(const net::ListenSpec& spec, const std::string& key);
   std::vector<std::pair<std::string, loop::HandlePtr<net::Listener>>> listeners_;  // (spec key, listener)
   loop::HandlePtr<net::Listener> submission_;
   std::string submission_path_;  // what submission_ is bound to

@@ -14,9 +14,10 @@ constexpr Millis kLinger{10'000};  // how long a closing client may take to read
 // with what it writes.
 constexpr std::uint64_t kDefaultReservation = std::uint64_t{1024} * 1024;
 
-smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Session* self) {
+smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Session* self, const Endpoint& e) {
   smtp::ServerSettings s = in.settings().smtp;
   s.client_address = c.peer();
+  s.offer_starttls = e.tls == TlsMode::StartTls && e.tls_ctx;
   s.accepting = [&in, self](std::uint64_t declared) {
     return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };
@@ -25,8 +26,10 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
 
 }  // namespace
 
-Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn)
-    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')), machine_(session_settings(in, *conn_, this)) {
+Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpoint& endpoint)
+    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')),
+      machine_(session_settings(in, *conn_, this, endpoint)),
+      implicit_tls_(endpoint.tls == TlsMode::Implicit && endpoint.tls_ctx), tls_ctx_(endpoint.tls_ctx) {
   conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
   conn_->on_closed([this] { on_conn_closed(); });
 }
@@ -41,7 +44,15 @@ void Session::start() {
     pump();
   });
   arm_idle();
+  if (implicit_tls_) {
+    start_tls();  // the greeting follows the handshake
+    return;
+  }
   conn_->start_reading();
+  schedule_greeting();
+}
+
+void Session::schedule_greeting() {
   Millis delay = in_.settings().greeting_delay;
   if (delay.count() > 0) {
     greet_timer_ = loop::Timer::create(in_.loop(), [this] { greet(); });
@@ -51,6 +62,49 @@ void Session::start() {
   }
   // Otherwise the client spoke before we could greet: the read that follows
   // handles the early talker.
+}
+
+void Session::start_tls() {
+  auto t = tls::Session::server(tls_ctx_);
+  if (!t) {
+    log::error("tls_failed").kv("session", id_).kv("client", conn_->peer()).kv("reason", t.error().message());
+    close("TLS unavailable");
+    return;
+  }
+  conn_->start_tls(std::move(*t), [this](const Result<void>& r) { on_tls(r); });
+}
+
+void Session::on_tls(const Result<void>& r) {
+  if (closing_) return;
+  if (!r) {
+    // What the device tried is in the reason (no shared version or cipher,
+    // plaintext on a TLS port, a closed connection).
+    log::warn("tls_failed").kv("session", id_).kv("client", conn_->peer()).kv("reason", r.error().message());
+    in_.tls_failed();
+    close("TLS handshake failed");
+    return;
+  }
+  const tls::Session* t = conn_->tls();
+  in_.tls_established(t->version());
+  log::info("tls")
+      .kv("session", id_)
+      .kv("client", conn_->peer())
+      .kv("version", t->version())
+      .kv("cipher", t->cipher())
+      .kv("mode", implicit_tls_ ? "implicit" : "starttls");
+  if (std::size_t n = machine_.discarded_after_starttls())
+    log::warn("starttls_pipelined")
+        .kv("session", id_)
+        .kv("client", conn_->peer())
+        .kv("bytes", static_cast<std::uint64_t>(n))
+        .kv("action", "discarded, not run (RFC 3207)");
+  machine_.tls_started(t->version() + " " + t->cipher());
+  arm_idle();
+  if (!greeted_) {
+    schedule_greeting();
+    return;
+  }
+  pump();
 }
 
 void Session::greet() {
@@ -146,6 +200,11 @@ void Session::pump() {
         linger();
         return;
       }
+      case smtp::EventType::StartTls:
+        flush();    // the 220, in plaintext, before the switch
+        arm_idle();  // the handshake, too, must be done within idle_timeout
+        start_tls();
+        return;
       case smtp::EventType::Drop:
         log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
         close("HTTP request on the SMTP port");

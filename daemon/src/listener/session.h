@@ -9,6 +9,13 @@
 // commit covering it has completed (invariant 1). Local trouble becomes 452
 // (no space) or 451 and the partial file is removed.
 //
+// TLS: on an implicit-TLS listener the handshake comes first and the
+// greeting after it; with STARTTLS the machine's StartTls event has the 220
+// written in plaintext, then the connection switches (net::Connection
+// start_tls) and the machine forgets the session so far (RFC 3207 4.2). A
+// failed handshake closes the connection; either way it is logged with the
+// version and cipher, or why not.
+//
 // Timers: a command must be complete within idle_timeout of our last reply;
 // inside DATA each read restarts it and the whole DATA phase has
 // data_timeout. A timer that fires while a disk job is out only queues the
@@ -34,14 +41,16 @@
 #include "net/connection.h"
 #include "smtp/server.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 
 namespace spoolgate::listener {
 
 class Inbound;
+struct Endpoint;
 
 class Session {
  public:
-  Session(Inbound& in, std::unique_ptr<net::Connection> conn);
+  Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpoint& endpoint);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -58,6 +67,9 @@ class Session {
   static constexpr std::size_t kMaxInput = 128 * std::size_t{1024};
 
   void greet();
+  void schedule_greeting();
+  void start_tls();
+  void on_tls(const Result<void>& r);
   void on_read(std::string_view bytes, bool eof);
   void on_conn_closed();
   void pump();
@@ -80,6 +92,8 @@ class Session {
   loop::HandlePtr<loop::Timer> idle_timer_;
   loop::HandlePtr<loop::Timer> greet_timer_;
   loop::HandlePtr<loop::Timer> data_timer_;  // limits.data_timeout, from 354 to the final dot
+  bool implicit_tls_ = false;
+  std::shared_ptr<tls::Context> tls_ctx_;  // the certificate this session presents (kept across a reload)
 
   spool::Record record_;
   std::unique_ptr<spool::Writer> writer_;  // touched by a worker only while disk_busy_

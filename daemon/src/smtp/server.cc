@@ -24,6 +24,8 @@ std::string_view to_string(EventType t) {
       return "message_end";
     case EventType::MessageAbort:
       return "message_abort";
+    case EventType::StartTls:
+      return "starttls";
     case EventType::Close:
       return "close";
     case EventType::Drop:
@@ -148,6 +150,8 @@ EventType Server::next() {
         return close_event_;
       case Mode::AwaitCommit:
         return EventType::Wait;
+      case Mode::StartTls:
+        return EventType::StartTls;
       case Mode::Data:
         return data_step();
       case Mode::Command:
@@ -221,10 +225,12 @@ void Server::command(std::string_view line) {
     return junk();
   }
   if (iequals(verb, "HELP")) {
-    reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+    reply(std::string("214 2.0.0 Commands: EHLO HELO ") + (s_.offer_starttls && !tls_ ? "STARTTLS " : "") +
+          "MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
     return junk();
   }
-  for (std::string_view known : {"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN"})
+  if (iequals(verb, "STARTTLS")) return starttls(args);
+  for (std::string_view known : {"EXPN", "AUTH", "BDAT", "ETRN", "TURN", "ATRN"})
     if (iequals(verb, known)) return error("502 5.5.1 Error: command not implemented");
   error("500 5.5.2 Error: command not recognized");
 }
@@ -242,7 +248,36 @@ void Server::proceed_helo(std::string_view args, bool esmtp) {
   reply("250-8BITMIME");
   reply("250-PIPELINING");
   reply("250-ENHANCEDSTATUSCODES");
+  if (s_.offer_starttls && !tls_) reply("250-STARTTLS");
   reply("250 SMTPUTF8");
+}
+
+void Server::starttls(std::string_view args) {
+  if (tls_) return error("554 5.5.1 Error: TLS already active");
+  if (!s_.offer_starttls) return error("502 5.5.1 Error: command not implemented");
+  if (!trim(args).empty()) return error("501 5.5.4 Syntax: STARTTLS");
+  if (mail_) return error("503 5.5.1 Error: MAIL transaction in progress");
+  // RFC 3207 5 (the injection of CVE-2011-0411): whatever came after the
+  // STARTTLS line in plaintext is dropped, never run after the handshake.
+  discarded_ += in_.size() - in_pos_;
+  in_pos_ = in_.size();
+  reply("220 2.0.0 Ready to start TLS");
+  mode_ = Mode::StartTls;
+}
+
+void Server::tls_started(std::string detail) {
+  if (mode_ == Mode::Closed) return;
+  tls_ = true;
+  tls_detail_ = std::move(detail);
+  // RFC 3207 4.2: the client must say EHLO again; nothing from before TLS
+  // (not even input already buffered) carries over.
+  helo_ = false;
+  reset_transaction();
+  env_.helo.clear();
+  env_.esmtp = false;
+  discarded_ += in_.size() - in_pos_;
+  in_pos_ = in_.size();
+  mode_ = Mode::Command;
 }
 
 void Server::check_mail(std::string_view args) {
@@ -369,10 +404,14 @@ void Server::check_data(std::string_view args) {
 }
 
 std::string Server::received_field() const {
+  // RFC 3848: an S for a session under TLS (ESMTPS, UTF8SMTPS), and the
+  // version and cipher in a comment, as Postfix does.
   std::string proto = env_.esmtp ? (env_.smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP";
+  if (tls_ && env_.esmtp) proto += "S";
   std::string from = s_.client_address == "unix" ? "(unix socket)" : "([" + s_.client_address + "])";
-  return "Received: from " + env_.helo + " " + from + "\r\n\tby " + s_.hostname + " (spoolgate) with " + proto +
-         " id " + env_.id + ";\r\n\t" + rfc5322_date(env_.arrived) + "\r\n";
+  std::string using_tls = tls_ && !tls_detail_.empty() ? "\r\n\t(using " + tls_detail_ + ")" : "";
+  return "Received: from " + env_.helo + " " + from + using_tls + "\r\n\tby " + s_.hostname + " (spoolgate) with " +
+         proto + " id " + env_.id + ";\r\n\t" + rfc5322_date(env_.arrived) + "\r\n";
 }
 
 EventType Server::data_step() {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // smtp/server: the inbound SMTP state machine, without I/O (RFC 5321, 1870,
-// 2920, 3463, 6152, 6531).
+// 2920, 3207, 3463, 6152, 6531).
 //
 // The driver (listener/session) feeds received bytes with receive() and then
 // calls next() until it answers NeedInput or Wait. Replies accumulate in an
@@ -46,6 +46,8 @@ struct ServerSettings {
   // message (Postfix's smtpd_recipient_overshoot_limit): beyond this each
   // counts as an error.
   int max_recipient_overshoot = 1000;
+  // STARTTLS is offered (RFC 3207): the EHLO reply lists it until TLS is up.
+  bool offer_starttls = false;
   bool reject_bare_newlines = false;
   bool add_missing_headers = true;
   std::string rewrite_from;  // "" = keep
@@ -78,6 +80,7 @@ enum class EventType {
   Content,       // take_content() holds the next canonical bytes
   MessageEnd,    // all content delivered: commit, then report
   MessageAbort,  // drop what was written; the refusal is in the output
+  StartTls,      // send the output (the 220), then start TLS; tls_started() when it is up
   Close,         // send the output, then close
   Drop,          // close now without a reply (HTTP on the SMTP port)
 };
@@ -109,13 +112,22 @@ class Server {
 
   void message_committed();                     // 250 2.0.0 queued as <id>
   void message_failed(std::string_view reply);  // e.g. "451 4.3.0 ..."
+  // TLS is up (after StartTls, or before the greeting on an implicit-TLS
+  // listener). RFC 3207 4.2: everything learned before is forgotten, the
+  // client starts again with EHLO. `detail` ("TLSv1.3 TLS_AES_128_GCM_SHA256")
+  // goes into the Received field.
+  void tls_started(std::string detail);
+  bool tls() const { return tls_; }
+  // Bytes that came after a STARTTLS line in the same read (a client
+  // pipelining past STARTTLS, or an injection): never executed.
+  std::size_t discarded_after_starttls() const { return discarded_; }
   void timeout();                               // 421 4.4.2, then Close
   void shutdown();                              // 421 4.3.2, then Close
   bool in_transaction() const { return mail_; }
   bool closed() const { return mode_ == Mode::Closed; }
 
  private:
-  enum class Mode { Command, Data, AwaitCommit, Closed };
+  enum class Mode { Command, Data, AwaitCommit, StartTls, Closed };
 
   void reply(std::string_view line);  // adds CRLF
   void error(std::string_view line);  // a 5xx that counts towards max_bad_commands
@@ -131,6 +143,7 @@ class Server {
   void check_mail(std::string_view args);
   void check_rcpt(std::string_view args);
   void check_data(std::string_view args);
+  void starttls(std::string_view args);
 
   ServerSettings s_;
   Mode mode_ = Mode::Command;
@@ -145,6 +158,9 @@ class Server {
 
   bool helo_ = false;
   bool mail_ = false;
+  bool tls_ = false;
+  std::string tls_detail_;
+  std::size_t discarded_ = 0;
   Envelope env_;
   std::size_t envelope_bytes_ = 0;  // what env_ takes in the spool header (approximately, from above)
 

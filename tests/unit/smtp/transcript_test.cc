@@ -100,6 +100,9 @@ struct Runner {
         case EventType::Drop:
           end_event = "drop";
           return;
+        case EventType::StartTls:  // no transcript offers it (tests/unit/smtp/starttls_test.cc does)
+          FAIL("STARTTLS in a transcript");
+          return;
       }
     }
     FAIL("machine did not settle");

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+#include "app/listeners.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "spool/spool.h"
+#include "tls/tls.h"
+
+namespace spoolgate::app {
+namespace {
+
+constexpr std::int64_t kCertWarnSeconds = std::int64_t{30} * 86400;
+
+// The listener's certificate, checked; `i` is its place in `listen`.
+Result<std::shared_ptr<tls::Context>> listener_tls(const config::ListenAddress& l, std::size_t i) {
+  std::string where = "listen[" + std::to_string(i) + "] (" + l.text + ")";
+  auto ctx = tls::server_context({l.cert_file, l.key_file, l.tls_min_version});
+  if (!ctx) return fail(ctx.error().code, where + ": " + ctx.error().message());
+  tls::CertInfo leaf = tls::server_leaf(**ctx);
+  std::int64_t now = unix_now_ms() / 1000;
+  if (leaf.not_after <= now)
+    return fail(Errc::Invalid, where + ": the certificate " + l.cert_file + " has expired");
+  if (leaf.not_before > now)
+    return fail(Errc::Invalid, where + ": the certificate " + l.cert_file + " is not valid yet");
+  if (leaf.not_after - now < kCertWarnSeconds)
+    log::warn("certificate_expiring")
+        .kv("listen", l.text)
+        .kv("cert_file", l.cert_file)
+        .kv("days_left", (leaf.not_after - now) / 86400)
+        .kv("action", "replace the certificate, then reload");
+  return ctx;
+}
+
+}  // namespace
+
+net::ListenSpec spec_of(const config::ListenAddress& l) { return {l.unix_socket, l.host, l.port, l.path}; }
+
+Result<listener::Settings> inbound_settings_from(const config::Config& c, const std::vector<int>& inherited) {
+  listener::Settings s;
+  // unix:/path listeners: the configured mode, the spool directory's group
+  // (the local users who may submit are in it).
+  struct stat spool_st {};
+  int spool_gid = ::stat(c.spool.dir.c_str(), &spool_st) == 0 ? static_cast<int>(spool_st.st_gid) : -1;
+  for (std::size_t i = 0; i < c.listen.size(); ++i) {
+    const config::ListenAddress& l = c.listen[i];
+    listener::Endpoint e;
+    e.spec = spec_of(l);
+    e.spec.mode = c.unix_socket_mode;
+    e.spec.gid = spool_gid;
+    e.allow_networks = l.allow_networks;
+    if (l.tls != config::ListenTls::None) {
+      auto ctx = listener_tls(l, i);
+      if (!ctx) return tl::unexpected(ctx.error());
+      e.tls_ctx = *ctx;
+      e.tls = l.tls == config::ListenTls::StartTls ? listener::TlsMode::StartTls : listener::TlsMode::Implicit;
+    }
+    s.listen.push_back(std::move(e));
+  }
+  if (!c.submission_socket.empty()) {
+    // Local submission (`spoolgate sendmail`): SMTP over a unix socket that
+    // every local user may write to; the daemon owns every spool file.
+    net::ListenSpec spec;
+    spec.unix_socket = true;
+    spec.path = c.submission_socket;
+    spec.mode = 0666;
+    s.submission = spec;
+  }
+  if (!inherited.empty()) {
+    s.listen.clear();
+    for (int fd : inherited) {
+      listener::Endpoint e;
+      e.spec.fd = fd;
+      s.listen.push_back(std::move(e));
+    }
+  }
+  s.allow_networks = c.allow_networks;
+  s.smtp.hostname = c.hostname;
+  s.smtp.max_message_size = c.limits.max_message_size;
+  s.smtp.max_recipients = c.limits.max_recipients;
+  s.smtp.max_envelope_bytes = spool::kMaxHeaderBytes;
+  s.smtp.max_bad_commands = static_cast<int>(std::min<std::uint64_t>(c.limits.max_bad_commands, 1000000));
+  s.smtp.reject_bare_newlines = c.bare_newlines == config::BareNewlines::Reject;
+  s.smtp.add_missing_headers = c.headers.add_missing;
+  s.smtp.rewrite_from = c.headers.rewrite_from;
+  s.max_connections = c.limits.max_connections;
+  s.max_connections_per_client = c.limits.max_connections_per_client;
+  s.idle_timeout = c.limits.idle_timeout;
+  s.data_timeout = c.limits.data_timeout;
+  s.greeting_delay = c.limits.greeting_delay;
+  return s;
+}
+
+Result<std::vector<std::string>> describe_listener_tls(const config::Config& c) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < c.listen.size(); ++i) {
+    const config::ListenAddress& l = c.listen[i];
+    if (l.tls == config::ListenTls::None) continue;
+    auto ctx = listener_tls(l, i);
+    if (!ctx) return tl::unexpected(ctx.error());
+    tls::CertInfo leaf = tls::server_leaf(**ctx);
+    out.push_back(l.text + ": tls " + std::string(config::to_string(l.tls)) + ", TLS 1." +
+                  std::to_string(l.tls_min_version % 10) + " and up, certificate " + leaf.subject + ", " +
+                  std::to_string((leaf.not_after - unix_now_ms() / 1000) / 86400) + " days left");
+  }
+  return out;
+}
+
+}  // namespace spoolgate::app
