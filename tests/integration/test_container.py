@@ -71,7 +71,7 @@ def test_runtime_packages_exist_and_cover_the_binary():
     [install] = [a for w, a in runtime_stage() if w == "RUN" and "apt-get install" in a]
     pkgs = [p for p in install.split("--no-install-recommends", 1)[1].split("&&")[0].split() if p]
     assert sorted(pkgs) == sorted(["libuv1", "android-libboringssl", "libyaml-cpp0.7", "libcurl3-gnutls",
-                                   "ca-certificates"])
+                                   "libsodium23", "ca-certificates"])
     for p in pkgs:
         assert subprocess.run(["apt-cache", "show", p], capture_output=True).returncode == 0, f"no package {p}"
     # Every shared library the binaries need comes from those packages or
