@@ -11,6 +11,7 @@
 #include "app/daemon.h"
 #include "app/listeners.h"
 #include "app/oauth_cli.h"
+#include "app/passwd.h"
 #include "app/probe.h"
 #include "app/queue_cli.h"
 #include "app/sendmail.h"
@@ -110,6 +111,13 @@ int main(int argc, char** argv) {
   add_config(health);
   bool live = false;
   health->add_flag("--live", live, "only whether the daemon is alive and its loop turning");
+  auto* passwd = app.add_subcommand(
+      "passwd", "add a device to a listener's users_file or change its password (read from standard input)");
+  add_config(passwd);
+  std::string passwd_listener, passwd_name;
+  passwd->add_option("--listener", passwd_listener,
+                     "which listener: its number in listen, counted from 0 (default: the one with a users_file)");
+  passwd->add_option("name", passwd_name, "the device's name (what it logs in as)")->required();
   auto* reload = app.add_subcommand(
       "reload", "reload the running daemon's configuration and wait for the result; exit 1 if it was refused");
   add_config(reload);
@@ -165,6 +173,7 @@ int main(int argc, char** argv) {
   if (reload->parsed()) return spoolgate::app::reload(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);
+  if (passwd->parsed()) return spoolgate::app::passwd(cfg, passwd_listener, passwd_name, std::cin, std::cout);
   if (oauth_status->parsed()) return spoolgate::app::oauth_status(cfg, oauth_json, std::cout);
   if (oauth_login->parsed()) return spoolgate::app::oauth_login(cfg, login_opt, std::cout);
   return 2;

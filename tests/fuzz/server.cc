@@ -3,7 +3,8 @@
 // Oracles: stored content is canonical (no bare CR/LF, no lone-dot line);
 // every turn of next() makes progress or asks for input; replies stay
 // bounded; a 250 for a message only follows its commit; STARTTLS's 220 is
-// the last plaintext reply, and nothing pipelined behind it is answered.
+// the last plaintext reply, and nothing pipelined behind it is answered; a
+// login taken from the input is no longer than the input.
 #include "oracle.h"
 #include "smtp/server.h"
 
@@ -20,6 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.max_header_bytes = in.ConsumeIntegralInRange<size_t>(64, 4096);
   s.client_address = "127.0.0.1";
   s.offer_starttls = true;  // the handshake is taken as done at once
+  s.auth = smtp::ServerSettings::Auth::Optional;
+  s.auth_plaintext = true;
   s.now = [] { return std::int64_t{1700000000}; };
   int ids = 0;
   s.new_id = [&ids] { return "ID" + std::to_string(++ids); };
@@ -50,6 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         in_message = false;
       } else if (e == smtp::EventType::Wait) {
         break;
+      } else if (e == smtp::EventType::Authenticate) {
+        // The login read from the input is never longer than the input.
+        SG_REQUIRE(server.credentials().user.size() + server.credentials().password.size() <= size);
+        SG_REQUIRE(server.credentials().mechanism == "PLAIN" || server.credentials().mechanism == "LOGIN");
+        server.auth_result(server.credentials().user == "dev" && server.credentials().password == "pw");
+        continue;
       } else if (e == smtp::EventType::StartTls) {
         // RFC 3207 5: the 220 is the last thing said in plaintext; nothing
         // pipelined behind STARTTLS is answered.

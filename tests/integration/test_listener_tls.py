@@ -217,26 +217,38 @@ def test_a_new_certificate_by_reload_while_a_session_is_open(daemon_factory, sin
     assert presented() == after
 
 
-def readme_recipe(name, pki, leaf):
-    """A recipe's YAML from the README, with the test's certificate and
-    loopback in place of the LAN addresses."""
-    import yaml
+def readme_block(name):
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = text.split(f"<!-- recipe: {name} -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    return text.split(f"<!-- recipe: {name} -->\n```", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+
+
+def readme_recipe(name, pki, leaf, workdir):
+    """A recipe's YAML from the README, with the test's certificate, files and
+    loopback in place of /etc/spoolgate and the LAN addresses."""
+    import yaml
+    block = readme_block(name)
     cert, key = pki.leaf(leaf)
     block = (block.replace("/etc/spoolgate/relay.crt", cert).replace("/etc/spoolgate/relay.key", key)
+             .replace("/etc/spoolgate/devices.users", str(workdir / "devices.users"))
              .replace("0.0.0.0:587", "127.0.0.1:0").replace("0.0.0.0:465", "127.0.0.1:0")
              .replace("192.168.10.0/24", "127.0.0.0/8").replace("192.168.10.50/32", "127.0.0.1/32"))
     return yaml.safe_load(block)["listen"]
 
 
 def test_the_readme_device_recipes_word_for_word(daemon_factory, sink_factory, pki, workdir):
-    printer = readme_recipe("printer-starttls", pki, "recipe1")
-    scanner = readme_recipe("scanner-tls10", pki, "recipe2")
+    printer = readme_recipe("printer-starttls", pki, "recipe1", workdir)
+    scanner = readme_recipe("scanner-tls10", pki, "recipe2", workdir)
+    (workdir / "devices.users").write_text("")
     d, sink = relay(daemon_factory, sink_factory, pki, workdir, printer + scanner)
+    # The README's passwd line, with the test's config file, the password on stdin.
+    [cmd] = [l for l in readme_block("printer-passwd").splitlines() if l.strip()]
+    argv = cmd.replace("spoolgate", BIN, 1).replace("/etc/spoolgate/spoolgate.yaml", str(d.config)).split()
+    r = subprocess.run(argv, input="printer-s3cret\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "the running daemon reloaded" in r.stdout, r.stdout
     plain, printer_port, scanner_port = [int(a.rsplit(":", 1)[1]) for a in d.addresses]
     with smtplib.SMTP("127.0.0.1", printer_port, timeout=30) as s:
         s.starttls(context=trusting(pki))
+        s.login("printer-3f", "printer-s3cret")
         s.sendmail("printer@lan", ["ops@example.com"], MESSAGE)
     with smtplib.SMTP("127.0.0.1", plain, timeout=30) as s:
         assert "STARTTLS" not in s.ehlo("cron")[1].decode()
@@ -248,3 +260,4 @@ def test_the_readme_device_recipes_word_for_word(daemon_factory, sink_factory, p
     assert re.search(r"event=tls .*version=TLSv1 .*mode=implicit", d.log()), d.log()
     r = check_config(d)
     assert r.returncode == 0 and r.stdout.count("days left") == 2, r.stdout + r.stderr
+    assert "auth required, 1 device(s) in" in r.stdout

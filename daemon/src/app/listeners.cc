@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "auth/users.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "spool/spool.h"
@@ -22,8 +23,7 @@ Result<std::shared_ptr<tls::Context>> listener_tls(const config::ListenAddress& 
   if (!ctx) return fail(ctx.error().code, where + ": " + ctx.error().message());
   tls::CertInfo leaf = tls::server_leaf(**ctx);
   std::int64_t now = unix_now_ms() / 1000;
-  if (leaf.not_after <= now)
-    return fail(Errc::Invalid, where + ": the certificate " + l.cert_file + " has expired");
+  if (leaf.not_after <= now) return fail(Errc::Invalid, where + ": the certificate " + l.cert_file + " has expired");
   if (leaf.not_before > now)
     return fail(Errc::Invalid, where + ": the certificate " + l.cert_file + " is not valid yet");
   if (leaf.not_after - now < kCertWarnSeconds)
@@ -57,6 +57,21 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
       if (!ctx) return tl::unexpected(ctx.error());
       e.tls_ctx = *ctx;
       e.tls = l.tls == config::ListenTls::StartTls ? listener::TlsMode::StartTls : listener::TlsMode::Implicit;
+    }
+    if (l.auth != config::ListenAuth::Off) {
+      auto users = auth::Users::load(l.users_file);
+      if (!users)
+        return fail(users.error().code,
+                    "listen[" + std::to_string(i) + "] (" + l.text + "): " + users.error().message());
+      if (users->size() == 0)
+        log::warn("users_file_empty")
+            .kv("listen", l.text)
+            .kv("users_file", l.users_file)
+            .kv("action", "add a device: spoolgate passwd -c FILE NAME");
+      e.verifier = std::make_shared<auth::Verifier>(std::make_shared<const auth::Users>(std::move(*users)));
+      e.auth = l.auth == config::ListenAuth::Required ? smtp::ServerSettings::Auth::Required
+                                                      : smtp::ServerSettings::Auth::Optional;
+      e.auth_plaintext_networks = l.auth_plaintext_networks;
     }
     s.listen.push_back(std::move(e));
   }
@@ -98,6 +113,12 @@ Result<std::vector<std::string>> describe_listener_tls(const config::Config& c) 
   std::vector<std::string> out;
   for (std::size_t i = 0; i < c.listen.size(); ++i) {
     const config::ListenAddress& l = c.listen[i];
+    if (l.auth != config::ListenAuth::Off) {
+      auto users = auth::Users::load(l.users_file);
+      if (!users) return fail(users.error().code, "listen[" + std::to_string(i) + "]: " + users.error().message());
+      out.push_back(l.text + ": auth " + std::string(config::to_string(l.auth)) + ", " + std::to_string(users->size()) +
+                    " device(s) in " + l.users_file);
+    }
     if (l.tls == config::ListenTls::None) continue;
     auto ctx = listener_tls(l, i);
     if (!ctx) return tl::unexpected(ctx.error());

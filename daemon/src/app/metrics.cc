@@ -78,6 +78,10 @@ std::string render_metrics(const Snapshot& s) {
   e.family("spoolgate_inbound_tls_failures_total", "counter",
            "TLS handshakes with clients that failed (no shared version or cipher, plaintext on a TLS port).")
       .sample(s.inbound.tls_failures);
+  e.family("spoolgate_inbound_auth_total", "counter",
+           "Client logins (AUTH) by result: ok, or failed (wrong password, unknown device).")
+      .sample(s.inbound.auth_ok, "result", "ok")
+      .sample(s.inbound.auth_failed, "result", "failed");
   e.family("spoolgate_queue_messages", "gauge", "Messages in the spool.").sample(s.usage.messages);
   e.family("spoolgate_queue_bytes", "gauge", "Bytes of messages in the spool.").sample(s.usage.bytes);
   e.family("spoolgate_queue_in_delivery", "gauge", "Messages being delivered now.").sample(s.in_delivery);

@@ -35,7 +35,10 @@ std::string refused(const oauth::Problem& p) {
 class SignIn {
  public:
   SignIn(loop::Loop& loop, const config::Upstream& u, std::ostream& out)
-      : loop_(loop), u_(u), out_(out), client_(oauth_client(u)),
+      : loop_(loop),
+        u_(u),
+        out_(out),
+        client_(oauth_client(u)),
         fetch_(loop, loop::Process::sibling("spoolgate-https")) {
     timer_ = loop::Timer::create(loop_, [this] { on_timer(); });
   }
@@ -103,8 +106,9 @@ class SignIn {
   }
 
   void on_timer() {
-    if (browser_) return finish(false, "no sign-in in the browser within " +
-                                           std::to_string(kBrowserWaitSeconds / 60) + " minutes; run it again");
+    if (browser_)
+      return finish(false, "no sign-in in the browser within " + std::to_string(kBrowserWaitSeconds / 60) +
+                               " minutes; run it again");
     poll();
   }
 
@@ -122,9 +126,9 @@ class SignIn {
     if (auto* p = std::get_if<oauth::Problem>(&d))
       return finish(false, "the device authorization endpoint refused: " + refused(*p));
     code_ = std::get<oauth::DeviceCode>(d);
-    out_ << (code_.message.empty() ? "To sign in, open " + code_.verification_uri + " and enter the code " +
-                                         code_.user_code
-                                   : code_.message)
+    out_ << (code_.message.empty()
+                 ? "To sign in, open " + code_.verification_uri + " and enter the code " + code_.user_code
+                 : code_.message)
          << "\n"
          << "code: " << code_.user_code << "\n"
          << "url: " << code_.verification_uri << "\n"
@@ -195,13 +199,11 @@ class SignIn {
       q.emplace_back("access_type", "offline");
       q.emplace_back("prompt", "consent");
     }
-    for (std::size_t i = 0; i < q.size(); ++i)
-      url += (i ? "&" : "") + q[i].first + "=" + percent_encode(q[i].second);
+    for (std::size_t i = 0; i < q.size(); ++i) url += (i ? "&" : "") + q[i].first + "=" + percent_encode(q[i].second);
     std::string port_s = addr.substr(addr.rfind(':') + 1);
     out_ << "To sign in, open this URL in a browser on this machine:\n"
          << "url: " << url << "\n"
-         << "waiting for the browser at " << redirect_uri_ << " (up to " << kBrowserWaitSeconds / 60
-         << " minutes)...\n"
+         << "waiting for the browser at " << redirect_uri_ << " (up to " << kBrowserWaitSeconds / 60 << " minutes)...\n"
          << "(a browser on another machine: forward the port first, ssh -L " << port_s << ":127.0.0.1:" << port_s
          << " this-host, or pick one with --port)" << std::endl;
     timer_->start(Millis(kBrowserWaitSeconds * 1000));
@@ -280,8 +282,7 @@ SignInFlow sign_in_flow(const config::OAuth& o, bool browser_asked) {
   return SignInFlow::DeviceCode;
 }
 
-std::optional<oauth::Token> sign_in(const config::Upstream& u, SignInFlow flow, std::uint16_t port,
-                                    std::ostream& out) {
+std::optional<oauth::Token> sign_in(const config::Upstream& u, SignInFlow flow, std::uint16_t port, std::ostream& out) {
   std::optional<oauth::Token> token;
   loop::Loop loop;
   {

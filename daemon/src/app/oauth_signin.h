@@ -34,7 +34,6 @@ SignInFlow sign_in_flow(const config::OAuth& o, bool browser_asked);
 
 // Runs the flow to the end; progress and any failure go to `out`. `port` is
 // the browser flow's loopback port (0: one the kernel picks).
-std::optional<oauth::Token> sign_in(const config::Upstream& u, SignInFlow flow, std::uint16_t port,
-                                    std::ostream& out);
+std::optional<oauth::Token> sign_in(const config::Upstream& u, SignInFlow flow, std::uint16_t port, std::ostream& out);
 
 }  // namespace spoolgate::app

@@ -35,6 +35,7 @@
 namespace spoolgate::config {
 
 enum class ListenTls { None, StartTls, Implicit };
+enum class ListenAuth { Off, Optional, Required };
 
 struct ListenAddress {
   bool unix_socket = false;
@@ -50,7 +51,11 @@ struct ListenAddress {
   int tls_min_version = 12;  // TLS 1.x: 10 and 11 only with a LAN allow_networks of its own
   std::vector<Cidr> allow_networks;  // empty: the global allow_networks
   bool allow_networks_set = false;
+  ListenAuth auth = ListenAuth::Off;
+  std::string users_file;                     // the devices that may log in (spoolgate passwd)
+  std::vector<Cidr> auth_plaintext_networks;  // AUTH without TLS from here, besides loopback
 };
+std::string_view to_string(ListenAuth a);
 std::string_view to_string(ListenTls t);
 
 enum class Scheme { Smtps, StartTls, Plain };

@@ -29,11 +29,16 @@ Table listen_fields(ListenAddress& a) {
             a.text = parsed->text;
           },
           [&a] { return quoted_list({a.text}).substr(1, a.text.size() + 2); }),
-      choice("tls", a.tls, {{"none", ListenTls::None}, {"starttls", ListenTls::StartTls}, {"implicit", ListenTls::Implicit}}),
+      choice("tls", a.tls,
+             {{"none", ListenTls::None}, {"starttls", ListenTls::StartTls}, {"implicit", ListenTls::Implicit}}),
       text("cert_file", a.cert_file),
       text("key_file", a.key_file),
       choice("tls_min_version", a.tls_min_version, {{"1.0", 10}, {"1.1", 11}, {"1.2", 12}, {"1.3", 13}}),
       networks("allow_networks", a.allow_networks, &a.allow_networks_set),
+      choice("auth", a.auth,
+             {{"off", ListenAuth::Off}, {"optional", ListenAuth::Optional}, {"required", ListenAuth::Required}}),
+      text("users_file", a.users_file),
+      networks("auth_plaintext_networks", a.auth_plaintext_networks),
   };
 }
 
@@ -49,6 +54,18 @@ ListenAddress listen_entry(Parser& p, const Value& map, const std::string& at) {
   if (a.tls == ListenTls::None && (!a.cert_file.empty() || !a.key_file.empty()))
     p.err(map, at, "cert_file and key_file are used with tls: starttls or implicit");
   if (a.tls != ListenTls::None && a.unix_socket) p.err(map, at + ".tls", "not on a unix socket");
+  if (a.auth != ListenAuth::Off && a.users_file.empty())
+    p.err(map, at + ".users_file", std::string("required with auth: ") + std::string(to_string(a.auth)));
+  if (a.auth == ListenAuth::Off && (!a.users_file.empty() || !a.auth_plaintext_networks.empty()))
+    p.err(map, at + ".auth", "users_file and auth_plaintext_networks need auth: optional or required");
+  if (a.auth == ListenAuth::Required && a.tls == ListenTls::None && a.auth_plaintext_networks.empty() &&
+      !a.unix_socket) {
+    auto ip = IpAddress::parse(a.host);
+    if (!ip || !ip->loopback())
+      p.err(map, at + ".auth",
+            "required, but no client could log in: AUTH goes only over TLS (set tls) or from "
+            "auth_plaintext_networks");
+  }
   if (a.tls_min_version < 12) {
     // Old devices only where the operator says which: the listener's own
     // allow_networks, every one of them a LAN range.
@@ -63,6 +80,18 @@ ListenAddress listen_entry(Parser& p, const Value& map, const std::string& at) {
 }
 
 }  // namespace
+
+std::string_view to_string(ListenAuth a) {
+  switch (a) {
+    case ListenAuth::Off:
+      return "off";
+    case ListenAuth::Optional:
+      return "optional";
+    case ListenAuth::Required:
+      return "required";
+  }
+  return "?";
+}
 
 std::string_view to_string(ListenTls t) {
   switch (t) {

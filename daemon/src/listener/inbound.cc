@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "listener/session.h"
 
@@ -207,6 +208,29 @@ void Inbound::abort_sessions() {
   std::vector<Session*> snapshot;
   for (auto& [s, _] : sessions_) snapshot.push_back(s);
   for (Session* s : snapshot) s->close("shutdown deadline");
+}
+
+namespace {
+constexpr std::int64_t kAuthWindowMs = std::int64_t{15} * 60 * 1000;
+constexpr std::uint64_t kAuthLockAfter = 10;
+}  // namespace
+
+std::uint64_t Inbound::auth_failed(const std::string& client) {
+  ++counters_.auth_failed;
+  std::int64_t now = unix_now_ms();
+  // Bounded: a client that rotates addresses must not grow this forever.
+  if (auth_failures_.size() > 10000)
+    std::erase_if(auth_failures_, [now](const auto& kv) { return now - kv.second.last > kAuthWindowMs; });
+  Failures& f = auth_failures_[client];
+  if (now - f.last > kAuthWindowMs) f.count = 0;
+  f.last = now;
+  return ++f.count;
+}
+
+bool Inbound::auth_locked(const std::string& client) const {
+  auto it = auth_failures_.find(client);
+  return it != auth_failures_.end() && it->second.count >= kAuthLockAfter &&
+         unix_now_ms() - it->second.last <= kAuthWindowMs;
 }
 
 void Inbound::committed(const spool::Record& r) {

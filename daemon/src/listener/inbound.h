@@ -24,6 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "auth/users.h"
 #include "core/cidr.h"
 #include "core/units.h"
 #include "loop/loop.h"
@@ -51,6 +52,11 @@ struct Endpoint {
   std::shared_ptr<tls::Context> tls_ctx;
   // Who may connect here; empty: Settings::allow_networks.
   std::vector<Cidr> allow_networks;
+  // AUTH: the devices of the listener's users_file; over plaintext only from
+  // loopback and these networks.
+  smtp::ServerSettings::Auth auth = smtp::ServerSettings::Auth::Off;
+  std::shared_ptr<auth::Verifier> verifier;
+  std::vector<Cidr> auth_plaintext_networks;
 };
 
 struct Settings {
@@ -75,6 +81,8 @@ struct Counters {
   // ones show which devices still need a legacy listener), and failures.
   std::map<std::string, std::uint64_t> tls_sessions;
   std::uint64_t tls_failures = 0;
+  std::uint64_t auth_ok = 0;      // logins
+  std::uint64_t auth_failed = 0;  // refused logins
 };
 
 class Inbound {
@@ -123,6 +131,14 @@ class Inbound {
   void committed(const spool::Record& r);
   void tls_established(const std::string& version) { ++counters_.tls_sessions[version]; }
   void tls_failed() { ++counters_.tls_failures; }
+  // Failed logins per client address: how many in the last 15 minutes
+  // (after this one); a success clears them.
+  std::uint64_t auth_failed(const std::string& client);
+  void auth_succeeded(const std::string& client) {
+    ++counters_.auth_ok;
+    auth_failures_.erase(client);
+  }
+  bool auth_locked(const std::string& client) const;
   void release(Session* s);
 
  private:
@@ -146,6 +162,11 @@ class Inbound {
   // is not refused for connections that are only lingering.
   std::unordered_set<Session*> counted_;
   std::map<std::string, std::uint64_t> per_client_;
+  struct Failures {
+    std::uint64_t count = 0;
+    std::int64_t last = 0;  // unix ms
+  };
+  std::map<std::string, Failures> auth_failures_;
   bool shutting_down_ = false;
   std::function<void()> all_closed_;
 };

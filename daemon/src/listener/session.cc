@@ -18,6 +18,10 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
   smtp::ServerSettings s = in.settings().smtp;
   s.client_address = c.peer();
   s.offer_starttls = e.tls == TlsMode::StartTls && e.tls_ctx;
+  s.auth = e.verifier ? e.auth : smtp::ServerSettings::Auth::Off;
+  bool local = c.is_unix() || c.peer_ip().loopback();
+  for (const auto& n : e.auth_plaintext_networks) local = local || n.contains(c.peer_ip());
+  s.auth_plaintext = local;
   s.accepting = [&in, self](std::uint64_t declared) {
     return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };
@@ -29,7 +33,8 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
 Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpoint& endpoint)
     : in_(in), conn_(std::move(conn)), id_(new_session_id('c')),
       machine_(session_settings(in, *conn_, this, endpoint)),
-      implicit_tls_(endpoint.tls == TlsMode::Implicit && endpoint.tls_ctx), tls_ctx_(endpoint.tls_ctx) {
+      implicit_tls_(endpoint.tls == TlsMode::Implicit && endpoint.tls_ctx), tls_ctx_(endpoint.tls_ctx),
+      verifier_(endpoint.verifier) {
   conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
   conn_->on_closed([this] { on_conn_closed(); });
 }
@@ -105,6 +110,49 @@ void Session::on_tls(const Result<void>& r) {
     return;
   }
   pump();
+}
+
+void Session::start_auth() {
+  if (in_.auth_locked(conn_->peer())) {
+    log::warn("auth_locked").kv("session", id_).kv("client", conn_->peer()).kv("reason", "too many failed logins");
+    machine_.auth_locked();
+    pump();
+    return;
+  }
+  auth_working_ = true;
+  const smtp::Server::Credentials& c = machine_.credentials();
+  auto ok = std::make_shared<bool>(false);
+  in_.loop().queue_work([v = verifier_, user = c.user, password = c.password, ok] { *ok = v->check(user, password); },
+                        [this, ok, user = c.user, mech = c.mechanism] { auth_done(*ok, user, mech); });
+}
+
+void Session::auth_done(bool ok, const std::string& user, const std::string& mechanism) {
+  auth_working_ = false;
+  if (closing_) {
+    maybe_release();
+    return;
+  }
+  if (ok) {
+    in_.auth_succeeded(conn_->peer());
+    log::info("auth").kv("session", id_).kv("client", conn_->peer()).kv("user", user).kv("mechanism", mechanism);
+    machine_.auth_result(true);
+    pump();
+    return;
+  }
+  std::uint64_t n = in_.auth_failed(conn_->peer());
+  log::warn("auth_failed")
+      .kv("session", id_)
+      .kv("client", conn_->peer())
+      .kv("user", auth::valid_name(user) ? user : std::string("(not a device name)"))
+      .kv("mechanism", mechanism)
+      .kv("recent_failures", n);
+  // The answer waits a second per recent failure (at most 5): guessing is slow.
+  auth_delay_ = loop::Timer::create(in_.loop(), [this] {
+    auth_delay_.reset();
+    machine_.auth_result(false);
+    pump();
+  });
+  auth_delay_->start(Millis(1000 * static_cast<std::int64_t>(std::min<std::uint64_t>(n, 5))));
 }
 
 void Session::greet() {
@@ -204,6 +252,10 @@ void Session::pump() {
         flush();    // the 220, in plaintext, before the switch
         arm_idle();  // the handshake, too, must be done within idle_timeout
         start_tls();
+        return;
+      case smtp::EventType::Authenticate:
+        flush();
+        if (!auth_working_ && !auth_delay_) start_auth();
         return;
       case smtp::EventType::Drop:
         log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
@@ -308,13 +360,14 @@ void Session::on_commit_done(Result<void> r) {
   }
   if (r) {
     in_.committed(record_);
-    log::info("queued")
-        .kv("session", id_)
+    auto line = log::info("queued");
+    line.kv("session", id_)
         .kv("msg", record_.id)
         .kv("size", record_.size)
         .kv("from", record_.sender)
         .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()))
         .kv("client", record_.client);
+    if (!machine_.user().empty()) line.kv("user", machine_.user());
     machine_.message_committed();
     if (draining_) machine_.shutdown();
   } else {
@@ -373,6 +426,7 @@ void Session::close(const std::string& reason) {
   idle_timer_.reset();
   greet_timer_.reset();
   data_timer_.reset();
+  auth_delay_.reset();
   if (in_message_ && !disk_busy_) discard_message();
   conn_->close();
 }
@@ -384,13 +438,14 @@ void Session::on_conn_closed() {
   idle_timer_.reset();
   greet_timer_.reset();
   data_timer_.reset();
+  auth_delay_.reset();
   if (in_message_ && !disk_busy_) discard_message();
   log::info("disconnect").kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
   maybe_release();
 }
 
 void Session::maybe_release() {
-  if (conn_closed_ && !disk_busy_) in_.release(this);  // deletes this: last statement
+  if (conn_closed_ && !disk_busy_ && !auth_working_) in_.release(this);  // deletes this: last statement
 }
 
 }  // namespace spoolgate::listener

@@ -16,6 +16,12 @@
 // failed handshake closes the connection; either way it is logged with the
 // version and cipher, or why not.
 //
+// AUTH: the machine reads the exchange; the password is checked on a worker
+// (argon2id), and a failure is answered only after a delay that grows with
+// the client address's recent failures (Inbound counts them; after ten in
+// fifteen minutes the next attempt gets 421). The session is not released
+// while a check is out.
+//
 // Timers: a command must be complete within idle_timeout of our last reply;
 // inside DATA each read restarts it and the whole DATA phase has
 // data_timeout. A timer that fires while a disk job is out only queues the
@@ -41,6 +47,7 @@
 #include "net/connection.h"
 #include "smtp/server.h"
 #include "spool/spool.h"
+#include "auth/users.h"
 #include "tls/tls.h"
 
 namespace spoolgate::listener {
@@ -70,6 +77,8 @@ class Session {
   void schedule_greeting();
   void start_tls();
   void on_tls(const Result<void>& r);
+  void start_auth();
+  void auth_done(bool ok, const std::string& user, const std::string& mechanism);
   void on_read(std::string_view bytes, bool eof);
   void on_conn_closed();
   void pump();
@@ -94,6 +103,9 @@ class Session {
   loop::HandlePtr<loop::Timer> data_timer_;  // limits.data_timeout, from 354 to the final dot
   bool implicit_tls_ = false;
   std::shared_ptr<tls::Context> tls_ctx_;  // the certificate this session presents (kept across a reload)
+  std::shared_ptr<auth::Verifier> verifier_;  // the users_file it started with
+  bool auth_working_ = false;                 // a password check is out on a worker
+  loop::HandlePtr<loop::Timer> auth_delay_;   // a failed login's answer waits
 
   spool::Record record_;
   std::unique_ptr<spool::Writer> writer_;  // touched by a worker only while disk_busy_

@@ -26,6 +26,8 @@ std::string_view to_string(EventType t) {
       return "message_abort";
     case EventType::StartTls:
       return "starttls";
+    case EventType::Authenticate:
+      return "authenticate";
     case EventType::Close:
       return "close";
     case EventType::Drop:
@@ -152,8 +154,11 @@ EventType Server::next() {
         return EventType::Wait;
       case Mode::StartTls:
         return EventType::StartTls;
+      case Mode::Authenticate:
+        return EventType::Authenticate;
       case Mode::Data:
         return data_step();
+      case Mode::AuthResponse:  // a line, like a command
       case Mode::Command:
         break;
     }
@@ -183,7 +188,10 @@ EventType Server::next() {
       continue;
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    command(line);
+    if (mode_ == Mode::AuthResponse)
+      auth_response(line);
+    else
+      command(line);
   }
 }
 
@@ -230,6 +238,7 @@ void Server::command(std::string_view line) {
     return junk();
   }
   if (iequals(verb, "STARTTLS")) return starttls(args);
+  if (iequals(verb, "AUTH") && s_.auth != ServerSettings::Auth::Off) return auth(args);
   for (std::string_view known : {"EXPN", "AUTH", "BDAT", "ETRN", "TURN", "ATRN"})
     if (iequals(verb, known)) return error("502 5.5.1 Error: command not implemented");
   error("500 5.5.2 Error: command not recognized");
@@ -249,6 +258,7 @@ void Server::proceed_helo(std::string_view args, bool esmtp) {
   reply("250-PIPELINING");
   reply("250-ENHANCEDSTATUSCODES");
   if (s_.offer_starttls && !tls_) reply("250-STARTTLS");
+  if (auth_offered() && user_.empty()) reply("250-AUTH PLAIN LOGIN");
   reply("250 SMTPUTF8");
 }
 
@@ -272,6 +282,7 @@ void Server::tls_started(std::string detail) {
   // RFC 3207 4.2: the client must say EHLO again; nothing from before TLS
   // (not even input already buffered) carries over.
   helo_ = false;
+  user_.clear();
   reset_transaction();
   env_.helo.clear();
   env_.esmtp = false;
@@ -283,6 +294,9 @@ void Server::tls_started(std::string detail) {
 void Server::check_mail(std::string_view args) {
   if (!helo_) return error("503 5.5.1 Error: send HELO/EHLO first");
   if (mail_) return error("503 5.5.1 Error: nested MAIL command");
+  if (s_.auth == ServerSettings::Auth::Required && user_.empty())
+    return error(auth_offered() ? "530 5.7.0 Authentication required"
+                                : "530 5.7.0 Must issue a STARTTLS command first");
   if (!istarts_with(args, "FROM:")) return error("501 5.5.4 Syntax: MAIL FROM:<address>");
   ParsedPath p = parse_path(args.substr(5), PathKind::Sender);
   switch (p.error) {
@@ -410,6 +424,7 @@ std::string Server::received_field() const {
   if (tls_ && env_.esmtp) proto += "S";
   std::string from = s_.client_address == "unix" ? "(unix socket)" : "([" + s_.client_address + "])";
   std::string using_tls = tls_ && !tls_detail_.empty() ? "\r\n\t(using " + tls_detail_ + ")" : "";
+  if (!user_.empty()) using_tls += "\r\n\t(authenticated as " + user_ + ")";
   return "Received: from " + env_.helo + " " + from + using_tls + "\r\n\tby " + s_.hostname + " (spoolgate) with " +
          proto + " id " + env_.id + ";\r\n\t" + rfc5322_date(env_.arrived) + "\r\n";
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // smtp/server: the inbound SMTP state machine, without I/O (RFC 5321, 1870,
-// 2920, 3207, 3463, 6152, 6531).
+// 2920, 3207, 3463, 4954, 6152, 6531).
 //
 // The driver (listener/session) feeds received bytes with receive() and then
 // calls next() until it answers NeedInput or Wait. Replies accumulate in an
@@ -48,6 +48,11 @@ struct ServerSettings {
   int max_recipient_overshoot = 1000;
   // STARTTLS is offered (RFC 3207): the EHLO reply lists it until TLS is up.
   bool offer_starttls = false;
+  // AUTH (RFC 4954), PLAIN and LOGIN: off, optional, or required before
+  // MAIL. Offered only under TLS, or without it where auth_plaintext says
+  // so (loopback, the listener's auth_plaintext_networks).
+  enum class Auth { Off, Optional, Required } auth = Auth::Off;
+  bool auth_plaintext = false;
   bool reject_bare_newlines = false;
   bool add_missing_headers = true;
   std::string rewrite_from;  // "" = keep
@@ -81,6 +86,7 @@ enum class EventType {
   MessageEnd,    // all content delivered: commit, then report
   MessageAbort,  // drop what was written; the refusal is in the output
   StartTls,      // send the output (the 220), then start TLS; tls_started() when it is up
+  Authenticate,  // check credentials() (off the loop), then auth_result(); until then nothing more
   Close,         // send the output, then close
   Drop,          // close now without a reply (HTTP on the SMTP port)
 };
@@ -118,6 +124,19 @@ class Server {
   // goes into the Received field.
   void tls_started(std::string detail);
   bool tls() const { return tls_; }
+  // The login to check after Authenticate (cleared by auth_result()).
+  struct Credentials {
+    std::string mechanism;  // "PLAIN" or "LOGIN"
+    std::string user;
+    std::string password;
+  };
+  const Credentials& credentials() const { return creds_; }
+  // 235, or 535 (counted as an error).
+  void auth_result(bool ok);
+  // This client has failed to log in too often lately: 421, then Close.
+  void auth_locked();
+  // The name the client logged in as; empty before a login.
+  const std::string& user() const { return user_; }
   // Bytes that came after a STARTTLS line in the same read (a client
   // pipelining past STARTTLS, or an injection): never executed.
   std::size_t discarded_after_starttls() const { return discarded_; }
@@ -127,7 +146,7 @@ class Server {
   bool closed() const { return mode_ == Mode::Closed; }
 
  private:
-  enum class Mode { Command, Data, AwaitCommit, StartTls, Closed };
+  enum class Mode { Command, AuthResponse, Data, AwaitCommit, StartTls, Authenticate, Closed };
 
   void reply(std::string_view line);  // adds CRLF
   void error(std::string_view line);  // a 5xx that counts towards max_bad_commands
@@ -144,6 +163,11 @@ class Server {
   void check_rcpt(std::string_view args);
   void check_data(std::string_view args);
   void starttls(std::string_view args);
+  // smtp/server_auth.cc
+  bool auth_offered() const;
+  void auth(std::string_view args);
+  void auth_response(std::string_view line);
+  void auth_decoded(const std::string& bytes);
 
   ServerSettings s_;
   Mode mode_ = Mode::Command;
@@ -160,6 +184,9 @@ class Server {
   bool mail_ = false;
   bool tls_ = false;
   std::string tls_detail_;
+  Credentials creds_;
+  int auth_step_ = 0;  // LOGIN: 1 waiting for the user name, 2 for the password; PLAIN: 1
+  std::string user_;
   std::size_t discarded_ = 0;
   Envelope env_;
   std::size_t envelope_bytes_ = 0;  // what env_ takes in the spool header (approximately, from above)

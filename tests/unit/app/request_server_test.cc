@@ -14,7 +14,7 @@ TEST_SUITE("app/request_server") {
     CHECK(l->method == "GET");
     CHECK(l->target == "/?code=a&state=b");
     CHECK(request_line("HEAD /metrics HTTP/1.0"));
-    CHECK_FALSE(request_line("GET /\r\n"));                        // no version
+    CHECK_FALSE(request_line("GET /\r\n"));  // no version
     CHECK_FALSE(request_line("GET / FTP/1.1"));
     CHECK_FALSE(request_line("GET / HTTP/1.1\nHost: x"));          // a bare LF
     CHECK_FALSE(request_line("GET / HTTP/1.1\r\nHost: x\ry: z"));  // a bare CR

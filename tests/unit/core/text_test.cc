@@ -24,7 +24,7 @@ TEST_SUITE("core/text") {
     CHECK_FALSE(query_param("/no-query", "code"));
     CHECK(query_param("/?code=1#code=2", "code") == "1");
     CHECK(query_param("/?code=1&code=2", "code") == "1");  // the first one
-    CHECK_FALSE(query_param("/?code=%2", "code"));          // a cut escape
+    CHECK_FALSE(query_param("/?code=%2", "code"));         // a cut escape
     CHECK_FALSE(query_param("/?code=%zz", "code"));
     CHECK(query_param("/?code=%00", "code") == std::string("\0", 1));
     for (std::string v : {"", "plain", "a b&c=d%e+f", "\r\n\x01\xfe"})

@@ -6,50 +6,28 @@
 
 #include <memory>
 
+#include "machine.h"
 #include "smtp/server.h"
 
 using namespace spoolgate::smtp;
 
+using spoolgate::smtp::test::Machine;
+
 namespace {
 
-struct Machine {
-  explicit Machine(bool offer) {
-    ServerSettings s;
-    s.hostname = "relay.test";
-    s.client_address = "192.0.2.1";
-    s.offer_starttls = offer;
-    s.now = [] { return std::int64_t{1795003200}; };
-    s.new_id = [] { return std::string("QID1"); };
-    server = std::make_unique<Server>(s);
-    server->greet();
-    (void)server->take_output();
-  }
-  // Feeds bytes; runs to the next stop; returns (event, output).
-  std::pair<EventType, std::string> feed(const std::string& bytes) {
-    server->receive(bytes);
-    EventType e = server->next();
-    while (e == EventType::MessageBegin || e == EventType::Content || e == EventType::MessageEnd) {
-      (void)server->take_content();
-      e = server->next();
-    }
-    if (e == EventType::Wait) {
-      server->message_committed();
-      e = server->next();
-    }
-    return {e, server->take_output()};
-  }
-  std::unique_ptr<Server> server;
-};
+Machine tls_machine(bool offer) {
+  return Machine([offer](ServerSettings& s) { s.offer_starttls = offer; });
+}
 
 }  // namespace
 
 TEST_SUITE("smtp/starttls") {
   TEST_CASE("offered in EHLO only where configured, and no longer once TLS is up") {
-    Machine plain(false);
+    Machine plain = tls_machine(false);
     CHECK(plain.feed("EHLO dev\r\n").second.find("STARTTLS") == std::string::npos);
     CHECK(plain.feed("STARTTLS\r\n").second == "502 5.5.1 Error: command not implemented\r\n");
 
-    Machine m(true);
+    Machine m = tls_machine(true);
     CHECK(m.feed("EHLO dev\r\n").second.find("250-STARTTLS\r\n") != std::string::npos);
     CHECK(m.feed("STARTTLS now\r\n").second == "501 5.5.4 Syntax: STARTTLS\r\n");
     auto [e, out] = m.feed("STARTTLS\r\n");
@@ -65,7 +43,7 @@ TEST_SUITE("smtp/starttls") {
   }
 
   TEST_CASE("commands pipelined behind STARTTLS are never run (the CVE-2011-0411 injection)") {
-    Machine m(true);
+    Machine m = tls_machine(true);
     m.feed("EHLO dev\r\n");
     auto [e, out] = m.feed("STARTTLS\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<a@b>\r\n");
     CHECK(e == EventType::StartTls);
@@ -78,7 +56,7 @@ TEST_SUITE("smtp/starttls") {
   }
 
   TEST_CASE("not inside a transaction; the Received field says ESMTPS and the cipher") {
-    Machine m(true);
+    Machine m = tls_machine(true);
     m.feed("EHLO dev\r\n");
     m.feed("MAIL FROM:<a@b>\r\n");
     CHECK(m.feed("STARTTLS\r\n").second == "503 5.5.1 Error: MAIL transaction in progress\r\n");

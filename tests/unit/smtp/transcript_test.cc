@@ -100,8 +100,9 @@ struct Runner {
         case EventType::Drop:
           end_event = "drop";
           return;
-        case EventType::StartTls:  // no transcript offers it (tests/unit/smtp/starttls_test.cc does)
-          FAIL("STARTTLS in a transcript");
+        case EventType::StartTls:  // no transcript offers these (smtp/starttls_test.cc, smtp/auth_test.cc do)
+        case EventType::Authenticate:
+          FAIL("STARTTLS or AUTH in a transcript");
           return;
       }
     }
