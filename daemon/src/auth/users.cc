@@ -29,14 +29,7 @@ const std::string& dummy_hash() {
 
 }  // namespace
 
-bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '@' || c == '+' || c == '-'))
-      return false;
-  return true;
-}
+bool valid_name(std::string_view name) { return valid_device_name(name); }
 
 bool is_password_hash(std::string_view h) {
   if (!h.starts_with("$argon2id$v=19$m=") || h.size() > kMaxHash) return false;
@@ -50,11 +43,12 @@ bool is_password_hash(std::string_view h) {
 Result<Users> Users::parse(std::string_view text, const std::string& where) {
   Users u;
   std::size_t lineno = 0;
-  if (text.ends_with('\n')) text.remove_suffix(1);  // the last line's end, not an empty line after it
-  if (text.empty()) return u;
-  for (std::string_view line : split(text, '\n')) {
+  std::vector<std::string_view> lines = split(text, '\n');
+  lines.pop_back();  // after the last newline: nothing, or a last line without one
+  if (!text.empty() && !text.ends_with('\n')) lines.push_back(text.substr(text.rfind('\n') + 1));
+  for (std::string_view line : lines) {
     ++lineno;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF files (and CR CR LF)
     std::string at = where + ":" + std::to_string(lineno) + ": ";
     std::string_view t = trim(line);
     if (t.empty() || t.front() == '#') {

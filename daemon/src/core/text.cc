@@ -109,6 +109,15 @@ bool has_control(std::string_view s) {
   return false;
 }
 
+bool valid_device_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '@' || c == '+' || c == '-'))
+      return false;
+  return true;
+}
+
 std::string percent_encode(std::string_view s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;

@@ -30,6 +30,10 @@ bool has_control(std::string_view s);
 // when they form valid UTF-8 and escaped as \u00XX otherwise.
 std::string json_quote(std::string_view s);
 
+// A device's name (users files, `devices`, the spool record): 1 to 64 of
+// A-Z a-z 0-9 . _ @ + -.
+bool valid_device_name(std::string_view name);
+
 // RFC 3986 percent-encoding: every byte but the unreserved ones
 // (ALPHA DIGIT - . _ ~) as %XX. For a URL's query values.
 std::string percent_encode(std::string_view s);
