@@ -71,7 +71,8 @@ def schema_keys(pki, tmp):
            "SPOOLGATE_UPSTREAM_OAUTH_GRANT": "refresh_token", "SPOOLGATE_UPSTREAM_OAUTH_CLIENT_ID": "id"}
     cert, key = pki.leaf("docs")
     cfg = tmp / "listen.yaml"
-    cfg.write_text(f'listen: [{{address: "127.0.0.1:2525", tls: starttls, cert_file: "{cert}", key_file: "{key}"}}]\n')
+    cfg.write_text(f'listen: [{{address: "127.0.0.1:2525", tls: starttls, cert_file: "{cert}", key_file: "{key}"}}]\n'
+                   'devices: [{name: scanner, senders: ["scanner@lan.example"]}]\n')
     dump = yaml.safe_load(run("check-config", "-c", str(cfg), env=env).stdout)
     keys = []
 
@@ -93,6 +94,7 @@ def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file
     keys = schema_keys(pki, tmp_path)
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
     assert "upstreams[].oauth.token_url" in keys and "listen[].tls_min_version" in keys
+    assert "devices[].senders" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

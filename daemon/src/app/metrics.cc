@@ -53,6 +53,9 @@ std::string render_metrics(const Snapshot& s) {
   e.family("spoolgate_start_time_seconds", "gauge", "When the daemon started, unix seconds.").sample(s.started);
   e.family("spoolgate_messages_received_total", "counter", "Messages accepted from clients and made durable.")
       .sample(s.inbound.received);
+  e.family("spoolgate_messages_received_by_device_total", "counter",
+           "Messages accepted from a known device (a login, or a network named in devices), by its name.");
+  for (const auto& [device, n] : s.inbound.received_by_device) e.sample(n, "device", device);
   e.family("spoolgate_messages_delivered_total", "counter", "Messages delivered upstream (to at least one recipient).")
       .sample(s.delivery.delivered);
   e.family("spoolgate_messages_deferred_total", "counter", "Delivery attempts that left a message queued for retry.")

@@ -82,7 +82,8 @@ int queue_list(const config::Config& cfg, bool json) {
       out += ", \"attempts\": " + std::to_string(r.attempts);
       out += ", \"last_error\": " + json_quote(r.last_error);
       out += ", \"next_attempt\": " + (r.attempts ? json_quote(iso8601(r.next_attempt)) : std::string("null"));
-      out += ", \"client\": " + json_quote(r.client) + "}";
+      out += ", \"client\": " + json_quote(r.client);
+      out += ", \"device\": " + (r.device.empty() ? std::string("null") : json_quote(r.device)) + "}";
     }
     out += first ? "]\n" : "\n]\n";
   } else {
@@ -98,6 +99,7 @@ int queue_list(const config::Config& cfg, bool json) {
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";
+      if (!r.device.empty()) out += "  [" + r.device + "]";
       out += "\n";
       if (!r.last_error.empty()) out += "                  last error: " + r.last_error + "\n";
     }
@@ -118,6 +120,7 @@ std::string show_message(const spool::Spool& spool, const std::string& id) {
   out += "state:     " + std::string(r->attempts ? "deferred" : "queued") + "\n";
   out += "arrived:   " + iso8601(r->arrived) + "\n";
   out += "client:    " + r->client + " (helo " + r->helo + ")\n";
+  if (!r->device.empty()) out += "device:    " + r->device + "\n";
   out += "size:      " + std::to_string(r->size) + " bytes\n";
   out += "sender:    <" + r->sender + ">\n";
   out += "attempts:  " + std::to_string(r->attempts) + "\n";

@@ -80,6 +80,27 @@ std::set<std::string> overlay_env(Value& root, const Table& tops, const Env& env
   return used;
 }
 
+// A list of maps (upstreams, devices): each entry read with its own table,
+// its keys named with the entry's index.
+template <class T, class Fields>
+bool read_list(Parser& p, const Value& v, const std::string& path, std::vector<T>& out, Fields fields) {
+  out.clear();
+  if (v.kind == Value::Null) return true;
+  if (v.kind != Value::List) {
+    p.err(v, path, "expected a list of " + path);
+    return true;
+  }
+  for (size_t i = 0; i < v.list.size(); ++i) {
+    T item;
+    std::string at = path + "[" + std::to_string(i) + "]";
+    Table keys = fields(item);
+    for (auto& k : keys) k.path = at + "." + k.path;
+    walk(p, v.list[i], at, keys, nullptr);
+    out.push_back(std::move(item));
+  }
+  return true;
+}
+
 tl::expected<Config, Errors> parse_root(Value root, const std::string& source, const Env& env) {
   Config c;
   c.source = source;
@@ -102,28 +123,17 @@ tl::expected<Config, Errors> parse_root(Value root, const std::string& source, c
   walk(
       p, root, "", tops,
       [&](const std::string& path, const Value& v) {
-        if (path != "upstreams") return false;
-        c.upstreams.clear();
-        if (v.kind == Value::Null) return true;
-        if (v.kind != Value::List) {
-          p.err(v, path, "expected a list of upstreams");
-          return true;
-        }
-        for (size_t i = 0; i < v.list.size(); ++i) {
-          Upstream u;
-          std::string at = "upstreams[" + std::to_string(i) + "]";
-          Table keys = upstream_fields(u);
-          for (auto& k : keys) k.path = at + "." + k.path;
-          walk(p, v.list[i], at, keys, nullptr);
-          c.upstreams.push_back(std::move(u));
-        }
-        return true;
+        if (path == "upstreams")
+          return read_list(p, v, path, c.upstreams, [](Upstream& u) { return upstream_fields(u); });
+        if (path == "devices") return read_list(p, v, path, c.devices, [](Device& d) { return device_fields(d); });
+        return false;
       },
-      {"upstreams"});
+      {"upstreams", "devices"});
   Check k(p, root, source);
   for (const auto& s : sections())
     if (s.check) s.check(k, c);
   upstreams_check(k, c);
+  devices_check(k, c);
   if (!p.errors.empty()) return tl::unexpected(std::move(p.errors));
   return c;
 }
@@ -194,6 +204,11 @@ std::string dump(const Config& c) {
     else o += "upstreams:\n";
     for (auto& u : cc.upstreams) {
       std::string entry = render(upstream_fields(u, Shown::Set), {}, 4);
+      o += "  - " + entry.substr(4);
+    }
+    if (!c.devices.empty()) o += "devices:\n";
+    for (auto& d : cc.devices) {
+      std::string entry = render(device_fields(d), {}, 4);
       o += "  - " + entry.substr(4);
     }
   }

@@ -85,6 +85,14 @@ struct OAuth {
   bool configured() const { return provider != OAuthProvider::None; }
 };
 
+struct Device {
+  std::string name;
+  std::vector<Cidr> networks;        // clients from here are this device when they do not log in
+  std::vector<std::string> senders;  // allowed envelope senders: "a@b.example" or "@b.example"; empty: any
+  std::string rewrite_from;          // "" = the headers section's
+  std::uint64_t max_message_size = 0;  // 0 = limits.max_message_size
+};
+
 struct Upstream {
   std::string url;
   Scheme scheme = Scheme::Smtps;
@@ -145,6 +153,9 @@ struct Config {
     std::string rewrite_from;
   } headers;
   std::vector<Upstream> upstreams;
+  // Devices by name: a login on a listener, or the client networks given
+  // here, and what each may do (the listener's defaults otherwise).
+  std::vector<Device> devices;
   struct {
     std::uint64_t max_connections = 4;
     std::uint64_t messages_per_connection = 100;

@@ -64,6 +64,10 @@ enum class Shown { All, Set };
 Table upstream_fields(Upstream& u, Shown shown = Shown::All);
 void upstreams_check(Check& k, Config& c);
 
+// devices: a list, like upstreams (section_devices.cc).
+Table device_fields(Device& d);
+void devices_check(Check& k, Config& c);
+
 // An upstream's oauth block (section_oauth.cc): its keys, each under
 // "oauth.", and its checks, which also fill in the provider's presets.
 Table oauth_fields(OAuth& o);

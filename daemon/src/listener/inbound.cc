@@ -236,6 +236,8 @@ bool Inbound::auth_locked(const std::string& client) const {
 void Inbound::committed(const spool::Record& r) {
   accounting_.added(r);
   ++counters_.received;
+  // Bounded by the names the daemon accepts (devices and users files).
+  if (!r.device.empty()) ++counters_.received_by_device[r.device];
   if (on_committed) on_committed(r);
 }
 

@@ -66,6 +66,13 @@ struct Settings {
   std::optional<net::ListenSpec> submission;
   std::vector<Cidr> allow_networks;
   smtp::ServerSettings smtp;  // client_address, accepting, new_id filled per session
+  // Known devices: by login name, or by network for clients that do not
+  // log in (the first whose networks hold the address).
+  struct Device {
+    smtp::DevicePolicy policy;
+    std::vector<Cidr> networks;
+  };
+  std::vector<Device> devices;
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;
   Millis idle_timeout{300'000};
@@ -81,6 +88,7 @@ struct Counters {
   // ones show which devices still need a legacy listener), and failures.
   std::map<std::string, std::uint64_t> tls_sessions;
   std::uint64_t tls_failures = 0;
+  std::map<std::string, std::uint64_t> received_by_device;  // messages committed, by device name
   std::uint64_t auth_ok = 0;      // logins
   std::uint64_t auth_failed = 0;  // refused logins
 };

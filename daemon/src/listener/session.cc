@@ -41,8 +41,32 @@ Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpo
 
 Session::~Session() = default;
 
+void Session::become(const std::string& name, bool by_login) {
+  device_ = name;
+  for (const auto& d : in_.settings().devices)
+    if (d.policy.name == name) return machine_.set_device(d.policy);
+  if (by_login) machine_.set_device(smtp::DevicePolicy{name, {}, {}, 0});
+}
+
 void Session::start() {
-  log::info("connect").kv("session", id_).kv("client", conn_->peer());
+  if (!conn_->is_unix())
+    for (const auto& d : in_.settings().devices) {
+      bool match = false;
+      for (const auto& n : d.networks) match = match || n.contains(conn_->peer_ip());
+      if (match) {
+        become(d.policy.name, false);
+        break;
+      }
+    }
+  {
+    auto line = log::info("connect");
+    line.kv("session", id_).kv("client", conn_->peer());
+    if (!device_.empty()) line.kv("device", device_);
+  }
+  begin();
+}
+
+void Session::begin() {
   idle_timer_ = loop::Timer::create(in_.loop(), [this] {
     log::info("timeout").kv("session", id_).kv("client", conn_->peer());
     machine_.timeout();
@@ -135,6 +159,7 @@ void Session::auth_done(bool ok, const std::string& user, const std::string& mec
   if (ok) {
     in_.auth_succeeded(conn_->peer());
     log::info("auth").kv("session", id_).kv("client", conn_->peer()).kv("user", user).kv("mechanism", mechanism);
+    become(user, true);
     machine_.auth_result(true);
     pump();
     return;
@@ -278,6 +303,7 @@ void Session::begin_message() {
   record_.arrived = e.arrived;
   record_.client = conn_->peer();
   record_.helo = e.helo;
+  record_.device = device_;
   record_.smtputf8 = e.smtputf8;
   record_.body_8bit = e.body_8bit;
   record_.sender = e.sender.str();
@@ -360,14 +386,17 @@ void Session::on_commit_done(Result<void> r) {
   }
   if (r) {
     in_.committed(record_);
-    auto line = log::info("queued");
-    line.kv("session", id_)
-        .kv("msg", record_.id)
-        .kv("size", record_.size)
-        .kv("from", record_.sender)
-        .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()))
-        .kv("client", record_.client);
-    if (!machine_.user().empty()) line.kv("user", machine_.user());
+    {
+      auto line = log::info("queued");
+      line.kv("session", id_)
+          .kv("msg", record_.id)
+          .kv("size", record_.size)
+          .kv("from", record_.sender)
+          .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()))
+          .kv("client", record_.client);
+      if (!machine_.user().empty()) line.kv("user", machine_.user());
+      if (!device_.empty()) line.kv("device", device_);
+    }
     machine_.message_committed();
     if (draining_) machine_.shutdown();
   } else {
@@ -440,7 +469,11 @@ void Session::on_conn_closed() {
   data_timer_.reset();
   auth_delay_.reset();
   if (in_message_ && !disk_busy_) discard_message();
-  log::info("disconnect").kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
+  {
+    auto line = log::info("disconnect");
+    line.kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
+    if (!device_.empty()) line.kv("device", device_);
+  }
   maybe_release();
 }
 

@@ -73,11 +73,14 @@ class Session {
  private:
   static constexpr std::size_t kMaxInput = 128 * std::size_t{1024};
 
+  void begin();  // after the connect line: TLS first, or the greeting
   void greet();
   void schedule_greeting();
   void start_tls();
   void on_tls(const Result<void>& r);
   void start_auth();
+  // The session now speaks for `name` (its policy if configured).
+  void become(const std::string& name, bool by_login);
   void auth_done(bool ok, const std::string& user, const std::string& mechanism);
   void on_read(std::string_view bytes, bool eof);
   void on_conn_closed();
@@ -105,6 +108,7 @@ class Session {
   std::shared_ptr<tls::Context> tls_ctx_;  // the certificate this session presents (kept across a reload)
   std::shared_ptr<auth::Verifier> verifier_;  // the users_file it started with
   bool auth_working_ = false;                 // a password check is out on a worker
+  std::string device_;                        // who this session speaks for ("" = unknown)
   loop::HandlePtr<loop::Timer> auth_delay_;   // a failed login's answer waits
 
   spool::Record record_;

@@ -336,6 +336,8 @@ void Server::check_mail(std::string_view args) {
     }
   }
   if (p.mailbox.utf8 && !utf8) return error("553 5.6.7 Non-ASCII address requires SMTPUTF8");
+  if (!sender_allowed(device_, p.mailbox.str()))
+    return error("550 5.7.1 Sender address rejected: not allowed for " + device_.name);
   if (size > s_.max_message_size) return error("552 5.3.4 Message size exceeds fixed limit");
   if (!s_.accepting(size)) return reply("452 4.3.1 Insufficient system storage");
   mail_ = true;

@@ -66,6 +66,19 @@ struct ServerSettings {
   std::function<std::string()> new_id;  // default: core/ids
 };
 
+// What a known device may do (config `devices`); set by the driver when
+// the client is recognised by its address or logs in.
+struct DevicePolicy {
+  std::string name;
+  std::vector<std::string> senders;  // allowed envelope senders ("a@b", "@b"); empty: any
+  std::string rewrite_from;          // "" = the settings'
+  std::uint64_t max_message_size = 0;  // 0 = the settings'
+};
+
+// The device may use this envelope sender (case-insensitive; "@b" is any
+// address at b; the null sender only when the list is empty).
+bool sender_allowed(const DevicePolicy& d, std::string_view sender);
+
 struct Envelope {
   std::string id;
   Mailbox sender;  // null() for <>
@@ -135,6 +148,8 @@ class Server {
   void auth_result(bool ok);
   // This client has failed to log in too often lately: 421, then Close.
   void auth_locked();
+  // The device this session speaks for, from now on (its next transaction).
+  void set_device(const DevicePolicy& d);
   // The name the client logged in as; empty before a login.
   const std::string& user() const { return user_; }
   // Bytes that came after a STARTTLS line in the same read (a client
@@ -187,6 +202,7 @@ class Server {
   Credentials creds_;
   int auth_step_ = 0;  // LOGIN: 1 waiting for the user name, 2 for the password; PLAIN: 1
   std::string user_;
+  DevicePolicy device_;
   std::size_t discarded_ = 0;
   Envelope env_;
   std::size_t envelope_bytes_ = 0;  // what env_ takes in the spool header (approximately, from above)

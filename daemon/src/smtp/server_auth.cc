@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// smtp/server: AUTH PLAIN and LOGIN (RFC 4954, 4616), the listener side.
+// smtp/server: AUTH PLAIN and LOGIN (RFC 4954, 4616), the listener side, and
+// the device a session speaks for.
 // The machine only reads the exchange; whether the password is right is the
 // driver's question (EventType::Authenticate, then auth_result()).
 #include "core/base64.h"
@@ -86,6 +87,25 @@ void Server::auth_result(bool ok) {
   if (!ok) return error("535 5.7.8 Error: authentication failed");
   user_ = std::move(user);
   reply("235 2.7.0 Authentication successful");
+}
+
+void Server::set_device(const DevicePolicy& d) {
+  device_ = d;
+  if (d.max_message_size) s_.max_message_size = d.max_message_size;
+  if (!d.rewrite_from.empty()) s_.rewrite_from = d.rewrite_from;
+}
+
+bool sender_allowed(const DevicePolicy& d, std::string_view sender) {
+  if (d.senders.empty()) return true;
+  for (const auto& allowed : d.senders) {
+    if (allowed.front() == '@') {
+      auto at = sender.rfind('@');
+      if (at != std::string_view::npos && iequals(sender.substr(at), allowed)) return true;
+    } else if (iequals(sender, allowed)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void Server::auth_locked() {

@@ -40,7 +40,8 @@ std::string encode_size(std::uint64_t size) {
 
 Result<std::string> encode_header(const Record& r) {
   if (!is_queue_id(r.id)) return fail(Errc::Invalid, "bad queue id");
-  for (std::string_view v : {std::string_view(r.client), std::string_view(r.helo), std::string_view(r.sender)})
+  for (std::string_view v :
+       {std::string_view(r.client), std::string_view(r.helo), std::string_view(r.sender), std::string_view(r.device)})
     if (!clean(v)) return fail(Errc::Invalid, "control character in envelope field");
   if (r.recipients.empty()) return fail(Errc::Invalid, "no recipients");
   std::string h;
@@ -52,6 +53,9 @@ Result<std::string> encode_header(const Record& r) {
   h += "\narrived: " + std::to_string(r.arrived);
   h += "\nclient: " + r.client;
   h += "\nhelo: " + r.helo;
+  // Only when known: a record without it reads as before (and an older
+  // daemon reads every record written for an unknown device).
+  if (!r.device.empty()) h += "\ndevice: " + r.device;
   h += r.smtputf8 ? "\nsmtputf8: 1" : "\nsmtputf8: 0";
   h += r.body_8bit ? "\nbody: 8bitmime" : "\nbody: 7bit";
   h += "\nsender: <" + r.sender + ">";
@@ -100,6 +104,9 @@ Result<Record> decode_header(std::string_view head, std::uint64_t file_size) {
       r.client = val;
     } else if (key == "helo") {
       r.helo = val;
+    } else if (key == "device") {
+      ok = !val.empty();
+      r.device = val;
     } else if (key == "smtputf8") {
       ok = val == "0" || val == "1";
       r.smtputf8 = val == "1";

@@ -55,6 +55,7 @@ struct Record {
   std::int64_t arrived = 0;
   std::string client;
   std::string helo;
+  std::string device;  // who sent it: a device's login or named network; "" = unknown
   bool smtputf8 = false;
   bool body_8bit = false;
   std::string sender;                   // without brackets; "" = null sender

@@ -107,3 +107,26 @@ TEST_SUITE("smtp/auth") {
     CHECK(out == "421 4.7.0 relay.test Error: too many failed logins, try again later\r\n");
   }
 }
+
+TEST_SUITE("smtp/devices") {
+  TEST_CASE("sender_allowed: addresses and domains, case-insensitive; an empty list allows any") {
+    DevicePolicy d{"scanner", {"scanner@lan.example", "@print.example"}, "", 0};
+    CHECK(sender_allowed(d, "scanner@lan.example"));
+    CHECK(sender_allowed(d, "Scanner@LAN.example"));
+    CHECK(sender_allowed(d, "anyone@print.example"));
+    CHECK_FALSE(sender_allowed(d, "anyone@sub.print.example"));
+    CHECK_FALSE(sender_allowed(d, "scanner@lan.example.evil"));
+    CHECK_FALSE(sender_allowed(d, ""));  // no bounces from a device
+    CHECK(sender_allowed(DevicePolicy{}, ""));
+  }
+
+  TEST_CASE("a device's policy: its senders (550 5.7.1), size and From rewriting") {
+    Machine m = auth_machine(ServerSettings::Auth::Optional);
+    m.server->set_device(DevicePolicy{"scanner", {"scanner@lan.example"}, "", 1000});
+    CHECK(m.feed("EHLO dev\r\n").second.find("250-SIZE 1000\r\n") != std::string::npos);
+    CHECK(m.feed("MAIL FROM:<boss@example.com>\r\n").second ==
+          "550 5.7.1 Sender address rejected: not allowed for scanner\r\n");
+    CHECK(m.feed("MAIL FROM:<scanner@lan.example> SIZE=2000\r\n").second.starts_with("552 5.3.4"));
+    CHECK(m.feed("MAIL FROM:<scanner@lan.example>\r\n").second.starts_with("250"));
+  }
+}

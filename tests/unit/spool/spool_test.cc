@@ -72,6 +72,24 @@ TEST_SUITE("spool") {
     CHECK_FALSE(encode_header(evil));
   }
 
+  TEST_CASE("the device a message came from: written only when known, read back, injection refused") {
+    Record r = sample();
+    CHECK(encode_header(r)->find("device:") == std::string::npos);  // as before: older readers read it
+    r.device = "printer-3f";
+    auto h = encode_header(r);
+    REQUIRE(h);
+    std::string file = *h;
+    auto back = decode_header(file, file.size());
+    REQUIRE(back);
+    CHECK(back->device == "printer-3f");
+    Record evil = sample();
+    evil.device = "x\nrcpt: <victim@example.com>";
+    CHECK_FALSE(encode_header(evil));
+    std::string empty = file;
+    empty.replace(empty.find("device: printer-3f"), 18, "device: ");
+    CHECK_FALSE(decode_header(empty, empty.size()));
+  }
+
   TEST_CASE("commit makes the message listable; recovery keeps it") {
     TempSpool t;
     auto s = &t.spool;
