@@ -11,7 +11,8 @@ import urllib.request
 from conftest import BIN, free_port
 
 DEVICES = [{"name": "scanner", "networks": ["127.0.0.1/32"], "senders": ["scanner@lan.example"]},
-           {"name": "printer-3f", "senders": ["@print.example"], "rewrite_from": "printer@print.example"}]
+           {"name": "printer-3f", "senders": ["@print.example"], "rewrite_from": "printer@print.example",
+            "rate_limit": 2}]
 
 
 def test_devices_by_address_and_by_login(daemon_factory, workdir):
@@ -36,25 +37,32 @@ def test_devices_by_address_and_by_login(daemon_factory, workdir):
     with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
         s.login("printer-3f", "pw-3f")
         s.sendmail("queue@print.example", ["ops@example.com"], b"From: queue@print.example\r\n\r\npage\r\n")
+    # Its rate_limit is 2 a minute: one more goes, the next is told to wait.
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.login("printer-3f", "pw-3f")
+        s.sendmail("queue@print.example", ["ops@example.com"], b"\r\npage 2\r\n")
+        code, msg = s.mail("queue@print.example")
+        assert (code, msg.decode()) == (450, "4.7.1 Error: too much mail from printer-3f, try again later")
     listed = json.loads(subprocess.run([BIN, "queue", "list", "--json", "-c", str(d.config)], capture_output=True,
                                        text=True).stdout)
-    assert sorted(m["device"] for m in listed) == ["printer-3f", "scanner"], listed
-    [printer] = [m for m in listed if m["device"] == "printer-3f"]
-    assert printer["sender"] == "printer@print.example"  # its rewrite_from
+    assert sorted(m["device"] for m in listed) == ["printer-3f", "printer-3f", "scanner"], listed
+    assert all(m["sender"] == "printer@print.example" for m in listed if m["device"] == "printer-3f")  # rewrite_from
     text = subprocess.run([BIN, "queue", "list", "-c", str(d.config)], capture_output=True, text=True).stdout
     assert "[scanner]" in text and "[printer-3f]" in text, text
     log = d.log()
     assert re.search(r"event=connect session=\S+ client=127\.0\.0\.1 device=scanner", log), log
     assert re.search(r"event=queued .* device=scanner", log) and re.search(r"event=queued .* device=printer-3f", log)
     assert re.search(r"event=disconnect .* device=printer-3f", log), log
+    # Every line of the session from the moment the device is known.
+    assert re.search(r"event=auth session=\S+ client=127\.0\.0\.1 device=printer-3f user=printer-3f", log), log
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
-    for name in ("scanner", "printer-3f"):
-        assert f'spoolgate_messages_received_by_device_total{{device="{name}"}} 1' in metrics, metrics
+    for name, n in (("scanner", 1), ("printer-3f", 2)):
+        assert f'spoolgate_messages_received_by_device_total{{device="{name}"}} {n}' in metrics, metrics
     # After a restart the records still say who sent them.
     d.stop()
     listed = json.loads(subprocess.run([BIN, "queue", "list", "--json", "-c", str(d.config)], capture_output=True,
                                        text=True).stdout)
-    assert sorted(m["device"] for m in listed) == ["printer-3f", "scanner"]
+    assert sorted(m["device"] for m in listed) == ["printer-3f", "printer-3f", "scanner"]
 
 
 def test_devices_are_checked_at_load(daemon_factory):

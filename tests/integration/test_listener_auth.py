@@ -62,7 +62,8 @@ def test_passwd_then_login_and_login_plain_over_starttls(daemon_factory, sink_fa
     msgs = sink.wait_messages(3)
     assert all(b"(authenticated as printer-3f)" in m["content"] for m in msgs)
     log = d.log()
-    assert len(re.findall(r"event=auth session=\S+ client=127\.0\.0\.1 user=printer-3f mechanism=(LOGIN|PLAIN)",
+    assert len(re.findall(r"event=auth session=\S+ client=127\.0\.0\.1 device=printer-3f user=printer-3f "
+                          r"mechanism=(LOGIN|PLAIN)",
                           log)) == 3, log
     assert re.search(r"event=queued .* user=printer-3f", log), log
     assert SECRET not in log

@@ -94,7 +94,8 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
   }
   s.allow_networks = c.allow_networks;
   for (const auto& d : c.devices)
-    s.devices.push_back({smtp::DevicePolicy{d.name, d.senders, d.rewrite_from, d.max_message_size}, d.networks});
+    s.devices.push_back(
+        {smtp::DevicePolicy{d.name, d.senders, d.rewrite_from, d.max_message_size}, d.networks, d.rate_limit});
   s.smtp.hostname = c.hostname;
   s.smtp.max_message_size = c.limits.max_message_size;
   s.smtp.max_recipients = c.limits.max_recipients;

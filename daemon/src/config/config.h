@@ -91,6 +91,7 @@ struct Device {
   std::vector<std::string> senders;  // allowed envelope senders: "a@b.example" or "@b.example"; empty: any
   std::string rewrite_from;          // "" = the headers section's
   std::uint64_t max_message_size = 0;  // 0 = limits.max_message_size
+  std::uint64_t rate_limit = 0;        // messages per minute; 0 = no limit
 };
 
 struct Upstream {

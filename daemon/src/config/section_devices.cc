@@ -39,6 +39,7 @@ Table device_fields(Device& d) {
           [&d] { return quoted_list(d.senders); }),
       text("rewrite_from", d.rewrite_from),
       size("max_message_size", d.max_message_size),
+      count("rate_limit", d.rate_limit, 0, 1000000),
   };
 }
 

@@ -233,6 +233,27 @@ bool Inbound::auth_locked(const std::string& client) const {
          unix_now_ms() - it->second.last <= kAuthWindowMs;
 }
 
+bool Inbound::within_rate(const std::string& device) {
+  if (device.empty()) return true;
+  const Settings::Device* d = nullptr;
+  for (const auto& x : settings_.devices)
+    if (x.policy.name == device) d = &x;
+  if (!d || d->rate_limit == 0) return true;
+  std::int64_t now = unix_now_ms();
+  auto [it, fresh] = buckets_.try_emplace(device);
+  Bucket& b = it->second;
+  double cap = static_cast<double>(d->rate_limit);
+  if (fresh) {
+    b.tokens = cap;
+  } else {
+    b.tokens = std::min(cap, b.tokens + cap * static_cast<double>(now - b.at) / 60000.0);
+  }
+  b.at = now;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
 void Inbound::committed(const spool::Record& r) {
   accounting_.added(r);
   ++counters_.received;

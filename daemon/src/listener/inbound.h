@@ -71,6 +71,7 @@ struct Settings {
   struct Device {
     smtp::DevicePolicy policy;
     std::vector<Cidr> networks;
+    std::uint64_t rate_limit = 0;  // messages per minute; 0: none
   };
   std::vector<Device> devices;
   std::uint64_t max_connections = 500;
@@ -147,6 +148,10 @@ class Inbound {
     auth_failures_.erase(client);
   }
   bool auth_locked(const std::string& client) const;
+  // A device's rate_limit (a token bucket that refills rate_limit per
+  // minute, as much as a minute's worth at once): true, and counted, when
+  // it may start one more message now.
+  bool within_rate(const std::string& device);
   void release(Session* s);
 
  private:
@@ -175,6 +180,11 @@ class Inbound {
     std::int64_t last = 0;  // unix ms
   };
   std::map<std::string, Failures> auth_failures_;
+  struct Bucket {
+    double tokens = 0;
+    std::int64_t at = 0;  // unix ms of the last refill
+  };
+  std::map<std::string, Bucket> buckets_;  // by device name (bounded by the configured devices)
   bool shutting_down_ = false;
   std::function<void()> all_closed_;
 };

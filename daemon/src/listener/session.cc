@@ -22,6 +22,7 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
   bool local = c.is_unix() || c.peer_ip().loopback();
   for (const auto& n : e.auth_plaintext_networks) local = local || n.contains(c.peer_ip());
   s.auth_plaintext = local;
+  s.within_rate = [&in, self] { return in.within_rate(self->device()); };
   s.accepting = [&in, self](std::uint64_t declared) {
     return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };
@@ -41,6 +42,12 @@ Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpo
 
 Session::~Session() = default;
 
+log::Line& Session::tag(log::Line& line) const {
+  line.kv("session", id_).kv("client", conn_->peer());
+  if (!device_.empty()) line.kv("device", device_);
+  return line;
+}
+
 void Session::become(const std::string& name, bool by_login) {
   device_ = name;
   for (const auto& d : in_.settings().devices)
@@ -59,16 +66,14 @@ void Session::start() {
       }
     }
   {
-    auto line = log::info("connect");
-    line.kv("session", id_).kv("client", conn_->peer());
-    if (!device_.empty()) line.kv("device", device_);
+    tag(log::info("connect"));
   }
   begin();
 }
 
 void Session::begin() {
   idle_timer_ = loop::Timer::create(in_.loop(), [this] {
-    log::info("timeout").kv("session", id_).kv("client", conn_->peer());
+    tag(log::info("timeout"));
     machine_.timeout();
     pump();
   });
@@ -96,7 +101,7 @@ void Session::schedule_greeting() {
 void Session::start_tls() {
   auto t = tls::Session::server(tls_ctx_);
   if (!t) {
-    log::error("tls_failed").kv("session", id_).kv("client", conn_->peer()).kv("reason", t.error().message());
+    tag(log::error("tls_failed")).kv("reason", t.error().message());
     close("TLS unavailable");
     return;
   }
@@ -108,23 +113,19 @@ void Session::on_tls(const Result<void>& r) {
   if (!r) {
     // What the device tried is in the reason (no shared version or cipher,
     // plaintext on a TLS port, a closed connection).
-    log::warn("tls_failed").kv("session", id_).kv("client", conn_->peer()).kv("reason", r.error().message());
+    tag(log::warn("tls_failed")).kv("reason", r.error().message());
     in_.tls_failed();
     close("TLS handshake failed");
     return;
   }
   const tls::Session* t = conn_->tls();
   in_.tls_established(t->version());
-  log::info("tls")
-      .kv("session", id_)
-      .kv("client", conn_->peer())
+  tag(log::info("tls"))
       .kv("version", t->version())
       .kv("cipher", t->cipher())
       .kv("mode", implicit_tls_ ? "implicit" : "starttls");
   if (std::size_t n = machine_.discarded_after_starttls())
-    log::warn("starttls_pipelined")
-        .kv("session", id_)
-        .kv("client", conn_->peer())
+    tag(log::warn("starttls_pipelined"))
         .kv("bytes", static_cast<std::uint64_t>(n))
         .kv("action", "discarded, not run (RFC 3207)");
   machine_.tls_started(t->version() + " " + t->cipher());
@@ -138,7 +139,7 @@ void Session::on_tls(const Result<void>& r) {
 
 void Session::start_auth() {
   if (in_.auth_locked(conn_->peer())) {
-    log::warn("auth_locked").kv("session", id_).kv("client", conn_->peer()).kv("reason", "too many failed logins");
+    tag(log::warn("auth_locked")).kv("reason", "too many failed logins");
     machine_.auth_locked();
     pump();
     return;
@@ -158,16 +159,14 @@ void Session::auth_done(bool ok, const std::string& user, const std::string& mec
   }
   if (ok) {
     in_.auth_succeeded(conn_->peer());
-    log::info("auth").kv("session", id_).kv("client", conn_->peer()).kv("user", user).kv("mechanism", mechanism);
     become(user, true);
+    tag(log::info("auth")).kv("user", user).kv("mechanism", mechanism);
     machine_.auth_result(true);
     pump();
     return;
   }
   std::uint64_t n = in_.auth_failed(conn_->peer());
-  log::warn("auth_failed")
-      .kv("session", id_)
-      .kv("client", conn_->peer())
+  tag(log::warn("auth_failed"))
       .kv("user", auth::valid_name(user) ? user : std::string("(not a device name)"))
       .kv("mechanism", mechanism)
       .kv("recent_failures", n);
@@ -189,7 +188,7 @@ void Session::greet() {
 
 void Session::refuse(const std::string& reply, const std::string& why) {
   greeted_ = true;
-  log::warn("refused").kv("session", id_).kv("client", conn_->peer()).kv("reason", why);
+  tag(log::warn("refused")).kv("reason", why);
   conn_->write(reply + "\r\n");
   close_reason_ = why;
   linger();
@@ -217,13 +216,13 @@ void Session::on_read(std::string_view bytes, bool eof) {
   }
   if (!greeted_) {
     if (smtp::looks_like_http(bytes)) {
-      log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
+      tag(log::warn("http_request"));
       close("HTTP request on the SMTP port");
       return;
     }
     // RFC 5321 4.3.1 and 3.1: the client waits for the greeting. One that does
     // not is a spam bot or a confused protocol; tell it and hang up.
-    log::warn("early_talker").kv("session", id_).kv("client", conn_->peer());
+    tag(log::warn("early_talker"));
     conn_->write("554 5.5.0 Error: SMTP protocol synchronization\r\n");
     close_reason_ = "early talker";
     linger();
@@ -264,7 +263,7 @@ void Session::pump() {
         commit();
         break;
       case smtp::EventType::MessageAbort:
-        log::info("rejected").kv("session", id_).kv("msg", record_.id).kv("client", conn_->peer());
+        tag(log::info("rejected")).kv("msg", record_.id);
         discard_message();
         break;
       case smtp::EventType::Close: {
@@ -283,7 +282,7 @@ void Session::pump() {
         if (!auth_working_ && !auth_delay_) start_auth();
         return;
       case smtp::EventType::Drop:
-        log::warn("http_request").kv("session", id_).kv("client", conn_->peer());
+        tag(log::warn("http_request"));
         close("HTTP request on the SMTP port");
         return;
     }
@@ -315,7 +314,7 @@ void Session::begin_message() {
   // The whole DATA phase has a deadline too: one byte per (idle_timeout -
   // 1 s) would otherwise hold the session for as long as it likes.
   data_timer_ = loop::Timer::create(in_.loop(), [this] {
-    log::info("timeout").kv("session", id_).kv("client", conn_->peer()).kv("stage", "data (limits.data_timeout)");
+    tag(log::info("timeout")).kv("stage", "data (limits.data_timeout)");
     data_timer_.reset();
     machine_.timeout();
     pump();
@@ -387,21 +386,19 @@ void Session::on_commit_done(Result<void> r) {
   if (r) {
     in_.committed(record_);
     {
-      auto line = log::info("queued");
-      line.kv("session", id_)
+      log::Line line(log::Level::Info, "queued");  // named: the user goes in only when there is one
+      tag(line)
           .kv("msg", record_.id)
           .kv("size", record_.size)
           .kv("from", record_.sender)
-          .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()))
-          .kv("client", record_.client);
+          .kv("nrcpt", static_cast<std::uint64_t>(record_.recipients.size()));
       if (!machine_.user().empty()) line.kv("user", machine_.user());
-      if (!device_.empty()) line.kv("device", device_);
     }
     machine_.message_committed();
     if (draining_) machine_.shutdown();
   } else {
     const Error& e = r.error();
-    log::error("spool_error").kv("session", id_).kv("msg", record_.id).kv("reason", e.message());
+    tag(log::error("spool_error")).kv("msg", record_.id).kv("reason", e.message());
     if (file_in_queue) {
       // Durability unknown: keep the file (it will be delivered; a duplicate
       // is better than a loss) and let the client try again.
@@ -470,9 +467,7 @@ void Session::on_conn_closed() {
   auth_delay_.reset();
   if (in_message_ && !disk_busy_) discard_message();
   {
-    auto line = log::info("disconnect");
-    line.kv("session", id_).kv("client", conn_->peer()).kv("reason", close_reason_);
-    if (!device_.empty()) line.kv("device", device_);
+    tag(log::info("disconnect")).kv("reason", close_reason_);
   }
   maybe_release();
 }

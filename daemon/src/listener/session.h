@@ -43,6 +43,7 @@
 #include <memory>
 #include <string>
 
+#include "core/log.h"
 #include "loop/loop.h"
 #include "net/connection.h"
 #include "smtp/server.h"
@@ -69,10 +70,15 @@ class Session {
   void close(const std::string& reason);
   const std::string& id() const { return id_; }
   const std::string& peer() const { return conn_->peer(); }
+  const std::string& device() const { return device_; }
 
  private:
   static constexpr std::size_t kMaxInput = 128 * std::size_t{1024};
 
+  // A log line of this session: its id, the client and, once known, the
+  // device (the line is written at the end of the caller's statement).
+  log::Line& tag(log::Line& line) const;
+  log::Line& tag(log::Line&& line) const { return tag(line); }
   void begin();  // after the connect line: TLS first, or the greeting
   void greet();
   void schedule_greeting();

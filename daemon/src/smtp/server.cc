@@ -339,6 +339,9 @@ void Server::check_mail(std::string_view args) {
   if (!sender_allowed(device_, p.mailbox.str()))
     return error("550 5.7.1 Sender address rejected: not allowed for " + device_.name);
   if (size > s_.max_message_size) return error("552 5.3.4 Message size exceeds fixed limit");
+  if (!s_.within_rate())
+    return reply("450 4.7.1 Error: too much mail from " + (device_.name.empty() ? s_.client_address : device_.name) +
+                 ", try again later");
   if (!s_.accepting(size)) return reply("452 4.3.1 Insufficient system storage");
   mail_ = true;
   env_.sender = std::move(p.mailbox);

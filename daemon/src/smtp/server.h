@@ -62,6 +62,9 @@ struct ServerSettings {
   // spool, counting what transactions in progress have reserved, is over
   // its watermarks (452 4.3.1).
   std::function<bool(std::uint64_t declared_size)> accepting = [](std::uint64_t) { return true; };
+  // Asked at MAIL once the sender is accepted: false when the device has
+  // sent its rate_limit for now (450 4.7.1, try later).
+  std::function<bool()> within_rate = [] { return true; };
   std::function<std::int64_t()> now;    // default: the system clock
   std::function<std::string()> new_id;  // default: core/ids
 };

@@ -129,4 +129,14 @@ TEST_SUITE("smtp/devices") {
     CHECK(m.feed("MAIL FROM:<scanner@lan.example> SIZE=2000\r\n").second.starts_with("552 5.3.4"));
     CHECK(m.feed("MAIL FROM:<scanner@lan.example>\r\n").second.starts_with("250"));
   }
+
+  TEST_CASE("over its rate: 450 4.7.1 at MAIL, and the next MAIL is asked again") {
+    bool ok = false;
+    Machine m([&ok](ServerSettings& s) { s.within_rate = [&ok] { return ok; }; });
+    m.server->set_device(DevicePolicy{"ups", {}, "", 0});
+    m.feed("EHLO dev\r\n");
+    CHECK(m.feed("MAIL FROM:<ups@lan>\r\n").second == "450 4.7.1 Error: too much mail from ups, try again later\r\n");
+    ok = true;
+    CHECK(m.feed("MAIL FROM:<ups@lan>\r\n").second.starts_with("250"));
+  }
 }
