@@ -139,6 +139,12 @@ def test_old_tls_only_on_the_listener_that_allows_it(daemon_factory, sink_factor
     for name in ("TLSv1", "TLSv1.1", "TLSv1.2"):
         assert f'spoolgate_inbound_tls_sessions_total{{version="{name}"}} 1' in metrics, metrics
     assert re.search(r"^spoolgate_inbound_tls_failures_total [2-9]", metrics, re.M), metrics
+    # Both certificates' days left, by the address each listener is bound to
+    # (the test PKI's leaves are valid for 90 days).
+    for address in d.addresses:
+        m = re.search(r'^spoolgate_listener_certificate_expiry_seconds\{listen="%s"\} (\d+)$' % re.escape(address),
+                      metrics, re.M)
+        assert m and 89 * 86400 < int(m.group(1)) <= 90 * 86400, metrics
 
 
 def check_config(d):

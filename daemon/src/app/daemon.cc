@@ -283,6 +283,7 @@ Snapshot Daemon::snapshot() const {
   sn.started = started_;
   sn.hostname = current_.hostname;
   sn.inbound = inbound_->counters();
+  sn.listener_certificates = inbound_->certificates();
   sn.inbound_sessions = inbound_->sessions();
   sn.over_watermark = !accounting_->accepting();
   sn.far_over = accounting_->far_over();

@@ -75,6 +75,9 @@ std::string render_metrics(const Snapshot& s) {
            "Client connections turned away at connect (access, limits, spool full, shutdown).")
       .sample(s.inbound.refused);
   e.family("spoolgate_inbound_sessions", "gauge", "Client sessions open now.").sample(s.inbound_sessions);
+  e.family("spoolgate_listener_certificate_expiry_seconds", "gauge",
+           "Seconds until the certificate a TLS listener presents expires (negative: expired); by bound address.");
+  for (const auto& [address, not_after] : s.listener_certificates) e.sample(not_after - s.now, "listen", address);
   e.family("spoolgate_inbound_tls_sessions_total", "counter",
            "TLS handshakes with clients, by the version agreed (TLSv1 and TLSv1.1: devices on a legacy listener).");
   for (const auto& [version, n] : s.inbound.tls_sessions) e.sample(n, "version", version);

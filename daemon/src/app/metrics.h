@@ -28,6 +28,7 @@ struct Snapshot {
   std::string hostname;      // ours: a Host header naming it is served
   listener::Counters inbound;
   std::uint64_t inbound_sessions = 0;
+  std::vector<std::pair<std::string, std::int64_t>> listener_certificates;  // (address, notAfter unix s)
   spool::Usage usage;
   bool over_watermark = false;  // MAIL gets 452 4.3.1
   bool far_over = false;        // connections get 421 4.3.2

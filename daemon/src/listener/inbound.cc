@@ -116,6 +116,17 @@ Result<void> Inbound::reconfigure(Settings s) {
   return {};
 }
 
+std::vector<std::pair<std::string, std::int64_t>> Inbound::certificates() const {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  auto keys = keys_of(settings_.listen);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!settings_.listen[i].tls_ctx) continue;
+    for (const auto& [k, l] : listeners_)
+      if (k == keys[i] && l) out.emplace_back(l->address(), tls::server_leaf(*settings_.listen[i].tls_ctx).not_after);
+  }
+  return out;
+}
+
 std::vector<std::string> Inbound::addresses() const {
   std::vector<std::string> out;
   for (const auto& [k, l] : listeners_)

@@ -106,6 +106,9 @@ class Inbound {
   // Binds every listen address; on error nothing is left listening.
   Result<void> start();
   std::vector<std::string> addresses() const;
+  // Each TLS listener's bound address and its certificate's notAfter (unix
+  // seconds), for the metrics.
+  std::vector<std::pair<std::string, std::int64_t>> certificates() const;
   // A reload: new sessions get the new settings (sessions in progress keep
   // theirs); listeners are opened and closed to match `listen`. On error the
   // old settings and listeners stay.
