@@ -508,6 +508,16 @@ class TokenServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "refresh").write_text(refresh + "\n")
 
+    def keep_old_refresh_tokens(self):
+        """Microsoft's way: a rotated refresh token is not revoked."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "rotation").write_text("keep\n")
+
+    def kill_on_rotation(self, pid):
+        """SIGKILL to pid at the next rotation, after the new refresh token
+        is made and before the answer leaves."""
+        (self.dir / "kill_on_rotation").write_text(str(pid))
+
     def revoke_issued(self):
         with open(self.dir / "tokens.revoked", "a") as f:
             f.write("\n".join(self.issued()) + "\n")

@@ -17,13 +17,20 @@ Prints "PORT <n>" once listening. Each access token issued goes into
 DIR/tokens ("<token> <unix expiry>" per line), which the SMTP sink reads to
 accept or refuse XOAUTH2/OAUTHBEARER logins. DIR/refresh holds the one
 valid refresh token (write it to "sign in"; a used one is replaced and
-dies at once). DIR/mode switches behaviour: "ok" (default), "down" (503),
+dies at once, unless DIR/rotation says "keep": then, as Microsoft's
+identity platform does, a used one stays valid too and is listed in
+DIR/refresh.old). DIR/kill_on_rotation may hold a pid: the next refresh
+that rotates the refresh token sends that process SIGKILL after the new
+token is made and before the answer leaves (the file is then removed, the
+request logged with "killed"). DIR/mode switches behaviour: "ok" (default), "down" (503),
 "invalid_grant" (400: consent revoked), "slow" (answers after 3 s),
 "deny" (/authorize: the person refuses consent, error=access_denied).
 DIR/requests.log gets one JSON line per request (grant, outcome).
 """
 import argparse
 import json
+import os
+import signal
 import ssl
 import sys
 import threading
@@ -181,13 +188,26 @@ def main():
                     new_refresh = None
                 elif grant == "refresh_token":
                     current = (d / "refresh").read_text().strip() if (d / "refresh").exists() else ""
-                    if mode == "invalid_grant" or not current or form.get("refresh_token") != current:
+                    keep = (d / "rotation").exists() and (d / "rotation").read_text().strip() == "keep"
+                    old = (d / "refresh.old").read_text().split() if keep and (d / "refresh.old").exists() else []
+                    presented = form.get("refresh_token")
+                    if mode == "invalid_grant" or not current or (presented != current and presented not in old):
                         log({**entry, "outcome": "invalid_grant"})
                         return self.answer(400, {"error": "invalid_grant",
                                                  "error_description": "AADSTS70008: the refresh token has expired"})
+                    entry["presented"] = "current" if presented == current else "old"
                     counter[0] += 1
                     new_refresh = f"rt-{counter[0]}-{time.time_ns()}"
+                    if keep:
+                        with open(d / "refresh.old", "a") as f:
+                            f.write(current + "\n")
                     (d / "refresh").write_text(new_refresh + "\n")
+                    victim = d / "kill_on_rotation"
+                    if victim.exists():
+                        pid = int(victim.read_text())
+                        victim.unlink()
+                        os.kill(pid, signal.SIGKILL)
+                        entry["killed"] = pid
                 elif grant == "urn:ietf:params:oauth:grant-type:device_code":
                     approved = (d / "approved").read_text().strip() if (d / "approved").exists() else ""
                     if form.get("device_code") != approved:
