@@ -89,6 +89,48 @@ def test_google_sign_in_in_a_browser_with_pkce_resumes_delivery(daemon_factory, 
     secrets_absent(out, ts)
 
 
+def chromium(url, workdir):
+    """Opens url in Debian's Chromium, headless, and returns the page it ends
+    on (after every redirect) as its DOM. Nothing beyond loopback: background
+    networking, updates and sync are off. The fake authorization server's
+    certificate comes from the test CA, which this throwaway profile does not
+    know: the browser is told to accept it (what a person's browser trusts
+    is not spoolgate's to check; the daemon's own TLS is verified)."""
+    profile = workdir / "chromium-profile"
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        "--disable-default-apps", "--no-proxy-server", "--ignore-certificate-errors",
+                        f"--user-data-dir={profile}", "--dump-dom", url],
+                       capture_output=True, text=True, timeout=120)
+    return r.stdout
+
+
+def test_google_sign_in_with_a_real_browser(daemon_factory, sink_factory, token_server_factory, pki, workdir):
+    """The same sign-in with Chromium (headless) as the browser: it opens the
+    printed URL, follows the authorization server's redirect to the loopback
+    port of `oauth login`, and shows its answer; the tokens are stored and
+    the waiting message is delivered."""
+    ts = token_server_factory()
+    sink = sink_factory(user=USER, password="unused", token_file=ts.dir / "tokens")
+    d = daemon_factory(daemon_upstream_settings([google_upstream(sink, pki, workdir, ts)]), start=False)
+    d.start()
+    send(d)
+    wait_for(lambda: "event=deferred" in d.log(), what="a deferral while no one has signed in")
+    login, lines, url, loopback = start_login(d)
+    page = chromium(url, workdir)
+    out, _ = login.communicate(timeout=60)
+    out = "".join(lines) + out
+    assert login.returncode == 0, out + page
+    assert "signed in" in page, page
+    [auth] = [r for r in ts.requests() if r["path"] == "/authorize"]
+    assert auth["outcome"] == "redirect"
+    assert [r["outcome"] for r in ts.requests() if r.get("grant") == "authorization_code"] == ["ok"]
+    sink.wait_messages(1, timeout=30)
+    assert store_record(d)[1]["refresh_token"] == (ts.dir / "refresh").read_text().strip()
+    secrets_absent(page, ts)
+    d.stop()
+
+
 def test_browser_sign_in_refuses_answers_not_its_own_and_a_refused_consent(daemon_factory, sink_factory,
                                                                           token_server_factory, pki,
                                                                           workdir):
