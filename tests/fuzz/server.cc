@@ -4,7 +4,8 @@
 // every turn of next() makes progress or asks for input; replies stay
 // bounded; a 250 for a message only follows its commit; STARTTLS's 220 is
 // the last plaintext reply, and nothing pipelined behind it is answered; a
-// login taken from the input is no longer than the input.
+// login taken from the input is no longer than the input; refused AUTH
+// commands come out bounded, with a clean mechanism name.
 #include "oracle.h"
 #include "smtp/server.h"
 
@@ -35,6 +36,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int turns = 0;; ++turns) {
       SG_REQUIRE(turns < 100000);  // no loop without progress
       smtp::EventType e = server.next();
+      // Refused AUTH commands, for the log: bounded, each one's mechanism
+      // a SASL name (RFC 4422 3.1) or "?", its reply a refusal.
+      auto refusals = server.take_auth_refusals();
+      SG_REQUIRE(refusals.size() <= smtp::Server::kMaxAuthRefusals);
+      for (const auto& r : refusals) {
+        SG_REQUIRE(r.mechanism == "?" || (!r.mechanism.empty() && r.mechanism.size() <= 20 &&
+                                          r.mechanism.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") ==
+                                              std::string::npos));
+        SG_REQUIRE(r.reply.size() >= 3 && (r.reply[0] == '5' || r.reply[0] == '4'));
+      }
       if (e == smtp::EventType::NeedInput) break;
       if (e == smtp::EventType::MessageBegin) {
         SG_REQUIRE(!in_message);

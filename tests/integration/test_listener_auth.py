@@ -88,6 +88,12 @@ def test_plaintext_auth_from_loopback_and_the_file_reloaded_by_passwd(daemon_fac
     d.start()
     r = swaks(d.port, "--auth", "PLAIN", "--auth-user", "ups", "--auth-password", "first")
     assert r.returncode == 0, r.stdout
+    # A device that asks for a mechanism we do not have: refused, and the log says which.
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.ehlo("ups")
+        assert s.docmd("AUTH", "CRAM-MD5")[0] == 504
+    assert re.search(r'event=auth_refused session=\S+ client=127\.0\.0\.1 mechanism=CRAM-MD5 '
+                     r'reply="504 5\.5\.4 Unrecognized authentication type"', d.log()), d.log()
     r = passwd(d, "ups", "second")
     assert r.returncode == 0 and "device ups updated in" in r.stdout, r.stdout
     assert "the running daemon reloaded" in r.stdout, r.stdout

@@ -113,7 +113,10 @@ void Session::on_tls(const Result<void>& r) {
   if (!r) {
     // What the device tried is in the reason (no shared version or cipher,
     // plaintext on a TLS port, a closed connection).
-    tag(log::warn("tls_failed")).kv("reason", r.error().message());
+    const tls::Session* t = conn_->tls();
+    tag(log::warn("tls_failed"))
+        .kv("offered", t && !t->offered_version().empty() ? t->offered_version() : "none")
+        .kv("reason", r.error().message());
     in_.tls_failed();
     close("TLS handshake failed");
     return;
@@ -239,7 +242,10 @@ void Session::on_read(std::string_view bytes, bool eof) {
 
 void Session::pump() {
   while (!closing_ && !disk_busy_) {
-    switch (machine_.next()) {
+    smtp::EventType ev = machine_.next();
+    for (const auto& r : machine_.take_auth_refusals())
+      tag(log::warn("auth_refused")).kv("mechanism", r.mechanism).kv("reply", r.reply);
+    switch (ev) {
       case smtp::EventType::NeedInput:
         flush();
         if (!in_message_ && machine_.input_size() == 0) arm_idle();  // waiting for a whole new command

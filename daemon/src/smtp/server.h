@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "smtp/address.h"
@@ -151,6 +152,18 @@ class Server {
   void auth_result(bool ok);
   // This client has failed to log in too often lately: 421, then Close.
   void auth_locked();
+  // AUTH commands answered with a refusal before any password was checked
+  // (538 where TLS must come first, 504 an unknown mechanism, 503 out of
+  // order, 501 a broken exchange, 535 acting for another name): the
+  // mechanism the client named (upper case, or "?" when it is no SASL
+  // name) and our reply, for the driver's log. A failed password check is
+  // the driver's own to log. At most kMaxAuthRefusals wait between takes.
+  struct AuthRefusal {
+    std::string mechanism;
+    std::string reply;
+  };
+  static constexpr std::size_t kMaxAuthRefusals = 8;
+  std::vector<AuthRefusal> take_auth_refusals() { return std::exchange(auth_refusals_, {}); }
   // The device this session speaks for, from now on (its next transaction).
   void set_device(const DevicePolicy& d);
   // The name the client logged in as; empty before a login.
@@ -186,6 +199,7 @@ class Server {
   void auth(std::string_view args);
   void auth_response(std::string_view line);
   void auth_decoded(const std::string& bytes);
+  void auth_refuse(std::string_view line);  // error(line), remembered for take_auth_refusals()
 
   ServerSettings s_;
   Mode mode_ = Mode::Command;
@@ -205,6 +219,7 @@ class Server {
   Credentials creds_;
   int auth_step_ = 0;  // LOGIN: 1 waiting for the user name, 2 for the password; PLAIN: 1
   std::string user_;
+  std::vector<AuthRefusal> auth_refusals_;
   DevicePolicy device_;
   std::size_t discarded_ = 0;
   Envelope env_;

@@ -11,26 +11,44 @@ namespace spoolgate::smtp {
 
 bool Server::auth_offered() const { return s_.auth != ServerSettings::Auth::Off && (tls_ || s_.auth_plaintext); }
 
+namespace {
+
+// RFC 4422 3.1: a SASL mechanism name is 1 to 20 of A-Z 0-9 - _; what a
+// client sent in its place is not repeated into the log.
+std::string mechanism_name(std::string_view m) {
+  if (m.empty() || m.size() > 20) return "?";
+  std::string out;
+  for (char c : m) {
+    char u = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    if (!((u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '_')) return "?";
+    out += u;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Server::auth_refuse(std::string_view line) {
+  if (auth_refusals_.size() < kMaxAuthRefusals) auth_refusals_.push_back({creds_.mechanism, std::string(line)});
+  creds_ = Credentials{};
+  error(line);
+}
+
 void Server::auth(std::string_view args) {
-  // RFC 4954 4: what the client must not do, and 538 where TLS must come
-  // first (the mechanism is not offered in plaintext here).
-  if (!auth_offered()) return error("538 5.7.11 Encryption required for requested authentication mechanism");
-  if (!helo_) return error("503 5.5.1 Error: send HELO/EHLO first");
-  if (!user_.empty()) return error("503 5.5.1 Error: already authenticated");
-  if (mail_) return error("503 5.5.1 Error: MAIL transaction in progress");
   args = trim(args);
   std::string_view mech = args.substr(0, args.find(' '));
   std::string_view initial = mech.size() < args.size() ? trim(args.substr(mech.size())) : std::string_view();
   creds_ = Credentials{};
-  if (iequals(mech, "PLAIN")) {
-    creds_.mechanism = "PLAIN";
-    auth_step_ = 1;
-  } else if (iequals(mech, "LOGIN")) {
-    creds_.mechanism = "LOGIN";
-    auth_step_ = 1;
-  } else {
-    return error("504 5.5.4 Unrecognized authentication type");
-  }
+  creds_.mechanism = mechanism_name(mech);
+  // RFC 4954 4: what the client must not do, and 538 where TLS must come
+  // first (the mechanism is not offered in plaintext here).
+  if (!auth_offered()) return auth_refuse("538 5.7.11 Encryption required for requested authentication mechanism");
+  if (!helo_) return auth_refuse("503 5.5.1 Error: send HELO/EHLO first");
+  if (!user_.empty()) return auth_refuse("503 5.5.1 Error: already authenticated");
+  if (mail_) return auth_refuse("503 5.5.1 Error: MAIL transaction in progress");
+  if (creds_.mechanism != "PLAIN" && creds_.mechanism != "LOGIN")
+    return auth_refuse("504 5.5.4 Unrecognized authentication type");
+  auth_step_ = 1;
   mode_ = Mode::AuthResponse;
   if (!initial.empty()) return auth_response(initial == "=" ? std::string_view() : initial);
   reply(creds_.mechanism == "PLAIN" ? "334 " : "334 VXNlcm5hbWU6");  // LOGIN: "Username:"
@@ -38,15 +56,9 @@ void Server::auth(std::string_view args) {
 
 void Server::auth_response(std::string_view line) {
   mode_ = Mode::Command;
-  if (line == "*") {
-    creds_ = Credentials{};
-    return error("501 5.7.0 Authentication aborted");
-  }
+  if (line == "*") return auth_refuse("501 5.7.0 Authentication aborted");
   auto bytes = line.empty() ? std::optional<std::string>(std::string()) : base64_decode(line);
-  if (!bytes) {
-    creds_ = Credentials{};
-    return error("501 5.5.2 Error: cannot decode the response");
-  }
+  if (!bytes) return auth_refuse("501 5.5.2 Error: cannot decode the response");
   auth_decoded(*bytes);
 }
 
@@ -64,17 +76,11 @@ void Server::auth_decoded(const std::string& bytes) {
     // (an authzid other than the login) is not supported.
     auto a = bytes.find('\0');
     auto b = a == std::string::npos ? a : bytes.find('\0', a + 1);
-    if (b == std::string::npos) {
-      creds_ = Credentials{};
-      return error("501 5.5.2 Error: malformed PLAIN response");
-    }
+    if (b == std::string::npos) return auth_refuse("501 5.5.2 Error: malformed PLAIN response");
     std::string authzid = bytes.substr(0, a);
     creds_.user = bytes.substr(a + 1, b - a - 1);
     creds_.password = bytes.substr(b + 1);
-    if (!authzid.empty() && authzid != creds_.user) {
-      creds_ = Credentials{};
-      return error("535 5.7.8 Error: authentication failed");
-    }
+    if (!authzid.empty() && authzid != creds_.user) return auth_refuse("535 5.7.8 Error: authentication failed");
   }
   mode_ = Mode::Authenticate;
 }

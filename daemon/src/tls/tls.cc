@@ -37,6 +37,7 @@ struct Session::Impl {
   std::shared_ptr<Context> ctx;
   std::string host;
   Session* owner = nullptr;
+  std::uint16_t offered = 0;  // server side: the highest version in the client's hello
 };
 
 namespace {
@@ -112,6 +113,28 @@ int new_session_cb(SSL* ssl, SSL_SESSION* session) noexcept {
   return 1;  // ours now
 }
 
+// Server side, before the version is negotiated: remember the highest
+// version the client offers (RFC 8446 4.2.1 supported_versions, else the
+// hello's own version), so that a refused handshake can say what the
+// device spoke.
+ssl_select_cert_result_t on_client_hello(const SSL_CLIENT_HELLO* hello) noexcept {
+  auto* impl = static_cast<Session::Impl*>(SSL_get_ex_data(hello->ssl, ssl_index()));
+  if (!impl) return ssl_select_cert_success;
+  std::uint16_t best = hello->version;
+  const std::uint8_t* data = nullptr;
+  std::size_t len = 0;
+  if (SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_versions, &data, &len) && len >= 1 &&
+      data[0] + std::size_t{1} <= len) {
+    best = 0;
+    for (std::size_t i = 1; i + 1 < std::size_t{1} + data[0]; i += 2) {
+      auto v = static_cast<std::uint16_t>((data[i] << 8) | data[i + 1]);
+      if ((v & 0x0f0f) != 0x0a0a && v <= TLS1_3_VERSION && v > best) best = v;  // not GREASE (RFC 8701)
+    }
+  }
+  impl->offered = best;
+  return ssl_select_cert_success;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Context>> client_context(const ClientOptions& opts) {
@@ -185,6 +208,7 @@ Result<std::shared_ptr<Context>> server_context(const ServerOptions& opts) {
   if (!leaf) return fail(Errc::Invalid, "no certificate in " + opts.cert_file);
   c->leaf = info_of(leaf);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_select_certificate_cb(ctx, on_client_hello);
   return c;
 }
 
@@ -335,6 +359,25 @@ void Session::close_notify() {
 }
 
 std::string Session::version() const { return SSL_get_version(impl_->ssl.get()); }
+
+std::string Session::offered_version() const {
+  switch (impl_->offered) {
+    case 0:
+      return "";
+    case SSL3_VERSION:
+      return "SSLv3";
+    case TLS1_VERSION:
+      return "TLSv1";
+    case TLS1_1_VERSION:
+      return "TLSv1.1";
+    case TLS1_2_VERSION:
+      return "TLSv1.2";
+    case TLS1_3_VERSION:
+      return "TLSv1.3";
+    default:
+      return "unknown";
+  }
+}
 
 std::string Session::cipher() const {
   const SSL_CIPHER* c = SSL_get_current_cipher(impl_->ssl.get());

@@ -101,6 +101,10 @@ class Session {
   void close_notify();
 
   std::string version() const;
+  // Server side: the highest version the client's hello offered ("TLSv1",
+  // ..., "TLSv1.3"; "" before a hello arrived), also after a refused
+  // handshake: what an old device speaks.
+  std::string offered_version() const;
   std::string cipher() const;
   // The handshake resumed an earlier session of the same context and host.
   bool resumed() const;

@@ -97,6 +97,41 @@ TEST_SUITE("smtp/auth") {
           "502 5.5.1 Error: command not implemented\r\n");
   }
 
+  TEST_CASE("refusals before any password check are handed to the driver with the mechanism asked for") {
+    Machine m = auth_machine(ServerSettings::Auth::Required, false, true);
+    m.feed("EHLO dev\r\n");
+    m.feed("AUTH login\r\n");
+    auto r = m.server->take_auth_refusals();
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].mechanism == "LOGIN");
+    CHECK(r[0].reply == "538 5.7.11 Encryption required for requested authentication mechanism");
+    CHECK(m.server->take_auth_refusals().empty());  // taken once
+    m.feed("STARTTLS\r\n");
+    m.server->tls_started("TLSv1.3 x");
+    m.feed("EHLO dev\r\n");
+    // Pipelined: both refusals come out of one read, in order; a name that
+    // is no SASL mechanism is not repeated.
+    m.feed("AUTH CRAM-MD5\r\nAUTH PL\x01AIN\r\n");
+    r = m.server->take_auth_refusals();
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].mechanism == "CRAM-MD5");
+    CHECK(r[0].reply == "504 5.5.4 Unrecognized authentication type");
+    CHECK(r[1].mechanism == "?");
+    // A failed password check is the driver's: no refusal here.
+    CHECK(m.feed("AUTH PLAIN " + plain("", "a", "b") + "\r\n").first == EventType::Authenticate);
+    m.server->auth_result(false);
+    m.feed("");
+    CHECK(m.server->take_auth_refusals().empty());
+    // Acting for someone else never reaches the driver: a refusal.
+    m.feed("AUTH PLAIN " + plain("boss", "a", "b") + "\r\n");
+    r = m.server->take_auth_refusals();
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].reply == "535 5.7.8 Error: authentication failed");
+    // Bounded between takes.
+    for (int i = 0; i < 15; ++i) m.feed("AUTH X" + std::to_string(i) + "\r\n");
+    CHECK(m.server->take_auth_refusals().size() == Server::kMaxAuthRefusals);
+  }
+
   TEST_CASE("a locked-out client gets 421 and the machine closes") {
     Machine m = auth_machine(ServerSettings::Auth::Optional);
     m.feed("EHLO dev\r\n");

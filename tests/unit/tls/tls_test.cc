@@ -359,12 +359,14 @@ TEST_SUITE("tls/tls") {
     CHECK(tls::server_leaf(**ctx).not_after > 0);
     auto srv = tls::Session::server(*ctx);
     REQUIRE(srv);
+    CHECK((*srv)->offered_version().empty());  // no hello yet
     auto c = session(context(pki.ca_file.path), "relay.test");
     REQUIRE(c->handshake());
     REQUIRE(pump(*c, **srv));
     CHECK(c->established());
     CHECK((*srv)->established());
     CHECK((*srv)->version() == "TLSv1.3");
+    CHECK((*srv)->offered_version() == "TLSv1.3");  // from supported_versions, GREASE aside
     REQUIRE(c->send("EHLO dev\r\n"));
     REQUIRE(pump(*c, **srv));
     CHECK((*srv)->take_plain() == "EHLO dev\r\n");
@@ -413,5 +415,6 @@ TEST_SUITE("tls/tls") {
     auto r = (*srv)->receive(std::string_view(reinterpret_cast<const char*>(data), len));
     REQUIRE_FALSE(r);
     CHECK(r.error().message().find("UNSUPPORTED_PROTOCOL") != std::string::npos);
+    CHECK((*srv)->offered_version() == "TLSv1.2");  // what the device spoke, for the log
   }
 }
