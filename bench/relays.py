@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""bench/run's pieces: the TLS sink, the two relays under test (spoolgate
+and a private Postfix null client, both relaying to that sink), the load
+generator and the per-relay CPU and memory figures. bench/run measures and
+reports; this module only starts, drives and stops things."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from postfix_instance import PostfixInstance  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def wait_port(port, timeout=20):
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, timeout, f"port {port}")
+
+
+# ---------------------------------------------------------------- the sink
+
+class Sink:
+    """smtp-sink (counts transactions) behind stunnel: implicit TLS on
+    .port, STARTTLS on .starttls_port (stunnel's smtp protocol in server
+    mode answers EHLO with STARTTLS, then passes the session through)."""
+
+    def __init__(self, dir: Path, cert, key):
+        self.plain = free_port()
+        self.port = free_port()
+        self.starttls_port = free_port()
+        self.count = 0
+        self.sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{self.plain}", "1024"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        threading.Thread(target=self._read, daemon=True).start()
+        conf = dir / "stunnel.conf"
+        conf.write_text(f"foreground = yes\npid =\nsyslog = no\ndebug = 3\noutput = {dir}/stunnel.log\n"
+                        f"[smtps]\naccept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{self.plain}\n"
+                        f"cert = {cert}\nkey = {key}\n"
+                        f"[starttls]\naccept = 127.0.0.1:{self.starttls_port}\nconnect = 127.0.0.1:{self.plain}\n"
+                        f"protocol = smtp\ncert = {cert}\nkey = {key}\n")
+        self.stunnel = subprocess.Popen(["stunnel4", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_port(self.plain)
+        wait_port(self.port)
+        wait_port(self.starttls_port)
+
+    def _read(self):
+        buf = b""
+        while True:
+            c = self.sink.stdout.read(1)
+            if not c:
+                return
+            if c in (b"\r", b"\n"):
+                m = re.search(rb"mesg=(\d+)", buf)
+                if m:
+                    self.count = int(m.group(1))
+                buf = b""
+            else:
+                buf += c
+
+    def wait_count(self, n, timeout):
+        wait_until(lambda: self.count >= n, timeout, f"{n} messages at the sink (have {self.count})")
+
+    def stop(self):
+        for p in (self.stunnel, self.sink):
+            p.terminate()
+            p.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- relays
+
+def proc_stat(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime stime cutime cstime are fields 14-17 (1-based), here 11-14
+        return [int(x) for x in fields[11:15]]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return [0, 0, 0, 0]
+
+
+def mem_kib(pid):
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0, 0
+    rss = int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))
+    pss = int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))
+    return rss, pss
+
+
+class Relay:
+    name = ""
+
+    def pids(self):
+        raise NotImplementedError
+
+    def cpu_seconds(self):
+        """CPU of every live process of the relay plus the children its root
+        process has reaped."""
+        pids = self.pids()
+        total = sum(sum(proc_stat(p)[:2]) for p in pids)
+        if pids:
+            total += sum(proc_stat(pids[0])[2:])
+        return total / TICK
+
+    def memory(self):
+        rss = pss = 0
+        for p in self.pids():
+            r, s = mem_kib(p)
+            rss += r
+            pss += s
+        return rss, pss
+
+
+# The rates are measured on the shipped limits. Only the memory runs raise
+# what they must, and their rows say so: a 50 MB message needs
+# max_message_size above the default 35MiB, 1,000 idle connections from one
+# address need max_connections and max_connections_per_client above 500/50.
+MEMORY_LIMITS = "limits: {max_connections: 2000, max_connections_per_client: 2000, max_message_size: 64MiB}\n"
+
+
+class Spoolgate(Relay):
+    name = "spoolgate"
+
+    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False):
+        self.port = free_port()
+        url = f"smtp+starttls://localhost:{sink.starttls_port}" if starttls else f"smtps://localhost:{sink.port}"
+        cfg = dir / "spoolgate.yaml"
+        cfg.write_text(f'hostname: relay.bench\nlisten: ["127.0.0.1:{self.port}"]\n'
+                       f'spool: {{dir: "{dir}/spool"}}\n' + (MEMORY_LIMITS if memory_run else "") +
+                       f'upstreams:\n  - url: {url}\n    ca_file: "{ca}"\n')
+        self.log = open(dir / "spoolgate.log", "wb")
+        self.proc = subprocess.Popen([str(ROOT / "build" / "spoolgate"), "run", "-c", str(cfg)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_port(self.port)
+
+    def pids(self):
+        return [self.proc.pid] if self.proc.poll() is None else []
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+class Postfix(Relay):
+    name = "postfix"
+
+    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False):
+        self.port = free_port()
+        main = {
+            "relayhost": f"[localhost]:{sink.starttls_port if starttls else sink.port}",
+            "smtp_tls_wrappermode": "no" if starttls else "yes",
+            "smtp_tls_security_level": "secure",
+            "smtp_tls_CAfile": ca,
+            "smtp_tls_secure_cert_match": "nexthop",
+            "smtp_host_lookup": "native",  # /etc/hosts: no DNS on the bench machine
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "smtpd_client_connection_count_limit": "0",
+            "smtpd_client_connection_rate_limit": "0",
+            "message_size_limit": "60000000",
+            "default_process_limit": "100",
+        }
+        self.pf = PostfixInstance(dir, main, listen=f"127.0.0.1:{self.port}").start()
+        wait_port(self.port)
+
+    def pids(self):
+        return self.pf.pids()
+
+    def stop(self):
+        self.pf.stop()
+
+
+# ---------------------------------------------------------------- load
+
+def smtp_source(port, concurrency, count, size):
+    t0 = time.monotonic()
+    subprocess.run(["smtp-source", "-s", str(concurrency), "-m", str(count), "-l", str(size), "-f", "bench@lan",
+                    "-t", "ops@example.com", f"127.0.0.1:{port}"], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+class Sampler:
+    """Peak RSS and PSS summed over the relay's processes, every 50 ms."""
+
+    def __init__(self, relay):
+        self.relay, self.peak_rss, self.peak_pss = relay, 0, 0
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop_ev.wait(0.05):
+            rss, pss = self.relay.memory()
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join()
+        return self.peak_rss, self.peak_pss
+
+
+def throughput(relay, sink, concurrency, count, size):
+    base = sink.count
+    cpu0 = relay.cpu_seconds()
+    sampler = Sampler(relay)
+    t0 = time.monotonic()
+    accept = smtp_source(relay.port, concurrency, count, size)
+    sink.wait_count(base + count, timeout=600)
+    e2e = time.monotonic() - t0
+    cpu = relay.cpu_seconds() - cpu0
+    rss, pss = sampler.stop()
+    return {"accept": count / accept, "e2e": count / e2e, "cpu_per_1000": cpu * 1000 / count, "rss": rss,
+            "pss": pss}
