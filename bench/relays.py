@@ -151,11 +151,15 @@ MEMORY_LIMITS = "limits: {max_connections: 2000, max_connections_per_client: 200
 class Spoolgate(Relay):
     name = "spoolgate"
 
-    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False):
+    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False, intake_tls=None):
         self.port = free_port()
         url = f"smtp+starttls://localhost:{sink.starttls_port}" if starttls else f"smtps://localhost:{sink.port}"
+        listen = f'"127.0.0.1:{self.port}"'
+        if intake_tls:  # STARTTLS offered, not required: plain clients use the same port
+            listen = (f'{{address: "127.0.0.1:{self.port}", tls: starttls, cert_file: "{intake_tls[0]}", '
+                      f'key_file: "{intake_tls[1]}"}}')
         cfg = dir / "spoolgate.yaml"
-        cfg.write_text(f'hostname: relay.bench\nlisten: ["127.0.0.1:{self.port}"]\n'
+        cfg.write_text(f'hostname: relay.bench\nlisten: [{listen}]\n'
                        f'spool: {{dir: "{dir}/spool"}}\n' + (MEMORY_LIMITS if memory_run else "") +
                        f'upstreams:\n  - url: {url}\n    ca_file: "{ca}"\n')
         self.log = open(dir / "spoolgate.log", "wb")
@@ -175,7 +179,7 @@ class Spoolgate(Relay):
 class Postfix(Relay):
     name = "postfix"
 
-    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False):
+    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False, intake_tls=None):
         self.port = free_port()
         main = {
             "relayhost": f"[localhost]:{sink.starttls_port if starttls else sink.port}",
@@ -191,6 +195,9 @@ class Postfix(Relay):
             "message_size_limit": "60000000",
             "default_process_limit": "100",
         }
+        if intake_tls:  # STARTTLS offered, not required
+            main.update({"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": intake_tls[0],
+                         "smtpd_tls_key_file": intake_tls[1]})
         self.pf = PostfixInstance(dir, main, listen=f"127.0.0.1:{self.port}").start()
         wait_port(self.port)
 
@@ -208,6 +215,26 @@ def smtp_source(port, concurrency, count, size):
     subprocess.run(["smtp-source", "-s", str(concurrency), "-m", str(count), "-l", str(size), "-f", "bench@lan",
                     "-t", "ops@example.com", f"127.0.0.1:{port}"], check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - t0
+
+
+class StarttlsFront:
+    """A client-side stunnel in front of a relay's port: smtp-source talks
+    plain SMTP to .port and every connection reaches the relay through
+    STARTTLS (stunnel's smtp protocol: it reads the greeting, says EHLO and
+    STARTTLS, then passes the session through TLS). Its own CPU is not the
+    relay's and is not counted."""
+
+    def __init__(self, dir: Path, relay_port):
+        self.port = free_port()
+        conf = dir / "starttls-front.conf"
+        conf.write_text(f"foreground = yes\npid =\nsyslog = no\n[c]\nclient = yes\nprotocol = smtp\n"
+                        f"accept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{relay_port}\nverifyChain = no\n")
+        self.proc = subprocess.Popen(["stunnel4", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 class Sampler:
@@ -230,12 +257,14 @@ class Sampler:
         return self.peak_rss, self.peak_pss
 
 
-def throughput(relay, sink, concurrency, count, size):
+def throughput(relay, sink, concurrency, count, size, port=None):
+    """Rates and CPU for count messages at a concurrency; port: where the
+    load goes (default the relay's own, plain SMTP)."""
     base = sink.count
     cpu0 = relay.cpu_seconds()
     sampler = Sampler(relay)
     t0 = time.monotonic()
-    accept = smtp_source(relay.port, concurrency, count, size)
+    accept = smtp_source(port or relay.port, concurrency, count, size)
     sink.wait_count(base + count, timeout=600)
     e2e = time.monotonic() - t0
     cpu = relay.cpu_seconds() - cpu0
