@@ -91,6 +91,14 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     }
     s.upstreams.push_back(std::move(u));
   }
+  // devices[].upstream names upstreams the config check found.
+  for (const auto& d : cfg.devices) {
+    std::vector<std::size_t> route;
+    for (const auto& name : d.upstream)
+      for (std::size_t i = 0; i < cfg.upstreams.size(); ++i)
+        if (cfg.upstreams[i].name == name) route.push_back(i);
+    if (!route.empty()) s.routes[d.name] = std::move(route);
+  }
   return s;
 }
 

@@ -92,9 +92,13 @@ struct Device {
   std::string rewrite_from;          // "" = the headers section's
   std::uint64_t max_message_size = 0;  // 0 = limits.max_message_size
   std::uint64_t rate_limit = 0;        // messages per minute; 0 = no limit
+  // The upstreams its mail goes through, by name, failover in order; empty:
+  // every upstream, in order.
+  std::vector<std::string> upstream;
 };
 
 struct Upstream {
+  std::string name;  // optional; what devices[].upstream refers to
   std::string url;
   Scheme scheme = Scheme::Smtps;
   std::string host;

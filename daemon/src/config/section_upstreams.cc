@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // upstreams: the providers, tried in order; each entry's keys and checks.
+#include <set>
+
 #include "config/sections.h"
 #include "config/url.h"
 #include "core/text.h"
@@ -17,6 +19,7 @@ bool has_ctl(std::string_view s) {
 
 Table upstream_fields(Upstream& u, Shown shown) {
   Table t{
+      text("name", u.name),
       text("url", u.url),
       text("username", u.username),
       text("password_file", u.password_file),
@@ -66,10 +69,15 @@ std::vector<EnvName> upstream_env_names() {
 void upstreams_check(Check& k, Config& c) {
   Parser& p = k.parser();
   const Value* ups = k.root().kind == Value::Map ? k.root().find("upstreams") : nullptr;
+  std::set<std::string> names;
   for (size_t i = 0; i < c.upstreams.size(); ++i) {
     Upstream& u = c.upstreams[i];
     std::string path = "upstreams[" + std::to_string(i) + "]";
     Value at = ups && i < ups->list.size() ? ups->list[i] : k.where("upstreams");
+    if (!u.name.empty() && !valid_device_name(u.name))
+      p.err(at, path + ".name", "an upstream name is 1 to 64 of A-Z a-z 0-9 . _ @ + -");
+    else if (!u.name.empty() && !names.insert(u.name).second)
+      p.err(at, path + ".name", "'" + u.name + "' names two upstreams");
     if (u.url.empty()) {
       p.err(at, path + ".url", "expected a URL like smtps://smtp.example.com:465");
       continue;

@@ -25,23 +25,41 @@ void Scheduler::schedule(const std::string& id, Entry& e, std::int64_t due) {
   queue_.insert({due, id});
 }
 
-void Scheduler::insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms) {
+void Scheduler::insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms, std::string route) {
   if (entries_.count(id)) return;
   Entry& e = entries_[id];
   e.arrived = arrived_ms;
   e.due = due_ms;
+  e.route = std::move(route);
   queue_.insert({due_ms, id});
   by_arrival_.insert({arrived_ms, id});
 }
 
+const std::string& Scheduler::route(const std::string& id) const {
+  static const std::string none;
+  auto it = entries_.find(id);
+  return it == entries_.end() ? none : it->second.route;
+}
+
 std::vector<std::string> Scheduler::next_batch(std::int64_t now_ms, std::size_t n) {
+  return next_batch(now_ms, n, nullptr);
+}
+
+std::vector<std::string> Scheduler::next_batch(std::int64_t now_ms, std::size_t n,
+                                               const std::function<bool(const std::string&)>& accept) {
   std::vector<std::string> out;
-  while (out.size() < n && !queue_.empty() && queue_.begin()->first <= now_ms) {
-    std::string id = queue_.begin()->second;
-    queue_.erase(queue_.begin());
-    entries_[id].flying = true;
+  std::size_t looked = 0;
+  for (auto it = queue_.begin(); out.size() < n && it != queue_.end() && it->first <= now_ms;) {
+    Entry& e = entries_[it->second];
+    if (accept && !accept(e.route)) {
+      if (++looked >= kScanLimit) break;
+      ++it;
+      continue;
+    }
+    out.push_back(it->second);
+    it = queue_.erase(it);
+    e.flying = true;
     ++in_flight_;
-    out.push_back(std::move(id));
   }
   return out;
 }

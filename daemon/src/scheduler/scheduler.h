@@ -36,8 +36,11 @@ class Scheduler {
   explicit Scheduler(Policy p, std::function<double()> random01 = {});
 
   void set_policy(Policy p) { p_ = p; }
-  // due_ms 0 = now.
-  void insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms);
+  // due_ms 0 = now. route: the caller's name for where the message may go
+  // (Delivery uses the device's name, whose upstreams the config lists);
+  // "" for anywhere. Kept with the message, never interpreted here.
+  void insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms, std::string route = {});
+  const std::string& route(const std::string& id) const;
   bool contains(const std::string& id) const { return entries_.count(id) != 0; }
   bool flying(const std::string& id) const {
     auto it = entries_.find(id);
@@ -45,6 +48,12 @@ class Scheduler {
   }
   // Up to n messages due at now_ms, earliest first; they are now in flight.
   std::vector<std::string> next_batch(std::int64_t now_ms, std::size_t n);
+  // The same, only messages whose route `accept` takes; it looks at no more
+  // than kScanLimit due messages, so that a long line of mail for another
+  // route costs a bounded scan (that mail is started by its own route).
+  static constexpr std::size_t kScanLimit = 256;
+  std::vector<std::string> next_batch(std::int64_t now_ms, std::size_t n,
+                                      const std::function<bool(const std::string& route)>& accept);
   // When a message that failed temporarily after `attempts` attempts is due
   // again (backoff with jitter, at least a second away). Persist it, then
   // release(id, due). Loop thread only, like every member: a worker is
@@ -87,6 +96,7 @@ class Scheduler {
     std::int64_t due = 0;
     unsigned misses = 0;  // unreadable loads (due_after_miss)
     bool flying = false;
+    std::string route;
   };
   void schedule(const std::string& id, Entry& e, std::int64_t due);
 

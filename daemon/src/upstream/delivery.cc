@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "core/clock.h"
 #include "core/log.h"
 #include "upstream/session.h"
@@ -18,30 +20,58 @@ Delivery::~Delivery() = default;
 
 void Delivery::insert(const spool::Record& r) {
   std::int64_t due = r.attempts == 0 ? 0 : r.next_attempt * 1000;
-  sched_.insert(r.id, r.arrived * 1000, due);
+  // The device's name is the route's: a reload that changes the device's
+  // upstreams changes where its queued mail goes.
+  sched_.insert(r.id, r.arrived * 1000, due, r.device);
   kick();
 }
 
-std::optional<std::size_t> Delivery::usable_upstream() const {
+const Delivery::Route* Delivery::route_of(const std::string& route_name) const {
+  if (route_name.empty() || s_.routes.empty()) return nullptr;
+  auto it = s_.routes.find(route_name);
+  return it == s_.routes.end() ? nullptr : &it->second;
+}
+
+bool Delivery::in_route(const Route* r, std::size_t upstream) {
+  return !r || std::find(r->begin(), r->end(), upstream) != r->end();
+}
+
+std::optional<std::size_t> Delivery::usable_upstream(const Route* r) const {
   std::int64_t now = unix_now_ms();
+  if (r) {
+    for (std::size_t i : *r)
+      if (i < sites_.size() && sites_[i].down_until <= now) return i;
+    return std::nullopt;
+  }
   for (std::size_t i = 0; i < sites_.size(); ++i)
     if (sites_[i].down_until <= now) return i;
   return std::nullopt;
 }
 
-bool Delivery::other_upstream_usable(std::size_t upstream) const {
+std::int64_t Delivery::route_up_at(const Route* r) const {
+  std::int64_t at = INT64_MAX;
+  for (std::size_t i = 0; i < sites_.size(); ++i)
+    if (in_route(r, i)) at = std::min(at, sites_[i].down_until);
+  return at == INT64_MAX ? unix_now_ms() + 1000 : at;
+}
+
+bool Delivery::other_upstream_usable(std::size_t upstream, const std::string& id) const {
   // (An index a reload made stale just means "some other one".)
+  const Route* r = route_of(sched_.route(id));
   std::int64_t now = unix_now_ms();
   for (std::size_t i = 0; i < sites_.size(); ++i)
-    if (i != upstream && sites_[i].down_until <= now) return true;
+    if (i != upstream && in_route(r, i) && sites_[i].down_until <= now) return true;
   return false;
 }
 
-std::optional<std::string> Delivery::take_job() {
+std::optional<std::string> Delivery::take_job(std::size_t upstream) {
   // Asked by a session that is up and talking: its site works, whatever a
   // parallel connection just ran into, so it keeps going.
   if (draining_) return std::nullopt;
-  auto ids = sched_.next_batch(unix_now_ms(), 1);
+  auto ids = s_.routes.empty()
+                 ? sched_.next_batch(unix_now_ms(), 1)
+                 : sched_.next_batch(unix_now_ms(), 1,
+                                     [&](const std::string& route) { return in_route(route_of(route), upstream); });
   if (ids.empty()) return std::nullopt;
   return ids.front();
 }
@@ -49,24 +79,40 @@ std::optional<std::string> Delivery::take_job() {
 void Delivery::kick() {
   if (draining_ || s_.upstreams.empty()) return;
   expire_waiting();
+  std::int64_t now = unix_now_ms();
   for (;;) {
-    // A held session first: its connection is up and its site works. The
-    // most recently parked one, so that surplus sessions reach their end.
-    std::optional<std::size_t> up;
-    if (parked_.empty()) {
-      if (sessions_.size() >= s_.max_connections) break;
-      up = usable_upstream();
-      if (!up) break;
-    }
-    auto ids = sched_.next_batch(unix_now_ms(), 1);
+    if (parked_.empty() && sessions_.size() >= s_.max_connections) break;
+    if (parked_.empty() && !usable_upstream()) break;  // every upstream down: the timer waits
+    auto ids = sched_.next_batch(now, 1);
     if (ids.empty()) break;
-    if (!up) {
-      Session* s = parked_.back();
-      parked_.pop_back();
-      s->resume(ids.front());
+    const std::string& id = ids.front();
+    const Route* route = route_of(sched_.route(id));
+    // A held session first: its connection is up and its site works. The
+    // most recently parked one that may carry this message, so that
+    // surplus sessions reach their end.
+    auto held = std::find_if(parked_.rbegin(), parked_.rend(),
+                             [&](const Session* s) { return in_route(route, s->upstream()); });
+    if (held != parked_.rend()) {
+      Session* s = *held;
+      parked_.erase(std::next(held).base());
+      s->resume(id);
       continue;
     }
-    auto* session = new Session(*this, *up, ids.front());
+    auto up = usable_upstream(route);
+    if (!up) {
+      // Its upstreams are all down: it waits for the first to come back,
+      // and other mail goes on.
+      sched_.release(id, route_up_at(route));
+      continue;
+    }
+    if (sessions_.size() >= s_.max_connections) {
+      // Every slot is taken and the held sessions talk to upstreams this
+      // message may not use: they end, and the first release starts it.
+      sched_.release(id, now);
+      quit_parked();
+      break;
+    }
+    auto* session = new Session(*this, *up, id);
     sessions_.insert(session);
     session->start();
   }
@@ -128,6 +174,7 @@ bool Delivery::retry(const std::string& id) {
 void Delivery::remove(const std::string& id, const std::function<void(bool, std::string)>& done) {
   if (sched_.flying(id)) return done(false, "message " + id + " is being delivered; try again");
   bool known = sched_.contains(id);
+  std::string route = sched_.route(id);
   sched_.remove(id);  // nothing hands it out while the file goes
   auto result = std::make_shared<Result<spool::Record>>();
   auto spool = spool_;
@@ -141,7 +188,7 @@ void Delivery::remove(const std::string& id, const std::function<void(bool, std:
       },
       [=, this] {
         if (!*result) {
-          if (known) sched_.insert(id, unix_now_ms(), unix_now_ms());  // still there: keep delivering it
+          if (known) sched_.insert(id, unix_now_ms(), unix_now_ms(), route);  // still there: keep delivering it
           return done(false, result->error().message());
         }
         if (on_removed) on_removed((*result)->size);

@@ -16,6 +16,13 @@
 // upstream at once, or is deferred when none is left. The first session that
 // gets through resumes normal flow.
 //
+// Routes: a device's mail may be bound to some upstreams (Settings::routes,
+// from config devices[].upstream), failover in that order; other mail may
+// use every upstream. A session carries only mail its upstream may take; a
+// due message whose upstreams are all down waits (in the scheduler) until
+// the first of them is back, without holding up other mail. Without routes
+// none of this costs anything per message.
+//
 // Outcomes are written to the spool (remove, move to failed/, or the state
 // file) on a worker thread before the scheduler hears of them
 // (upstream/outcome.h: decide, persist, then apply here).
@@ -57,6 +64,10 @@ struct Settings {
   Millis idle_hold{2'000};
   Timeouts timeouts;
   bool bounce = true;  // DSN to the sender on permanent failure
+  // A device's upstreams (indices into upstreams, failover in order), by the
+  // device's name; a device not here, and mail of no device, may go
+  // through every upstream.
+  std::map<std::string, std::vector<std::size_t>> routes;
 };
 
 struct Stats {
@@ -121,12 +132,13 @@ class Delivery {
   const scheduler::Scheduler& scheduler() const { return sched_; }
   const Settings& settings() const { return s_; }
   Stats& stats() { return stats_; }
-  // The next due message for a session that is up (site backoff does not
-  // stop a connection that works; it stops new ones).
-  std::optional<std::string> take_job();
-  // Where a message goes after a site failure of `upstream`: the next usable
-  // upstream (hand it back due now) or none (defer it).
-  bool other_upstream_usable(std::size_t upstream) const;
+  // The next due message for a session that is up on `upstream` and that
+  // upstream may carry (site backoff does not stop a connection that works;
+  // it stops new ones).
+  std::optional<std::string> take_job(std::size_t upstream);
+  // Where message `id` goes after a site failure of `upstream`: another
+  // usable upstream of its route (hand it back due now) or none (defer it).
+  bool other_upstream_usable(std::size_t upstream, const std::string& id) const;
   void site_failure(std::size_t upstream, const smtp::Failure& f);
   // Connected and authenticated. While the upstream is misconfigured this
   // does not end its backoff: only a delivery does (site_delivered).
@@ -184,7 +196,14 @@ class Delivery {
   // A message due again at `due`: count, schedule and log the deferral.
   void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
                 const std::string& session, const std::string& upstream);
-  std::optional<std::size_t> usable_upstream() const;
+  // A message's upstreams (Settings::routes), nullptr for every upstream.
+  using Route = std::vector<std::size_t>;
+  const Route* route_of(const std::string& route_name) const;
+  static bool in_route(const Route* r, std::size_t upstream);
+  // The first upstream of the route (every one: nullptr) out of backoff.
+  std::optional<std::size_t> usable_upstream(const Route* r = nullptr) const;
+  // When the first upstream of the route leaves its backoff.
+  std::int64_t route_up_at(const Route* r) const;
   void arm_timer();
   void quit_parked();
   // Delivery's own disk job; done runs on the loop, and shutdown waits.

@@ -129,7 +129,7 @@ void Session::pump() {
 void Session::next_job() {
   if (!job_id_) {
     if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection) return quit();
-    job_id_ = d_.take_job();
+    job_id_ = d_.take_job(up_);
     if (!job_id_) {
       Millis hold = d_.settings().idle_hold;
       if (hold.count() <= 0 || generation_ != d_.generation()) return quit();
@@ -330,7 +330,7 @@ void Session::record(const std::shared_ptr<spool::Record>& rec, std::vector<std:
 
 void Session::on_failed(const smtp::Failure& f) {
   if (closing_) return;
-  Judgement j = judge(f, dot_sent_, content_started_, d_.other_upstream_usable(up_));
+  Judgement j = judge(f, dot_sent_, content_started_, job_id_ && d_.other_upstream_usable(up_, *job_id_));
   if (j.duplicate_risk) {
     // The final dot went out and no reply came: the server may have the message.
     ++d_.stats().duplicate_risk;

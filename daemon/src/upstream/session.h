@@ -67,6 +67,8 @@ class Session {
   void resume(std::string job);
   // While held: QUIT now.
   void end_hold();
+  // Which of Delivery's upstreams (by index) this session talks to.
+  std::size_t upstream() const { return up_; }
 
  private:
   enum class Hand { Defer, Failover, Untouched };

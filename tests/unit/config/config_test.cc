@@ -199,6 +199,27 @@ TEST_SUITE("config") {
     CHECK(dump(*c).find("# ignored: $SPOOLGATE_SPOL_DIR") != std::string::npos);
   }
 
+  TEST_CASE("devices[].upstream: one name or a list, of upstreams that have those names") {
+    const std::string ups = "upstreams:\n  - {name: main, url: 'smtps://a.example'}\n"
+                            "  - {name: lab, url: 'smtps://b.example'}\n";
+    auto c = load_text(ups + "devices:\n  - {name: p, upstream: lab}\n  - {name: q, upstream: [lab, main]}\n"
+                             "  - {name: r}\n",
+                       "t.yaml", {});
+    REQUIRE(c);
+    CHECK(c->upstreams[1].name == "lab");
+    CHECK(c->devices[0].upstream == std::vector<std::string>{"lab"});
+    CHECK(c->devices[1].upstream == std::vector<std::string>{"lab", "main"});
+    CHECK(c->devices[2].upstream.empty());
+    CHECK(first_error(ups + "devices:\n  - {name: p, upstream: [lab, nope]}\n")
+              .find("devices[0].upstream: no upstream is named 'nope'") != std::string::npos);
+    CHECK(first_error(ups + "devices:\n  - {name: p, upstream: {a: b}}\n").find("devices[0].upstream") !=
+          std::string::npos);
+    CHECK(first_error("upstreams:\n  - {name: 'a b', url: 'smtps://a.example'}\n").find("upstreams[0].name") !=
+          std::string::npos);
+    CHECK(first_error(ups + "  - {name: lab, url: 'smtps://c.example'}\n").find("'lab' names two upstreams") !=
+          std::string::npos);
+  }
+
   TEST_CASE("the URL's user part is percent-decoded") {
     auto c = load_text("upstreams:\n  - url: smtps://alerts%40example.com@smtp.gmail.com\n", "t.yaml", {});
     REQUIRE(c);

@@ -24,6 +24,29 @@ TEST_SUITE("scheduler") {
     s.remove("B");
     CHECK(s.flying_ids().empty());
   }
+  TEST_CASE("a route is kept with its message; a filtered batch skips other routes, within a bounded scan") {
+    Scheduler s(policy(), [] { return 0.5; });
+    s.insert("A", 0, 0, "printer");
+    s.insert("B", 0, 10, "");
+    s.insert("C", 0, 20, "printer");
+    CHECK(s.route("A") == "printer");
+    CHECK(s.route("B").empty());
+    CHECK(s.route("unknown").empty());
+    auto not_printer = [](const std::string& r) { return r != "printer"; };
+    CHECK(s.next_batch(1000, 10, not_printer) == std::vector<std::string>{"B"});
+    CHECK(s.next_batch(1000, 10, not_printer).empty());  // A and C stay queued
+    CHECK(s.in_flight() == 1);
+    CHECK(s.next_batch(1000, 10) == std::vector<std::string>{"A", "C"});
+    s.release("A", 2000);
+    CHECK(s.route("A") == "printer");  // released, still routed
+    // A long line of due mail for another route: the scan gives up.
+    Scheduler t(policy(), [] { return 0.5; });
+    for (std::size_t i = 0; i < Scheduler::kScanLimit; ++i) t.insert("X" + std::to_string(1000 + i), 0, 0, "other");
+    t.insert("Z", 0, 1, "");
+    CHECK(t.next_batch(1000, 1, [](const std::string& r) { return r.empty(); }).empty());
+    t.remove("X1000");  // one fewer in front of it: within reach
+    CHECK(t.next_batch(1000, 1, [](const std::string& r) { return r.empty(); }) == std::vector<std::string>{"Z"});
+  }
   TEST_CASE("the oldest arrival is tracked across inserts and removals") {
     Scheduler s(policy(), [] { return 0.5; });
     CHECK(s.oldest_arrival_ms() == 0);
