@@ -541,6 +541,50 @@ def token_server_factory(workdir, pki):
         t.stop()
 
 
+class Lan:
+    """A device on the LAN, for the rules that loopback is exempt from: a
+    network namespace of this test's own, joined to this one by a veth pair
+    with a /30 of 10.241.0.0/16 (.1 here: host_ip, .2 in the namespace:
+    client_ip). Nothing leaves the machine: the addresses exist only on the
+    two ends of the pair, and the namespace goes with the test."""
+
+    count = 0
+
+    def __init__(self):
+        Lan.count += 1
+        n = os.getpid() * 8 + Lan.count
+        self.ns = f"sg-lan-{n}"
+        host_if, client_if = f"sgh{n % 10**9}", f"sgc{n % 10**9}"
+        base = 4 * (n % 16000)
+        net = f"10.241.{base // 256}.{base % 256}"
+        self.host_ip = f"10.241.{base // 256}.{base % 256 + 1}"
+        self.client_ip = f"10.241.{base // 256}.{base % 256 + 2}"
+        self.network = f"{net}/30"
+        for cmd in (["ip", "netns", "add", self.ns],
+                    ["ip", "link", "add", host_if, "type", "veth", "peer", "name", client_if],
+                    ["ip", "link", "set", client_if, "netns", self.ns],
+                    ["ip", "addr", "add", f"{self.host_ip}/30", "dev", host_if],
+                    ["ip", "link", "set", host_if, "up"],
+                    ["ip", "-n", self.ns, "addr", "add", f"{self.client_ip}/30", "dev", client_if],
+                    ["ip", "-n", self.ns, "link", "set", client_if, "up"],
+                    ["ip", "-n", self.ns, "link", "set", "lo", "up"]):
+            subprocess.run(cmd, check=True, capture_output=True)
+
+    def run(self, args, **kw):
+        """A command inside the namespace: the device."""
+        return subprocess.run(["ip", "netns", "exec", self.ns, *args], **kw)
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)  # the veth pair goes with it
+
+
+@pytest.fixture
+def lan():
+    net = Lan()
+    yield net
+    net.close()
+
+
 def start_oauth_login(d, *args, until):
     """Starts `spoolgate oauth login` and reads its output up to the first line
     that starts with `until` (where it waits for the person): (process, lines)."""

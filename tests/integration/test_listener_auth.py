@@ -9,6 +9,7 @@ import smtplib
 import ssl
 import stat
 import subprocess
+import sys
 import threading
 import urllib.request
 
@@ -70,15 +71,70 @@ def test_passwd_then_login_and_login_plain_over_starttls(daemon_factory, sink_fa
 
 
 def test_auth_required_means_no_mail_without_a_login(daemon_factory, sink_factory, pki, workdir):
-    """(AUTH before STARTTLS from a LAN address is refused with 538: the
-    listener rule is the same code path as in tests/unit/smtp/auth_test.cc;
-    a test here would need a non-loopback address.)"""
+    """(AUTH before STARTTLS from a LAN address: see
+    test_auth_waits_for_starttls_for_a_lan_client_unless_its_network_may_skip_it.)"""
     d, sink, users = auth_relay(daemon_factory, sink_factory, pki, workdir)
     users.write_text("")
     d.start()
     r = swaks(d.port, "--tls")
     assert r.returncode != 0 and "530 5.7.0 Authentication required" in r.stdout, r.stdout
     assert "event=users_file_empty" in d.log()
+
+
+LAN_CLIENT = """
+import base64, smtplib, ssl, sys
+host, port, user, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = smtplib.SMTP(host, port, timeout=30)
+s.ehlo("printer")
+print("before-tls-offered", s.has_extn("auth"))
+print("before-tls-auth", s.docmd("AUTH", "PLAIN " + base64.b64encode(f"\\0{user}\\0{secret}".encode()).decode())[0])
+if s.has_extn("starttls"):
+    s.starttls(context=ssl._create_unverified_context())  # the test CA's name is localhost
+    s.ehlo("printer")
+    print("after-tls-offered", s.has_extn("auth"))
+s.login(user, secret)
+s.sendmail("printer@lan", ["ops@example.com"], b"Subject: from-the-lan\\r\\n\\r\\nscan\\r\\n")
+s.quit()
+print("sent")
+"""
+
+
+def test_auth_waits_for_starttls_for_a_lan_client_unless_its_network_may_skip_it(daemon_factory, sink_factory, pki,
+                                                                                workdir, lan):
+    """A client that is not loopback (a device in a network namespace of the
+    test's own): on a STARTTLS listener AUTH is not offered before TLS, AUTH
+    sent anyway gets 538 (logged with the mechanism), and after STARTTLS it is
+    offered and works; on a plaintext listener whose auth_plaintext_networks
+    list that LAN, the same device logs in without TLS."""
+    d, sink, users = auth_relay(daemon_factory, sink_factory, pki, workdir, start=False)
+    cert, key = pki.leaf("relay")
+    settings = daemon_upstream_settings([upstream_config(sink, pki, workdir)])
+    common = {"auth": "required", "users_file": str(users), "allow_networks": [lan.network]}
+    settings["listen"] = [{"address": f"{lan.host_ip}:0", "tls": "starttls", "cert_file": cert, "key_file": key,
+                           **common},
+                          {"address": f"{lan.host_ip}:0", "auth_plaintext_networks": [lan.network], **common}]
+    d.write_config(settings)
+    d.spool.mkdir()
+    assert passwd(d, "printer-3f", SECRET).returncode == 0
+    d.start()
+    starttls_port, plain_port = [int(a.rsplit(":", 1)[1]) for a in d.addresses]
+
+    r = lan.run([sys.executable, "-c", LAN_CLIENT, lan.host_ip, str(starttls_port), "printer-3f", SECRET],
+                capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split("\n")[:4] == ["before-tls-offered False", "before-tls-auth 538", "after-tls-offered True",
+                                        "sent"], r.stdout
+    assert re.search(r'event=auth_refused session=\S+ client=%s mechanism=PLAIN '
+                     r'reply="538 5\.7\.11 Encryption required' % re.escape(lan.client_ip), d.log()), d.log()
+    assert re.search(r"event=auth session=\S+ client=%s device=printer-3f" % re.escape(lan.client_ip), d.log())
+
+    r = lan.run([sys.executable, "-c", LAN_CLIENT, lan.host_ip, str(plain_port), "printer-3f", SECRET],
+                capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split("\n")[:3] == ["before-tls-offered True", "before-tls-auth 235", "sent"], r.stdout
+    sink.wait_messages(2)
+    assert SECRET not in d.log()
+    d.stop()
 
 
 def test_plaintext_auth_from_loopback_and_the_file_reloaded_by_passwd(daemon_factory, sink_factory, pki, workdir):
