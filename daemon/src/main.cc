@@ -14,6 +14,7 @@
 #include "app/passwd.h"
 #include "app/probe.h"
 #include "app/queue_cli.h"
+#include "app/routes.h"
 #include "app/sendmail.h"
 #include "config/config.h"
 
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
       std::cerr << "spoolgate: " << tls.error().message() << "\n";
       return 1;
     }
-    std::cout << spoolgate::config::dump(cfg);
+    std::cout << spoolgate::config::dump(cfg) << spoolgate::app::route_report(cfg);
     for (const auto& line : *tls) std::cout << "# " << line << "\n";
     return 0;
   }

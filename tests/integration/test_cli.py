@@ -68,11 +68,14 @@ def schema_keys(pki, tmp):
     import yaml
     env = {"PATH": "/usr/bin:/bin", "SPOOLGATE_UPSTREAM_URL": "smtps://smtp.example.com:465",
            "SPOOLGATE_USERNAME": "relay@example.com", "SPOOLGATE_UPSTREAM_OAUTH_PROVIDER": "google",
-           "SPOOLGATE_UPSTREAM_OAUTH_GRANT": "refresh_token", "SPOOLGATE_UPSTREAM_OAUTH_CLIENT_ID": "id"}
+           "SPOOLGATE_UPSTREAM_OAUTH_GRANT": "refresh_token", "SPOOLGATE_UPSTREAM_OAUTH_CLIENT_ID": "id",
+           "SPOOLGATE_UPSTREAM_NAME": "main"}
     cert, key = pki.leaf("docs")
     cfg = tmp / "listen.yaml"
     cfg.write_text(f'listen: [{{address: "127.0.0.1:2525", tls: starttls, cert_file: "{cert}", key_file: "{key}"}}]\n'
-                   'devices: [{name: scanner, senders: ["scanner@lan.example"]}]\n')
+                   'devices: [{name: scanner, senders: ["scanner@lan.example"]}]\n'
+                   'routes: [{sender: "*@a.example", recipient_domain: b.example, client: 10.0.0.0/8, device: scanner,'
+                   ' upstream: main}]\n')
     dump = yaml.safe_load(run("check-config", "-c", str(cfg), env=env).stdout)
     keys = []
 
@@ -94,7 +97,7 @@ def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file
     keys = schema_keys(pki, tmp_path)
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
     assert "upstreams[].oauth.token_url" in keys and "listen[].tls_min_version" in keys
-    assert "devices[].senders" in keys
+    assert "devices[].senders" in keys and "routes[].recipient_domain" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

@@ -15,6 +15,7 @@
 
 #include "app/control.h"
 #include "app/listeners.h"
+#include "app/routes.h"
 #include "app/upstreams.h"
 #include "core/cidr.h"
 #include "core/clock.h"
@@ -77,7 +78,6 @@ log::Level level_of(const std::string& s) {
   if (s == "error") return log::Level::Error;
   return log::Level::Info;
 }
-
 
 void set_logging(const config::Config& c) {
   log::set_level(level_of(c.log.level));
@@ -149,6 +149,7 @@ Result<void> Daemon::start() {
       .kv("moved_corrupt", rec->moved_corrupt);
   for (const auto& name : cfg.ignored_env)
     log::warn("config_ignored").kv("variable", name).kv("reason", "not a configuration variable");
+  for (const auto& why : route_warnings(cfg)) log::warn("route_unused").kv("reason", why);
   if (cfg.upstreams.empty())
     log::warn("store_only").kv("reason", "no upstream configured: mail is accepted and queued, nothing is delivered");
 
@@ -188,9 +189,10 @@ Result<void> Daemon::start() {
   control_options.spec.unix_socket = true;
   control_options.spec.path = spool_->dir() + "/control.sock";
   control_options.spec.mode = 0600;  // the spool's owner only (see request_server.h)
-  control_ = std::make_unique<RequestServer>(
-      loop_, control_options,
-      [this](const std::string& request, const RequestServer::Respond& respond) { serve_control(*this, request, respond); });
+  control_ = std::make_unique<RequestServer>(loop_, control_options,
+                                             [this](const std::string& request, const RequestServer::Respond& respond) {
+                                               serve_control(*this, request, respond);
+                                             });
   auto c = control_->start();
   if (!c) c = fail(c.error().code, "control socket: " + c.error().message());
   if (c) c = start_metrics(cfg);
@@ -312,9 +314,10 @@ Result<void> Daemon::start_metrics(const config::Config& c) {
   o.max_clients = 16;
   o.timeout = Millis(5000);
   o.allow = c.metrics.allow_networks;
-  auto m = std::make_unique<RequestServer>(
-      loop_, o,
-      [this](const std::string& head, const RequestServer::Respond& respond) { respond(http_reply(head, snapshot())); });
+  auto m =
+      std::make_unique<RequestServer>(loop_, o, [this](const std::string& head, const RequestServer::Respond& respond) {
+        respond(http_reply(head, snapshot()));
+      });
   if (auto r = m->start(); !r)
     return fail(r.error().code, "metrics.listen " + c.metrics.listen + ": " + r.error().message());
   log::info("metrics_listening").kv("address", m->address());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "app/routes.h"
 #include "auth/users.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -93,6 +94,7 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
     }
   }
   s.allow_networks = c.allow_networks;
+  s.routing = routing_table(c);
   for (const auto& d : c.devices)
     s.devices.push_back(
         {smtp::DevicePolicy{d.name, d.senders, d.rewrite_from, d.max_message_size}, d.networks, d.rate_limit});

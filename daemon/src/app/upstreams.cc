@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "app/routes.h"
 #include "app/tokens.h"
 #include "core/log.h"
 
@@ -67,9 +68,9 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.tls = c.scheme == config::Scheme::Smtps      ? smtp::TlsMode::Implicit
             : c.scheme == config::Scheme::StartTls ? smtp::TlsMode::StartTls
                                                    : smtp::TlsMode::None;
-    u.auth = c.auth == config::AuthMode::Plain     ? smtp::AuthMech::Plain
-             : c.auth == config::AuthMode::Login   ? smtp::AuthMech::Login
-             : c.auth == config::AuthMode::XOAuth2 ? smtp::AuthMech::XOAuth2
+    u.auth = c.auth == config::AuthMode::Plain         ? smtp::AuthMech::Plain
+             : c.auth == config::AuthMode::Login       ? smtp::AuthMech::Login
+             : c.auth == config::AuthMode::XOAuth2     ? smtp::AuthMech::XOAuth2
              : c.auth == config::AuthMode::OAuthBearer ? smtp::AuthMech::OAuthBearer
                                                        : smtp::AuthMech::Auto;
     u.username = c.username;
@@ -91,14 +92,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     }
     s.upstreams.push_back(std::move(u));
   }
-  // devices[].upstream names upstreams the config check found.
-  for (const auto& d : cfg.devices) {
-    std::vector<std::size_t> route;
-    for (const auto& name : d.upstream)
-      for (std::size_t i = 0; i < cfg.upstreams.size(); ++i)
-        if (cfg.upstreams[i].name == name) route.push_back(i);
-    if (!route.empty()) s.routes[d.name] = std::move(route);
-  }
+  s.routing = routing_table(cfg);
   return s;
 }
 

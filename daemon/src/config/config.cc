@@ -120,20 +120,21 @@ tl::expected<Config, Errors> parse_root(Value root, const std::string& source, c
     if (name.starts_with("SPOOLGATE_") && !used.count(name) && name != "SPOOLGATE_CONFIG")
       c.ignored_env.push_back(name);
   }
-  walk(
-      p, root, "", tops,
-      [&](const std::string& path, const Value& v) {
-        if (path == "upstreams")
-          return read_list(p, v, path, c.upstreams, [](Upstream& u) { return upstream_fields(u); });
-        if (path == "devices") return read_list(p, v, path, c.devices, [](Device& d) { return device_fields(d); });
-        return false;
-      },
-      {"upstreams", "devices"});
+  walk(p, root, "", tops,
+       [&](const std::string& path, const Value& v) {
+         if (path == "upstreams")
+           return read_list(p, v, path, c.upstreams, [](Upstream& u) { return upstream_fields(u); });
+         if (path == "devices") return read_list(p, v, path, c.devices, [](Device& d) { return device_fields(d); });
+         if (path == "routes") return read_list(p, v, path, c.routes, [](Route& r) { return route_fields(r); });
+         return false;
+       },
+       {"upstreams", "devices", "routes"});
   Check k(p, root, source);
   for (const auto& s : sections())
     if (s.check) s.check(k, c);
   upstreams_check(k, c);
   devices_check(k, c);
+  routes_check(k, c);
   if (!p.errors.empty()) return tl::unexpected(std::move(p.errors));
   return c;
 }
@@ -200,8 +201,10 @@ std::string dump(const Config& c) {
   for (const auto& s : sections()) {
     o += render(s.fields(cc), s.flow);
     if (std::string_view(s.name) != "headers") continue;
-    if (c.upstreams.empty()) o += "upstreams: []   # store-only: mail is queued, nothing is delivered\n";
-    else o += "upstreams:\n";
+    if (c.upstreams.empty())
+      o += "upstreams: []   # store-only: mail is queued, nothing is delivered\n";
+    else
+      o += "upstreams:\n";
     for (auto& u : cc.upstreams) {
       std::string entry = render(upstream_fields(u, Shown::Set), {}, 4);
       o += "  - " + entry.substr(4);
@@ -210,6 +213,13 @@ std::string dump(const Config& c) {
     for (auto& d : cc.devices) {
       std::string entry = render(device_fields(d), {}, 4);
       o += "  - " + entry.substr(4);
+    }
+    if (!c.routes.empty()) o += "routes:\n";
+    for (auto& r : cc.routes) {  // one line each, the keys it sets
+      std::string keys;
+      for (const auto& f : route_fields(r))
+        if (std::string v = f.show(); v != "[]") keys += (keys.empty() ? "" : ", ") + f.path + ": " + v;
+      o += "  - {" + keys + "}\n";
     }
   }
   for (const auto& name : c.ignored_env) o += "# ignored: $" + name + " is not a configuration variable\n";

@@ -48,7 +48,7 @@ struct ListenAddress {
   ListenTls tls = ListenTls::None;
   std::string cert_file;  // PEM, the full chain, leaf first
   std::string key_file;
-  int tls_min_version = 12;  // TLS 1.x: 10 and 11 only with a LAN allow_networks of its own
+  int tls_min_version = 12;          // TLS 1.x: 10 and 11 only with a LAN allow_networks of its own
   std::vector<Cidr> allow_networks;  // empty: the global allow_networks
   bool allow_networks_set = false;
   ListenAuth auth = ListenAuth::Off;
@@ -87,9 +87,9 @@ struct OAuth {
 
 struct Device {
   std::string name;
-  std::vector<Cidr> networks;        // clients from here are this device when they do not log in
-  std::vector<std::string> senders;  // allowed envelope senders: "a@b.example" or "@b.example"; empty: any
-  std::string rewrite_from;          // "" = the headers section's
+  std::vector<Cidr> networks;          // clients from here are this device when they do not log in
+  std::vector<std::string> senders;    // allowed envelope senders: "a@b.example" or "@b.example"; empty: any
+  std::string rewrite_from;            // "" = the headers section's
   std::uint64_t max_message_size = 0;  // 0 = limits.max_message_size
   std::uint64_t rate_limit = 0;        // messages per minute; 0 = no limit
   // The upstreams its mail goes through, by name, failover in order; empty:
@@ -97,8 +97,19 @@ struct Device {
   std::vector<std::string> upstream;
 };
 
+// A `routes` rule: which upstreams carry the mail it matches (routing/routes.h
+// says how rules match). The keys are ANDed, the items of one key ORed; a
+// rule without keys is the default.
+struct Route {
+  std::vector<std::string> sender;            // "alerts@a.example", "*@a.example", "<>" (bounces), "*"
+  std::vector<std::string> recipient_domain;  // "partner.example", "*.partner.example"
+  std::vector<Cidr> client;
+  std::vector<std::string> device;
+  std::vector<std::string> upstream;  // names, failover in order
+};
+
 struct Upstream {
-  std::string name;  // optional; what devices[].upstream refers to
+  std::string name;  // optional; what devices[].upstream and routes[].upstream refer to
   std::string url;
   Scheme scheme = Scheme::Smtps;
   std::string host;
@@ -161,6 +172,9 @@ struct Config {
   // Devices by name: a login on a listener, or the client networks given
   // here, and what each may do (the listener's defaults otherwise).
   std::vector<Device> devices;
+  // First match wins; empty: every upstream in order (devices[].upstream
+  // apart). A recipient no rule takes is refused at RCPT.
+  std::vector<Route> routes;
   struct {
     std::uint64_t max_connections = 4;
     std::uint64_t messages_per_connection = 100;

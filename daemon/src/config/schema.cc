@@ -56,8 +56,8 @@ void Parser::count(const Value& v, const std::string& path, std::uint64_t& out, 
   std::uint64_t n = 0;
   auto [p, ec] = std::from_chars(v.scalar.data(), v.scalar.data() + v.scalar.size(), n);
   if (v.scalar.empty() || ec != std::errc() || p != v.scalar.data() + v.scalar.size() || n < min || n > max) {
-    std::string range = max == UINT64_MAX ? ">= " + std::to_string(min)
-                                          : "from " + std::to_string(min) + " to " + std::to_string(max);
+    std::string range =
+        max == UINT64_MAX ? ">= " + std::to_string(min) : "from " + std::to_string(min) + " to " + std::to_string(max);
     return err(v, path, "expected a whole number " + range + ", got '" + v.scalar + "'");
   }
   out = n;
@@ -91,6 +91,10 @@ void Parser::boolean(const Value& v, const std::string& path, bool& out) {
 std::vector<const Value*> Parser::items(const Value& v, const std::string& path) {
   std::vector<const Value*> out;
   if (v.kind == Value::Null) return out;
+  if (v.kind == Value::Scalar) {  // one item needs no brackets
+    out.push_back(&v);
+    return out;
+  }
   if (v.kind != Value::List) {
     err(v, path, "expected a list");
     return out;
@@ -187,9 +191,24 @@ Field networks(std::string path, std::vector<Cidr>& out, bool* explicit_set) {
       });
 }
 
+Field strings(std::string path, std::vector<std::string>& out) {
+  return custom(
+      std::move(path), true,
+      [&out](Parser& p, const Value& v, const std::string& at) {
+        out.clear();
+        for (const Value* e : p.items(v, at)) {
+          std::string_view s = trim(e->scalar);
+          if (s.empty())
+            p.err(*e, at, "expected a value, got an empty one");
+          else
+            out.emplace_back(s);
+        }
+      },
+      [&out] { return quoted_list(out); });
+}
+
 void walk(Parser& p, const Value& map, const std::string& prefix, const Table& keys,
-          const std::function<bool(const std::string&, const Value&)>& special,
-          const std::vector<std::string>& extra) {
+          const std::function<bool(const std::string&, const Value&)>& special, const std::vector<std::string>& extra) {
   if (map.kind == Value::Null) return;
   if (map.kind != Value::Map) {
     p.err(map, prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");

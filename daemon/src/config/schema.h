@@ -41,7 +41,8 @@ class Parser {
              std::uint64_t max = UINT64_MAX);
   void number(const Value& v, const std::string& path, double& out, double lo, double hi);
   void boolean(const Value& v, const std::string& path, bool& out);
-  // The scalar items of a list (null: none; anything else an error).
+  // The scalar items of a list (null: none; one scalar: itself; anything
+  // else an error).
   std::vector<const Value*> items(const Value& v, const std::string& path);
   // One of `names` (case-insensitive): its index, or -1 after an error.
   int word(const Value& v, const std::string& path, const std::vector<std::string_view>& names);
@@ -67,6 +68,8 @@ Field boolean(std::string path, bool& out);
 // A list of addresses or networks (192.168.1.0/24, ::1/128); *explicit_set
 // becomes true when the key is given.
 Field networks(std::string path, std::vector<Cidr>& out, bool* explicit_set = nullptr);
+// One value or a list of them, each trimmed and not empty.
+Field strings(std::string path, std::vector<std::string>& out);
 Field custom(std::string path, bool list, Setter set, std::function<std::string()> show);
 
 // One of several words, each naming a value of E.

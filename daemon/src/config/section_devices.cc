@@ -30,8 +30,8 @@ Table device_fields(Device& d) {
             for (const Value* e : p.items(v, path)) {
               std::string_view s = trim(e->scalar);
               if (!sender_pattern(s))
-                p.err(*e, path, "expected an address (scanner@example.com) or a domain (@example.com), got '" +
-                                    e->scalar + "'");
+                p.err(*e, path,
+                      "expected an address (scanner@example.com) or a domain (@example.com), got '" + e->scalar + "'");
               else
                 d.senders.emplace_back(s);
             }
@@ -40,18 +40,7 @@ Table device_fields(Device& d) {
       text("rewrite_from", d.rewrite_from),
       size("max_message_size", d.max_message_size),
       count("rate_limit", d.rate_limit, 0, 1000000),
-      custom(
-          "upstream", true,
-          [&d](Parser& p, const Value& v, const std::string& path) {
-            // One name, or a list of them (failover in order).
-            d.upstream.clear();
-            if (v.kind == Value::Scalar) {
-              d.upstream.emplace_back(trim(v.scalar));
-              return;
-            }
-            for (const Value* e : p.items(v, path)) d.upstream.emplace_back(trim(e->scalar));
-          },
-          [&d] { return quoted_list(d.upstream); }),
+      strings("upstream", d.upstream),  // one name, or a list of them (failover in order)
   };
 }
 
@@ -66,16 +55,21 @@ void devices_check(Check& k, Config& c) {
       k.err(at + ".name", "'" + d.name + "' is listed twice");
     if (!d.rewrite_from.empty() && !sender_pattern(d.rewrite_from))
       k.err(at + ".rewrite_from", "expected an address, got '" + d.rewrite_from + "'");
-    std::set<std::string> listed;
-    for (const auto& name : d.upstream) {
-      bool known = false;
-      for (const auto& u : c.upstreams) known = known || u.name == name;
-      if (!known) {
-        std::string why = "no upstream is named '";
-        why.append(name).append("' (give one upstreams[].name: ").append(name).append(")");
-        k.err(at + ".upstream", why);
-      } else if (!listed.insert(name).second)
-        k.err(at + ".upstream", "'" + name + "' is listed twice");
+    check_upstream_names(k, c, at + ".upstream", d.upstream);
+  }
+}
+
+void check_upstream_names(Check& k, const Config& c, const std::string& key, const std::vector<std::string>& names) {
+  std::set<std::string> listed;
+  for (const auto& name : names) {
+    bool known = false;
+    for (const auto& u : c.upstreams) known = known || u.name == name;
+    if (!known) {
+      std::string why = "no upstream is named '";
+      why.append(name).append("' (give one upstreams[].name: ").append(name).append(")");
+      k.err(key, why);
+    } else if (!listed.insert(name).second) {
+      k.err(key, "'" + name + "' is listed twice");
     }
   }
 }

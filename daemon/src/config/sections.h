@@ -68,6 +68,13 @@ void upstreams_check(Check& k, Config& c);
 Table device_fields(Device& d);
 void devices_check(Check& k, Config& c);
 
+// routes: a list, like devices (section_routes.cc). Rules an earlier one
+// shadows are app's to find (routing/ knows how rules match).
+Table route_fields(Route& r);
+void routes_check(Check& k, Config& c);
+// Each name must be an upstreams[].name, once: errors at `key`.
+void check_upstream_names(Check& k, const Config& c, const std::string& key, const std::vector<std::string>& names);
+
 // An upstream's oauth block (section_oauth.cc): its keys, each under
 // "oauth.", and its checks, which also fill in the provider's presets.
 Table oauth_fields(OAuth& o);

@@ -29,6 +29,7 @@
 #include "core/units.h"
 #include "loop/loop.h"
 #include "net/listener.h"
+#include "routing/routes.h"
 #include "smtp/server.h"
 #include "spool/accounting.h"
 #include "spool/group_commit.h"
@@ -74,6 +75,9 @@ struct Settings {
     std::uint64_t rate_limit = 0;  // messages per minute; 0: none
   };
   std::vector<Device> devices;
+  // Where mail may go (app builds it from the routes): a recipient no rule
+  // takes is refused at RCPT. Null or trivial: every recipient.
+  std::shared_ptr<const routing::Table> routing;
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;
   Millis idle_timeout{300'000};
@@ -90,8 +94,8 @@ struct Counters {
   std::map<std::string, std::uint64_t> tls_sessions;
   std::uint64_t tls_failures = 0;
   std::map<std::string, std::uint64_t> received_by_device;  // messages committed, by device name
-  std::uint64_t auth_ok = 0;      // logins
-  std::uint64_t auth_failed = 0;  // refused logins
+  std::uint64_t auth_ok = 0;                                // logins
+  std::uint64_t auth_failed = 0;                            // refused logins
 };
 
 class Inbound {

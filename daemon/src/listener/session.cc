@@ -23,6 +23,10 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
   for (const auto& n : e.auth_plaintext_networks) local = local || n.contains(c.peer_ip());
   s.auth_plaintext = local;
   s.within_rate = [&in, self] { return in.within_rate(self->device()); };
+  if (const auto& table = in.settings().routing; table && !table->trivial())
+    s.routable = [table, self, client = c.peer()](std::string_view sender, std::string_view rcpt) {
+      return table->match(routing::Mail{sender, client, self->device()}, rcpt).has_value();
+    };
   s.accepting = [&in, self](std::uint64_t declared) {
     return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };
@@ -32,9 +36,12 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
 }  // namespace
 
 Session::Session(Inbound& in, std::unique_ptr<net::Connection> conn, const Endpoint& endpoint)
-    : in_(in), conn_(std::move(conn)), id_(new_session_id('c')),
+    : in_(in),
+      conn_(std::move(conn)),
+      id_(new_session_id('c')),
       machine_(session_settings(in, *conn_, this, endpoint)),
-      implicit_tls_(endpoint.tls == TlsMode::Implicit && endpoint.tls_ctx), tls_ctx_(endpoint.tls_ctx),
+      implicit_tls_(endpoint.tls == TlsMode::Implicit && endpoint.tls_ctx),
+      tls_ctx_(endpoint.tls_ctx),
       verifier_(endpoint.verifier) {
   conn_->on_read([this](std::string_view b, bool eof) { on_read(b, eof); });
   conn_->on_closed([this] { on_conn_closed(); });
@@ -65,9 +72,7 @@ void Session::start() {
         break;
       }
     }
-  {
-    tag(log::info("connect"));
-  }
+  { tag(log::info("connect")); }
   begin();
 }
 
@@ -279,7 +284,7 @@ void Session::pump() {
         return;
       }
       case smtp::EventType::StartTls:
-        flush();    // the 220, in plaintext, before the switch
+        flush();     // the 220, in plaintext, before the switch
         arm_idle();  // the handshake, too, must be done within idle_timeout
         start_tls();
         return;
@@ -380,7 +385,7 @@ void Session::commit() {
 void Session::on_commit_done(Result<void> r) {
   disk_busy_ = false;
   in_message_ = false;
-  in_.accounting().unreserve(this);  // committed: counted in the usage from here on
+  in_.accounting().unreserve(this);                                // committed: counted in the usage from here on
   bool file_in_queue = writer_ && !r && disk_result_.has_value();  // the directory fsync failed
   if (writer_ && writer_->finished()) {
     writer_.reset();  // inert: no thread hand-off for it
@@ -472,9 +477,7 @@ void Session::on_conn_closed() {
   data_timer_.reset();
   auth_delay_.reset();
   if (in_message_ && !disk_busy_) discard_message();
-  {
-    tag(log::info("disconnect")).kv("reason", close_reason_);
-  }
+  { tag(log::info("disconnect")).kv("reason", close_reason_); }
   maybe_release();
 }
 

@@ -41,6 +41,16 @@ const std::string& Scheduler::route(const std::string& id) const {
   return it == entries_.end() ? none : it->second.route;
 }
 
+void Scheduler::set_route(const std::string& id, std::string route) {
+  auto it = entries_.find(id);
+  if (it != entries_.end()) it->second.route = std::move(route);
+}
+
+void Scheduler::set_waiting_routes(const std::string& route) {
+  for (auto& [id, e] : entries_)
+    if (!e.flying) e.route = route;
+}
+
 std::vector<std::string> Scheduler::next_batch(std::int64_t now_ms, std::size_t n) {
   return next_batch(now_ms, n, nullptr);
 }

@@ -41,6 +41,10 @@ class Scheduler {
   // "" for anywhere. Kept with the message, never interpreted here.
   void insert(const std::string& id, std::int64_t arrived_ms, std::int64_t due_ms, std::string route = {});
   const std::string& route(const std::string& id) const;
+  void set_route(const std::string& id, std::string route);
+  // Every message not in flight gets this route (a reload that changed
+  // where mail goes).
+  void set_waiting_routes(const std::string& route);
   bool contains(const std::string& id) const { return entries_.count(id) != 0; }
   bool flying(const std::string& id) const {
     auto it = entries_.find(id);

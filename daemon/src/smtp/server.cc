@@ -391,6 +391,9 @@ void Server::check_rcpt(std::string_view args) {
     reply("452 4.5.3 Error: too many recipients (the envelope is full)");
     return overshoot();
   }
+  if (s_.routable && !s_.routable(env_.sender.str(), p.mailbox.str()))
+    return reply("550 5.7.1 <" + p.mailbox.str() +
+                 ">: Recipient address rejected: no route to an upstream takes this sender and recipient");
   envelope_bytes_ += bytes;
   env_.recipients.push_back(std::move(p.mailbox));
   reply("250 2.1.5 Ok");

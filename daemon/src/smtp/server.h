@@ -66,6 +66,10 @@ struct ServerSettings {
   // Asked at MAIL once the sender is accepted: false when the device has
   // sent its rate_limit for now (450 4.7.1, try later).
   std::function<bool()> within_rate = [] { return true; };
+  // Asked at RCPT (sender and recipient without brackets, "" the null
+  // sender): false when no route takes this recipient (550 5.7.1); null:
+  // every recipient is routable.
+  std::function<bool(std::string_view sender, std::string_view rcpt)> routable;
   std::function<std::int64_t()> now;    // default: the system clock
   std::function<std::string()> new_id;  // default: core/ids
 };
@@ -74,8 +78,8 @@ struct ServerSettings {
 // the client is recognised by its address or logs in.
 struct DevicePolicy {
   std::string name;
-  std::vector<std::string> senders;  // allowed envelope senders ("a@b", "@b"); empty: any
-  std::string rewrite_from;          // "" = the settings'
+  std::vector<std::string> senders;    // allowed envelope senders ("a@b", "@b"); empty: any
+  std::string rewrite_from;            // "" = the settings'
   std::uint64_t max_message_size = 0;  // 0 = the settings'
 };
 
@@ -171,8 +175,8 @@ class Server {
   // Bytes that came after a STARTTLS line in the same read (a client
   // pipelining past STARTTLS, or an injection): never executed.
   std::size_t discarded_after_starttls() const { return discarded_; }
-  void timeout();                               // 421 4.4.2, then Close
-  void shutdown();                              // 421 4.3.2, then Close
+  void timeout();   // 421 4.4.2, then Close
+  void shutdown();  // 421 4.3.2, then Close
   bool in_transaction() const { return mail_; }
   bool closed() const { return mode_ == Mode::Closed; }
 

@@ -20,27 +20,59 @@ Delivery::~Delivery() = default;
 
 void Delivery::insert(const spool::Record& r) {
   std::int64_t due = r.attempts == 0 ? 0 : r.next_attempt * 1000;
-  // The device's name is the route's: a reload that changes the device's
-  // upstreams changes where its queued mail goes.
-  sched_.insert(r.id, r.arrived * 1000, due, r.device);
+  sched_.insert(r.id, r.arrived * 1000, due, route_for(r));
   kick();
 }
 
-const Delivery::Route* Delivery::route_of(const std::string& route_name) const {
-  if (route_name.empty() || s_.routes.empty()) return nullptr;
-  auto it = s_.routes.find(route_name);
-  return it == s_.routes.end() ? nullptr : &it->second;
+std::string Delivery::route_for(const spool::Record& rec) const {
+  if (!routed()) return {};
+  const routing::Table& t = *s_.routing;
+  routing::Mail m{rec.sender, rec.client, rec.device};
+  std::vector<std::string> keys;
+  bool unroutable = false;
+  for (std::size_t i : rec.pending()) {
+    auto rule = t.match(m, rec.recipients[i]);
+    if (!rule) {
+      unroutable = true;
+      continue;
+    }
+    if (std::find(keys.begin(), keys.end(), t.key(*rule)) == keys.end()) keys.push_back(t.key(*rule));
+  }
+  if (keys.empty() && unroutable) return kNoRoute;
+  return routing::join_route(keys);
+}
+
+const Delivery::Route* Delivery::route_of(const std::string& route) const {
+  if (route.empty() || !routed()) return nullptr;
+  auto it = route_cache_.find(route);
+  if (it == route_cache_.end()) {
+    if (route_cache_.size() >= 4096) route_cache_.clear();  // distinct routes are few; bound them anyway
+    std::optional<Route> r = Route{};
+    for (std::string_view key : routing::route_keys(route)) {
+      const Group* g = s_.routing->group_of(key);
+      if (!g) {  // a key a reload dropped: anywhere (the session puts it right)
+        r.reset();
+        break;
+      }
+      r->push_back(g);
+    }
+    it = route_cache_.emplace(route, std::move(r)).first;
+  }
+  return it->second ? &*it->second : nullptr;
 }
 
 bool Delivery::in_route(const Route* r, std::size_t upstream) {
-  return !r || std::find(r->begin(), r->end(), upstream) != r->end();
+  if (!r) return true;
+  return std::any_of(r->begin(), r->end(),
+                     [&](const Group* g) { return std::find(g->begin(), g->end(), upstream) != g->end(); });
 }
 
 std::optional<std::size_t> Delivery::usable_upstream(const Route* r) const {
   std::int64_t now = unix_now_ms();
   if (r) {
-    for (std::size_t i : *r)
-      if (i < sites_.size() && sites_[i].down_until <= now) return i;
+    for (const Group* g : *r)
+      for (std::size_t i : *g)
+        if (i < sites_.size() && sites_[i].down_until <= now) return i;
     return std::nullopt;
   }
   for (std::size_t i = 0; i < sites_.size(); ++i)
@@ -64,14 +96,54 @@ bool Delivery::other_upstream_usable(std::size_t upstream, const std::string& id
   return false;
 }
 
+std::vector<std::size_t> Delivery::carried(const spool::Record& rec, std::size_t upstream) const {
+  if (!routed()) return rec.pending();
+  const routing::Table& t = *s_.routing;
+  const std::string& route = sched_.route(rec.id);
+  bool any = route_of(route) == nullptr;  // waiting for every group ("" or a key a reload dropped)
+  auto keys = routing::route_keys(route);
+  routing::Mail m{rec.sender, rec.client, rec.device};
+  std::vector<std::size_t> out;
+  for (std::size_t i : rec.pending()) {
+    auto rule = t.match(m, rec.recipients[i]);
+    if (!rule) continue;
+    const Group& g = t.group(*rule);
+    if (std::find(g.begin(), g.end(), upstream) == g.end()) continue;
+    if (any || std::find(keys.begin(), keys.end(), t.key(*rule)) != keys.end()) out.push_back(i);
+  }
+  return out;
+}
+
+void Delivery::reroute(const spool::Record& rec) {
+  std::string route = route_for(rec);
+  log::debug("reroute").kv("msg", rec.id).kv("from", sched_.route(rec.id)).kv("to", route);
+  sched_.set_route(rec.id, std::move(route));
+  sched_.release(rec.id, unix_now_ms());
+  kick();
+}
+
+void Delivery::defer_unroutable(const std::string& id) {
+  auto loaded = std::make_shared<Result<spool::Record>>();
+  work([spool = spool_, id, loaded] { *loaded = spool->load(id); },
+       [this, id, loaded] {
+         if (!*loaded) return unreadable(id, loaded->error(), "");
+         auto rec = std::make_shared<spool::Record>(std::move(**loaded));
+         if (route_for(*rec) != kNoRoute) return reroute(*rec);  // a reload gave it a route meanwhile
+         ++rec->attempts;
+         rec->last_error = "no route takes these recipients (routes: in the configuration)";
+         log::warn("no_route").kv("msg", id).kv("sender", rec->sender).kv("device", rec->device);
+         record(rec, {}, {}, kNone, "", "", [] {});
+       });
+}
+
 std::optional<std::string> Delivery::take_job(std::size_t upstream) {
   // Asked by a session that is up and talking: its site works, whatever a
   // parallel connection just ran into, so it keeps going.
   if (draining_) return std::nullopt;
-  auto ids = s_.routes.empty()
-                 ? sched_.next_batch(unix_now_ms(), 1)
-                 : sched_.next_batch(unix_now_ms(), 1,
-                                     [&](const std::string& route) { return in_route(route_of(route), upstream); });
+  auto ids = !routed() ? sched_.next_batch(unix_now_ms(), 1)
+                       : sched_.next_batch(unix_now_ms(), 1, [&](const std::string& route) {
+                           return route != kNoRoute && in_route(route_of(route), upstream);
+                         });
   if (ids.empty()) return std::nullopt;
   return ids.front();
 }
@@ -86,6 +158,10 @@ void Delivery::kick() {
     auto ids = sched_.next_batch(now, 1);
     if (ids.empty()) break;
     const std::string& id = ids.front();
+    if (sched_.route(id) == kNoRoute) {
+      defer_unroutable(id);
+      continue;
+    }
     const Route* route = route_of(sched_.route(id));
     // A held session first: its connection is up and its site works. The
     // most recently parked one that may carry this message, so that
@@ -151,8 +227,13 @@ void Delivery::reconfigure(Settings s) {
   // Held sessions carry the old upstream, credentials and limits: they end.
   quit_parked();
   ++generation_;  // and sessions busy now are not held after their message
+  bool was_routed = routed();
   s_ = std::move(s);
   sites_ = sites_for(s_.upstreams);
+  route_cache_.clear();
+  // Routes name upstreams and rules that may have changed: waiting mail may
+  // go anywhere until a session loads it and puts it on its route.
+  if (was_routed || routed()) sched_.set_waiting_routes("");
   kick();
 }
 
@@ -236,9 +317,31 @@ void Delivery::expire_waiting() {
 }
 
 void Delivery::record(const std::shared_ptr<spool::Record>& rec, const std::vector<std::string>& failed,
-                      std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
+                      std::vector<std::size_t> attempt_rcpts, std::size_t up, std::string session, std::string upstream,
                       std::function<void()> done) {
-  auto verdict = std::make_shared<Verdict>(decide(*rec, failed, sched_, unix_now_ms()));
+  // A split message's round: the groups it waited for that do not hold
+  // this upstream (theirs did not have their attempt) are due now.
+  std::string next = route_for(*rec);
+  bool goes_on = false;
+  if (routed() && up != kNone && next != kNoRoute) {
+    const std::string& waited = sched_.route(rec->id);
+    bool any = route_of(waited) == nullptr;
+    auto waited_keys = routing::route_keys(waited);
+    std::vector<std::string> rest;
+    for (std::string_view key : routing::route_keys(next)) {
+      const Group* g = s_.routing->group_of(key);
+      bool visited = g && std::find(g->begin(), g->end(), up) != g->end();
+      if (!visited && (any || std::find(waited_keys.begin(), waited_keys.end(), key) != waited_keys.end()))
+        rest.emplace_back(key);
+    }
+    if (!rest.empty()) {
+      goes_on = true;
+      next = routing::join_route(rest);
+    }
+  }
+  auto verdict = std::make_shared<Verdict>(decide(*rec, failed, sched_, unix_now_ms(), goes_on));
+  verdict->route = std::move(next);
+  verdict->next_part = goes_on;
   auto persisted = std::make_shared<Persisted>();
   FailOptions fo{s_.bounce, s_.helo, unix_now(), false};
   work([spool = spool_, rec, verdict, persisted, fo] { *persisted = persist(spool, *rec, *verdict, fo); },
@@ -289,10 +392,18 @@ void Delivery::apply(const spool::Record& rec, const Verdict& v, const Persisted
     if (v.action != Verdict::Action::Defer) {
       // Still on disk: keep it scheduled (a later attempt may repeat the
       // delivered recipients: at least once, never lost).
-      deferred(rec.id, sched_.due_after_miss(rec.id, unix_now_ms()), p.result.error().message(), rec.attempts,
-               session, upstream);
+      deferred(rec.id, sched_.due_after_miss(rec.id, unix_now_ms()), p.result.error().message(), rec.attempts, session,
+               upstream);
       return;
     }
+  }
+  if (v.action == Verdict::Action::Defer && routed()) sched_.set_route(rec.id, v.route);
+  if (v.action == Verdict::Action::Defer && v.next_part) {
+    // The next group's turn (a split message), not a deferral.
+    sched_.release(rec.id, v.due);
+    log::debug("next_route").kv("msg", rec.id).kv("route", v.route);
+    kick();
+    return;
   }
   if (v.action == Verdict::Action::Defer) {
     // A state that could not be written still gets its backoff: the spool
@@ -365,8 +476,11 @@ void Delivery::unreadable(const std::string& id, const Error& e, const std::stri
           deferred(id, sched_.due_after_miss(id, unix_now_ms()), reason, 0, session, "");
           return;
         }
-        log::error("spool_corrupt").kv("session", session).kv("msg", id).kv("reason", reason).kv("moved_to",
-                                                                                               "failed/" + id);
+        log::error("spool_corrupt")
+            .kv("session", session)
+            .kv("msg", id)
+            .kv("reason", reason)
+            .kv("moved_to", "failed/" + id);
         sched_.remove(id);
         if (on_removed) on_removed(*size);
       });

@@ -16,12 +16,23 @@
 // upstream at once, or is deferred when none is left. The first session that
 // gets through resumes normal flow.
 //
-// Routes: a device's mail may be bound to some upstreams (Settings::routes,
-// from config devices[].upstream), failover in that order; other mail may
-// use every upstream. A session carries only mail its upstream may take; a
-// due message whose upstreams are all down waits (in the scheduler) until
-// the first of them is back, without holding up other mail. Without routes
-// none of this costs anything per message.
+// Routes (Settings::routing, from config routes and devices[].upstream):
+// each recipient goes through the group of upstreams its rule names,
+// failover in that order. The scheduler keeps with each message the keys of
+// the groups it waits for (a route string, routing/routes.h). A session
+// carries only the recipients whose group holds its upstream; a message
+// whose recipients have different groups is delivered group by group, one
+// transaction each, in rounds: after one group's attempt the next group is
+// due at once, and only when every group has had its attempt does the
+// message back off (so a part that fails is retried alone, and a part
+// delivered is never sent again: the recipient states are in the one state
+// file, written by one attempt at a time). A due message whose upstreams
+// are all down waits (in the scheduler) until the first of them is back,
+// without holding up other mail; one whose recipients no rule takes is
+// deferred with that reason (a reload may add the rule). A reload makes
+// every waiting message's route "any": the session that loads it puts it
+// on its right route. Without routes none of this costs anything per
+// message.
 //
 // Outcomes are written to the spool (remove, move to failed/, or the state
 // file) on a worker thread before the scheduler hears of them
@@ -40,12 +51,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/units.h"
 #include "loop/loop.h"
+#include "routing/routes.h"
 #include "scheduler/scheduler.h"
 #include "smtp/client.h"
 #include "smtp/trouble.h"
@@ -64,10 +77,9 @@ struct Settings {
   Millis idle_hold{2'000};
   Timeouts timeouts;
   bool bounce = true;  // DSN to the sender on permanent failure
-  // A device's upstreams (indices into upstreams, failover in order), by the
-  // device's name; a device not here, and mail of no device, may go
-  // through every upstream.
-  std::map<std::string, std::vector<std::size_t>> routes;
+  // Which upstreams each recipient may go through (indices into
+  // upstreams); null or trivial: every upstream, in order.
+  std::shared_ptr<const routing::Table> routing;
 };
 
 struct Stats {
@@ -136,6 +148,13 @@ class Delivery {
   // upstream may carry (site backoff does not stop a connection that works;
   // it stops new ones).
   std::optional<std::string> take_job(std::size_t upstream);
+  // The recipients of `rec` a session on `upstream` carries now: pending,
+  // routed to a group that holds the upstream and that the message waits
+  // for (every pending one without routes).
+  std::vector<std::size_t> carried(const spool::Record& rec, std::size_t upstream) const;
+  // A message a session took but may carry none of: back on its right route,
+  // unattempted.
+  void reroute(const spool::Record& rec);
   // Where message `id` goes after a site failure of `upstream`: another
   // usable upstream of its route (hand it back due now) or none (defer it).
   bool other_upstream_usable(std::size_t upstream, const std::string& id) const;
@@ -155,8 +174,11 @@ class Delivery {
   // (lifetime, backoff), persists on a worker, applies on the loop (the
   // spool is written before the scheduler hears of it), then calls done on
   // the loop. Shutdown waits for it.
+  // up: the upstream's index (the groups holding it had their attempt this
+  // round), or kNone for an attempt of no upstream.
+  static constexpr std::size_t kNone = SIZE_MAX;
   void record(const std::shared_ptr<spool::Record>& rec, const std::vector<std::string>& failed,
-              std::vector<std::size_t> attempt_rcpts, std::string session, std::string upstream,
+              std::vector<std::size_t> attempt_rcpts, std::size_t up, std::string session, std::string upstream,
               std::function<void()> done);
   // A message a session gives back unattempted: due now; to the next usable
   // upstream at once (failover) or untouched (the shutdown deadline).
@@ -191,14 +213,22 @@ class Delivery {
   // usage, stats and logs. attempt_rcpts: the recipients this attempt
   // carried (their delivered ones are logged).
   void apply(const spool::Record& rec, const Verdict& v, const Persisted& p,
-             const std::vector<std::size_t>& attempt_rcpts, const std::string& session,
-             const std::string& upstream);
+             const std::vector<std::size_t>& attempt_rcpts, const std::string& session, const std::string& upstream);
   // A message due again at `due`: count, schedule and log the deferral.
   void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
                 const std::string& session, const std::string& upstream);
-  // A message's upstreams (Settings::routes), nullptr for every upstream.
-  using Route = std::vector<std::size_t>;
-  const Route* route_of(const std::string& route_name) const;
+  // A route string's groups (pointers into Settings::routing), nullptr for
+  // every upstream (no routes, "", or a key the table does not know).
+  using Group = std::vector<std::size_t>;
+  using Route = std::vector<const Group*>;
+  bool routed() const { return s_.routing && !s_.routing->trivial(); }
+  const Route* route_of(const std::string& route) const;
+  // The route string of the record's pending recipients ("" without
+  // routes, kNoRoute when no rule takes any of them).
+  std::string route_for(const spool::Record& rec) const;
+  static constexpr const char* kNoRoute = "!";
+  // A message no rule routes: deferred with that reason (Delivery's own job).
+  void defer_unroutable(const std::string& id);
   static bool in_route(const Route* r, std::size_t upstream);
   // The first upstream of the route (every one: nullptr) out of backoff.
   std::optional<std::size_t> usable_upstream(const Route* r = nullptr) const;
@@ -225,6 +255,7 @@ class Delivery {
   };
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
+  mutable std::map<std::string, std::optional<Route>, std::less<>> route_cache_;  // by route string
   std::map<std::string, SiteStats> site_stats_;
   CredentialSources secrets_;
   std::set<Session*> sessions_;

@@ -6,15 +6,23 @@
 namespace spoolgate::upstream {
 
 Verdict decide(spool::Record& rec, const std::vector<std::string>& failed, const scheduler::Scheduler& sched,
-               std::int64_t now_ms) {
+               std::int64_t now_ms, bool round_goes_on) {
   Verdict v;
   if (rec.all_done()) {
-    v.action = failed.empty() ? Verdict::Action::Remove : Verdict::Action::Fail;
+    // A recipient that failed for good in an earlier attempt is reported
+    // too, when the last of the others is done.
+    bool any_failed = false;
+    for (std::size_t i = 0; i < rec.rcpt_state.size(); ++i) {
+      if (rec.rcpt_state[i] != spool::Record::RcptState::Failed) continue;
+      any_failed = true;
+      if (failed.empty()) v.reason += (v.reason.empty() ? "<" : "; <") + rec.recipients[i] + ">: " + rec.rcpt_reply[i];
+    }
+    v.action = any_failed ? Verdict::Action::Fail : Verdict::Action::Remove;
     for (const auto& f : failed) v.reason += (v.reason.empty() ? "" : "; ") + f;
     return v;
   }
   if (sched.expired(rec.id, now_ms)) return expire(rec);
-  v.due = sched.due_after(rec.attempts, now_ms);
+  v.due = round_goes_on ? now_ms : sched.due_after(rec.attempts, now_ms);
   rec.next_attempt = v.due / 1000;
   return v;
 }

@@ -37,20 +37,27 @@ struct Verdict {
   bool expired = false;  // Fail because delivery.max_lifetime ran out
   std::string reason;    // Fail: the report's and failed/ reason
   std::int64_t due = 0;  // Defer: the next attempt, unix milliseconds
+  // Defer: the groups the message waits for next (routing/routes.h's route
+  // string); set by Delivery, which knows the routes.
+  std::string route;
+  bool next_part = false;  // Defer: due now for the next group's first attempt this round
 };
 
 // rec: recipient states already updated by the attempt, attempts counted.
 // failed: "<rcpt>: reply" for each recipient that failed in this attempt.
 // Marks the pending recipients failed when the lifetime ran out, and sets
-// next_attempt for a deferral.
+// next_attempt for a deferral. Every recipient done with some failed for
+// good (in this attempt or an earlier one): Fail, so they are reported.
+// round_goes_on: recipients of another route wait for their first attempt
+// of this round (a split message): due now, no backoff.
 Verdict decide(spool::Record& rec, const std::vector<std::string>& failed, const scheduler::Scheduler& sched,
-               std::int64_t now_ms);
+               std::int64_t now_ms, bool round_goes_on = false);
 
 // The lifetime ran out: fail every pending recipient (decide() uses it too).
 Verdict expire(spool::Record& rec);
 
 struct Persisted {
-  Result<void> result;                // the spool write's outcome
+  Result<void> result;                  // the spool write's outcome
   std::optional<spool::Record> report;  // a failure report committed to the spool
 };
 

@@ -19,8 +19,8 @@ Session::Session(Delivery& d, std::size_t upstream, std::string first_job)
     : d_(d),
       up_(upstream),
       id_(new_session_id('u')),
-      link_(d.loop(), d.settings().upstreams.at(upstream), d.settings().helo, d.settings().timeouts, d.credentials(), id_,
-            true, link_hooks()),
+      link_(d.loop(), d.settings().upstreams.at(upstream), d.settings().helo, d.settings().timeouts, d.credentials(),
+            id_, true, link_hooks()),
       u_(link_.upstream()),
       job_id_(std::move(first_job)),
       generation_(d.generation()) {}
@@ -181,8 +181,9 @@ void Session::disk_via(const char* what, const std::function<void(std::function<
   if (disk_) {
     // By construction this cannot happen: every caller runs from the loop
     // with no job out (pump, timers and failures wait for it).
-    log::error("panic").kv("session", id_).kv("reason", std::string("second disk job '") + what + "' while '" +
-                                                            *disk_ + "' is out");
+    log::error("panic")
+        .kv("session", id_)
+        .kv("reason", std::string("second disk job '") + what + "' while '" + *disk_ + "' is out");
     std::abort();
   }
   disk_ = what;
@@ -246,8 +247,18 @@ void Session::on_loaded(const spool::Record& rec) {
   job.size = rec.size;
   job.smtputf8 = rec.smtputf8;
   job.body_8bit = rec.body_8bit;
-  job_rcpts_ = rec.pending();
+  job_rcpts_ = d_.carried(rec, up_);
   for (std::size_t i : job_rcpts_) job.recipients.push_back(rec.recipients[i]);
+  if (job.recipients.empty() && !rec.all_done()) {
+    // Nothing here for this upstream (its route changed by a reload, or the
+    // scheduler's hint was stale): back on its route, unattempted.
+    job_id_.reset();
+    loaded_ = false;
+    reader_.reset();
+    d_.reroute(rec);
+    next_job();
+    return;
+  }
   if (job.recipients.empty()) {  // a crash after the last outcome, before removal
     on_delivered();
     return;
@@ -293,8 +304,8 @@ void Session::read_more() {
       [=, this] {
         if (closing_) return;
         if (!*result) {
-          on_failed(smtp::Failure{smtp::Failure::Temporary, "spool read failed: " + result->error().message(), true,
-                                  false});
+          on_failed(
+              smtp::Failure{smtp::Failure::Temporary, "spool read failed: " + result->error().message(), true, false});
           return;
         }
         // Back through the pump: a reply or a close that came while the
@@ -318,7 +329,7 @@ void Session::record(const std::shared_ptr<spool::Record>& rec, std::vector<std:
   disk_via(
       "outcome",
       [=, this, failed = std::move(failed), rcpts = std::move(attempt_rcpts)](std::function<void()> back) {
-        d_.record(rec, failed, rcpts, id_, u_.name, std::move(back));
+        d_.record(rec, failed, rcpts, up_, id_, u_.name, std::move(back));
       },
       [this, id = rec->id] {
         if (job_id_ && *job_id_ == id) job_id_.reset();

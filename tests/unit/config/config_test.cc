@@ -25,7 +25,8 @@ TEST_SUITE("config") {
     REQUIRE(m);
     const OAuth& o = m->upstreams[0].oauth;
     CHECK(o.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
-    CHECK(o.device_authorization_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode");
+    CHECK(o.device_authorization_url ==
+          "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode");
     CHECK(o.scope == "https://outlook.office365.com/.default");
     auto g = load_text(up + "    oauth: {provider: google, grant: refresh_token, client_id: id}\n", "t.yaml", {});
     REQUIRE(g);
@@ -39,7 +40,8 @@ TEST_SUITE("config") {
          "oauth.tenant: required"},
         {up + "    oauth: {provider: google, grant: client_credentials, client_id: x, client_secret_env: S}\n",
          "Google has no client_credentials grant"},
-        {up + "    oauth: {provider: custom, grant: refresh_token, client_id: x, scope: s}\n", "oauth.token_url: required"},
+        {up + "    oauth: {provider: custom, grant: refresh_token, client_id: x, scope: s}\n",
+         "oauth.token_url: required"},
         {up + "    oauth: {provider: custom, grant: refresh_token, client_id: x, scope: s, token_url: 'http://x/t'}\n",
          "expected an https:// URL"},
         {up + "    password_file: /p\n    oauth: {provider: google, grant: refresh_token, client_id: x}\n",
@@ -200,10 +202,12 @@ TEST_SUITE("config") {
   }
 
   TEST_CASE("devices[].upstream: one name or a list, of upstreams that have those names") {
-    const std::string ups = "upstreams:\n  - {name: main, url: 'smtps://a.example'}\n"
-                            "  - {name: lab, url: 'smtps://b.example'}\n";
-    auto c = load_text(ups + "devices:\n  - {name: p, upstream: lab}\n  - {name: q, upstream: [lab, main]}\n"
-                             "  - {name: r}\n",
+    const std::string ups =
+        "upstreams:\n  - {name: main, url: 'smtps://a.example'}\n"
+        "  - {name: lab, url: 'smtps://b.example'}\n";
+    auto c = load_text(ups +
+                           "devices:\n  - {name: p, upstream: lab}\n  - {name: q, upstream: [lab, main]}\n"
+                           "  - {name: r}\n",
                        "t.yaml", {});
     REQUIRE(c);
     CHECK(c->upstreams[1].name == "lab");
@@ -218,6 +222,45 @@ TEST_SUITE("config") {
           std::string::npos);
     CHECK(first_error(ups + "  - {name: lab, url: 'smtps://c.example'}\n").find("'lab' names two upstreams") !=
           std::string::npos);
+  }
+
+  TEST_CASE("routes: the issue's example, one value or a list per key, checked, dumped one line each") {
+    const std::string ups =
+        "upstreams:\n  - {name: m365, url: 'smtp+starttls://smtp.office365.com:587'}\n"
+        "  - {name: ses, url: 'smtps://email-smtp.eu-west-1.amazonaws.com:465'}\n"
+        "devices:\n  - {name: scanner}\n";
+    auto c = load_text(ups +
+                           "routes:\n"
+                           "  - {sender: '*@invoices.example.com', upstream: ses}\n"
+                           "  - {recipient_domain: partner.example, upstream: [ses, m365]}\n"
+                           "  - {client: 10.1.0.0/16, upstream: m365}\n"
+                           "  - {device: scanner, sender: ['<>', 'a@b.example'], upstream: m365}\n"
+                           "  - {upstream: m365}\n",
+                       "t.yaml", {});
+    REQUIRE(c);
+    REQUIRE(c->routes.size() == 5);
+    CHECK(c->routes[0].sender == std::vector<std::string>{"*@invoices.example.com"});
+    CHECK(c->routes[1].upstream == std::vector<std::string>{"ses", "m365"});
+    CHECK(c->routes[2].client.at(0).str() == "10.1.0.0/16");
+    CHECK(c->routes[3].sender == std::vector<std::string>{"<>", "a@b.example"});
+    CHECK(c->routes[4].sender.empty());
+    std::string d = dump(*c);
+    CHECK(d.find("routes:\n  - {sender: [\"*@invoices.example.com\"], upstream: [\"ses\"]}\n") != std::string::npos);
+    CHECK(d.find("  - {upstream: [\"m365\"]}\n") != std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {sender: '*@x.example'}\n").find("routes[0].upstream: every route names") !=
+          std::string::npos);
+    CHECK(
+        first_error(ups + "routes:\n  - {upstream: nope}\n").find("routes[0].upstream: no upstream is named 'nope'") !=
+        std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {device: printer, upstream: ses}\n")
+              .find("routes[0].device: no device is named 'printer'") != std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {sender: 'no at sign', upstream: ses}\n").find("routes[0].sender") !=
+          std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {recipient_domain: 'a@b', upstream: ses}\n")
+              .find("routes[0].recipient_domain") != std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {client: 'nonsense', upstream: ses}\n").find("routes[0].client") !=
+          std::string::npos);
+    CHECK(first_error(ups + "routes:\n  - {upstreams: ses}\n").find("routes[0]") != std::string::npos);
   }
 
   TEST_CASE("the URL's user part is percent-decoded") {

@@ -45,6 +45,26 @@ TEST_SUITE("upstream/outcome") {
     CHECK_FALSE(v.expired);
     CHECK(v.reason == "<r1@example.com>: 550 5.1.1 no such user");
   }
+  TEST_CASE("a recipient that failed in an earlier attempt is reported when the last other one is delivered") {
+    // (It used to be removed without a report: the last attempt had no
+    // failure of its own.)
+    scheduler::Scheduler sched(policy(), [] { return 0.5; });
+    Record r = record({S::Failed, S::Delivered});
+    r.rcpt_reply[0] = "550 5.1.1 no such user";
+    Verdict v = decide(r, {}, sched, 1000);
+    CHECK(v.action == Verdict::Action::Fail);
+    CHECK(v.reason == "<r0@example.com>: 550 5.1.1 no such user");
+  }
+  TEST_CASE("another route's recipients still to visit this round: due now, no backoff") {
+    scheduler::Scheduler sched(policy(), [] { return 0.5; });
+    sched.insert("K1KH0000000000AA", 0, 0);
+    Record r = record({S::Delivered, S::Pending});
+    r.attempts = 2;
+    Verdict v = decide(r, {}, sched, 1'000'000, true);
+    CHECK(v.action == Verdict::Action::Defer);
+    CHECK(v.due == 1'000'000);
+    CHECK(r.next_attempt == 1000);
+  }
   TEST_CASE("a pending recipient within the lifetime: defer with backoff, next attempt recorded") {
     scheduler::Scheduler sched(policy(), [] { return 0.5; });
     sched.insert("K1KH0000000000AA", 0, 0);
