@@ -286,7 +286,8 @@ class Sink:
     """tests/support/smtp_sink.py as a subprocess."""
 
     def __init__(self, dir: Path, tls="implicit", cert=None, key=None, user=None, password=None, scenario=None,
-                 client_ca=None, idle_timeout=None, fix_after=None, digest_only=False, token_file=None):
+                 client_ca=None, idle_timeout=None, fix_after=None, digest_only=False, token_file=None,
+                 max_sessions=0, per_minute=0, rcpts_per_day=0):
         self.dir = dir
         if scenario:
             args = ["/usr/bin/python3", str(SUPPORT / "fake_upstream.py"), "--dir", str(dir), "--scenario", scenario]
@@ -306,6 +307,10 @@ class Sink:
             args += ["--digest-only"]
         if token_file:
             args += ["--token-file", str(token_file)]
+        for flag, n in (("--max-sessions", max_sessions), ("--per-minute", per_minute),
+                        ("--rcpts-per-day", rcpts_per_day)):
+            if n:
+                args += [flag, str(n)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(dir.parent / f"{dir.name}.err", "wb"),
                                      text=True)
         line = self.proc.stdout.readline()

@@ -54,7 +54,7 @@ def test_routing_by_sender_recipient_domain_network_and_device(daemon_factory, s
               {"upstream": "m365"}]
     settings = daemon_upstream_settings(ups, routes=routes, devices=[{"name": "plc"}],
                                         listen=[{"address": "127.0.0.1:0", "auth": "optional",
-                                                 "users_file": str(users)}])
+                                                 "users_file": str(users)}], metrics={"listen": "127.0.0.1:0"})
     d = daemon_factory(settings, start=False)
     d.spool.mkdir()
     r = subprocess.run([BIN, "passwd", "-c", str(d.config), "plc"], input="pw-plc\n", capture_output=True, text=True)
@@ -74,6 +74,12 @@ def test_routing_by_sender_recipient_domain_network_and_device(daemon_factory, s
     log = d.log()
     assert re.search(r"event=delivered .* upstream=smtps://localhost:%d rcpt=buyer@eu.partner.example"
                      % sinks["ses"].port, log), log
+    from test_observability import get, samples
+    m = samples(get(d, "/metrics")[2])
+    assert m['spoolgate_route_messages_total{route="ses"}'] == 1, m
+    assert m['spoolgate_route_messages_total{route="ses,m365"}'] == 1, m
+    assert m['spoolgate_route_messages_total{route="lab"}'] == 1, m
+    assert m['spoolgate_route_messages_total{route="m365"}'] == 1, m
     d.stop()
 
 
@@ -98,7 +104,7 @@ def test_a_split_message_delivers_each_part_once_and_retries_only_the_part_that_
     wait_for(lambda: len(re.findall(r"event=deferred .* upstream=smtps://localhost:%d " % down, d.log())) >= 2,
              what="the partner's part deferred twice")
     [queued] = d.queue()
-    assert queued["pending"] == ["buyer@partner.example"], queued
+    assert queued["pending"] == ["buyer@partner.example"] and queued["route"] == "partner", queued
     assert len(main.messages()) == 1 and [e for e in main.events() if e.startswith("RCPT")] == [
         "RCPT ops@example.com", "RCPT boss@example.com"], main.events()
     d.kill9()

@@ -16,6 +16,13 @@ connection ends and TIMEOUT when the sink ends an idle one (with Postfix's
 
 A recipient whose local part contains +451 or +550 (etc.) gets that reply;
 +throttle gets "451 4.7.0 Try again later" (a provider asking us to slow down).
+
+--max-sessions N, --per-minute N and --rcpts-per-day N make it a provider
+that enforces limits as Microsoft 365 does: beyond N sessions at once MAIL
+gets 432 4.3.2, beyond N messages in any 60 seconds MAIL gets 451 4.7.0,
+and a recipient beyond N in the run (its "day") gets 554 5.2.0
+SubmissionQuotaExceeded. Each refusal is an event "REFUSED <limit>"; each
+message's JSON has the time it was taken ("time").
 """
 import argparse
 import asyncio
@@ -30,10 +37,19 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, dir: Path):
+    def __init__(self, dir: Path, limits=None):
         self.dir = dir
         self.n = 0
         self.events = open(dir / "events.log", "a", buffering=1)
+        self.limits = limits
+        self.sessions = 0  # open now
+        self.open = set()
+        self.starts = []  # when each message was taken (the sliding minute)
+        self.rcpts = 0  # recipients taken in the run
+
+    def refuse(self, limit, reply):
+        self.event(f"REFUSED {limit}")
+        return reply
 
     def event(self, text):
         self.events.write(text + "\n")
@@ -55,6 +71,13 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.event(f"MAIL {address} {' '.join(mail_options)}")
+        lim = self.limits
+        if lim and lim.max_sessions and self.sessions > lim.max_sessions:
+            return self.refuse("max_sessions", "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded")
+        now = time.time()
+        self.starts = [t for t in self.starts if t > now - 60]
+        if lim and lim.per_minute and len(self.starts) >= lim.per_minute:
+            return self.refuse("per_minute", "451 4.7.0 Message rate limit exceeded, try again later")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -67,6 +90,12 @@ class Handler:
         if m:
             code = m.group(1)
             return f"{code} {code[0]}.1.1 scripted reply for {address}"
+        lim = self.limits
+        if lim and lim.rcpts_per_day and self.rcpts >= lim.rcpts_per_day:
+            return self.refuse("rcpts_per_day", "554 5.2.0 STOREDRV.Submission.Exception:"
+                               "SubmissionQuotaExceededException; Failed to process message due to a permanent "
+                               "exception with message Cannot submit message.")
+        self.rcpts += 1
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -77,7 +106,8 @@ class Handler:
         user = getattr(session, "spoolgate_user", None)
         base.with_suffix(".json").write_text(json.dumps({
             "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-            "mail_options": envelope.mail_options, "auth_user": user}))
+            "mail_options": envelope.mail_options, "auth_user": user, "time": time.time()}))
+        self.starts.append(time.time())
         # Written under another name and renamed: readers never see half a message.
         tmp = base.with_suffix(".part")
         tmp.write_bytes(envelope.original_content)
@@ -98,11 +128,14 @@ def main():
     ap.add_argument("--idle-timeout", type=float, default=300.0, help="seconds before an idle session is ended")
     ap.add_argument("--token-file", help="XOAUTH2/OAUTHBEARER: accept the tokens listed there (fake_oauth.py's "
                                          "DIR/tokens: '<token> <unix expiry>'), unexpired and not in <file>.revoked")
+    ap.add_argument("--max-sessions", type=int, default=0)
+    ap.add_argument("--per-minute", type=int, default=0)
+    ap.add_argument("--rcpts-per-day", type=int, default=0)
     args = ap.parse_args()
     args_ns = args
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
-    handler = Handler(d)
+    handler = Handler(d, args if args.max_sessions or args.per_minute or args.rcpts_per_day else None)
 
     ctx = None
     if args.tls != "none":
@@ -131,7 +164,14 @@ def main():
                 self.transport.write(b"421 4.4.2 sink.test Error: timeout exceeded\r\n")
             super()._timeout_cb()
 
+        def connection_made(self, transport):
+            handler.open.add(id(self))  # (a set: STARTTLS makes the connection again)
+            handler.sessions = len(handler.open)
+            super().connection_made(transport)
+
         def connection_lost(self, error):
+            handler.open.discard(id(self))
+            handler.sessions = len(handler.open)
             handler.event("CLOSE")
             super().connection_lost(error)
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "app/control.h"
 
+#include <map>
 #include <memory>
+#include <optional>
 
 #include "app/daemon.h"
 #include "app/metrics.h"
@@ -11,6 +13,20 @@
 #include "core/log.h"
 
 namespace spoolgate::app {
+namespace {
+
+std::map<std::string, Waiting> waiting_now(const upstream::Delivery& d) {
+  std::map<std::string, Waiting> out;
+  for (const auto& id : d.scheduler().flying_ids()) out[id].active = true;
+  for (const auto& [id, route] : d.scheduler().routes()) out[id].route = route;
+  for (const auto& [id, h] : d.held()) {
+    out[id].held_until = h.until_ms / 1000;
+    out[id].held_reason = h.reason;
+  }
+  return out;
+}
+
+}  // namespace
 
 void serve_control(Daemon& d, const std::string& request, const RequestServer::Respond& respond) {
   std::string line = request;
@@ -22,10 +38,8 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
     Health h = check_health(d.snapshot(), arg != "live");
     return respond((h.ok ? "ok\n" : "error: ") + h.reason + "\n");
   }
-  if (verb == "active") {  // read only, like health: not logged
-    std::string out = "ok\n";
-    for (const auto& id : d.delivery().scheduler().flying_ids()) out += id + "\n";
-    return respond(out);
+  if (verb == "waiting") {  // read only, like health, not logged: what queue list shows beyond the spool
+    return respond("ok\n" + encode_waiting(waiting_now(d.delivery())));
   }
   if (verb == "oauth-status") {  // read only
     auto all = d.tokens().status();
@@ -73,7 +87,9 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
   }
   if (verb == "show") {
     auto out = std::make_shared<std::string>();
-    return d.loop().queue_work([sp = d.spool(), arg, out] { *out = show_message(*sp, arg); },
+    auto all = waiting_now(d.delivery());
+    auto w = all.count(arg) ? std::make_optional(all[arg]) : std::nullopt;
+    return d.loop().queue_work([sp = d.spool(), arg, out, w] { *out = show_message(*sp, arg, w ? &*w : nullptr); },
                                [respond, out] { respond(*out); });
   }
   respond("error: unknown request '" + verb + "'\n");

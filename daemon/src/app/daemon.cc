@@ -296,6 +296,7 @@ Snapshot Daemon::snapshot() const {
   sn.oldest_arrival = sched_->oldest_arrival_ms() / 1000;
   sn.delivery = delivery_->stats();
   sn.upstreams = delivery_->site_stats();
+  sn.routed = delivery_->routed_counts();
   sn.unreachable_after = current_.metrics.unreachable_after.count() / 1000;
   if (tokens_) sn.oauth = tokens_->snapshot(current_);
   return sn;

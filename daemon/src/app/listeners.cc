@@ -95,6 +95,22 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
   }
   s.allow_networks = c.allow_networks;
   s.routing = routing_table(c);
+  // The largest message a group takes is its largest upstream's (0: one
+  // without a limit).
+  auto group_cap = [&c](const std::vector<std::size_t>& group) {
+    std::uint64_t cap = 0;
+    for (std::size_t u : group) {
+      std::uint64_t m = c.upstreams[u].limits.max_message_size;
+      if (!m) return std::uint64_t{0};
+      cap = std::max(cap, m);
+    }
+    return cap;
+  };
+  for (std::size_t r = 0; r < s.routing->rules().size(); ++r)
+    s.rule_size_caps.push_back(group_cap(s.routing->group(r)));
+  std::vector<std::size_t> all(c.upstreams.size());
+  for (std::size_t u = 0; u < all.size(); ++u) all[u] = u;
+  s.size_cap = all.empty() ? 0 : group_cap(all);
   for (const auto& d : c.devices)
     s.devices.push_back(
         {smtp::DevicePolicy{d.name, d.senders, d.rewrite_from, d.max_message_size}, d.networks, d.rate_limit});

@@ -2,7 +2,6 @@
 #include "app/metrics.h"
 
 #include "app/request_server.h"
-
 #include "core/cidr.h"
 #include "core/text.h"
 #include "core/units.h"
@@ -23,6 +22,11 @@ class Exposition {
     out_ += name_;
     if (!label.empty()) out_ += "{" + label + "=\"" + escape(value) + "\"}";
     out_ += " " + std::to_string(v) + "\n";
+    return *this;
+  }
+  template <class T>
+  Exposition& sample2(T v, const std::string& l1, const std::string& v1, const std::string& l2, const std::string& v2) {
+    out_ += name_ + "{" + l1 + "=\"" + escape(v1) + "\"," + l2 + "=\"" + escape(v2) + "\"} " + std::to_string(v) + "\n";
     return *this;
   }
   std::string take() { return std::move(out_); }
@@ -123,6 +127,23 @@ std::string render_metrics(const Snapshot& s) {
            "Seconds until the upstream's certificate (seen at the last handshake) expires; negative once expired.");
   for (const auto& [name, st] : s.upstreams)
     if (st.cert_not_after) e.sample(st.cert_not_after - s.now, "upstream", name);
+  e.family("spoolgate_upstream_sessions", "gauge", "Sessions open to the upstream now (held ones included).");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.sessions, "upstream", name);
+  e.family("spoolgate_upstream_held_messages", "gauge",
+           "Messages held because a window of the upstream's limits is full (or a quota reply), by upstream.");
+  for (const auto& [name, st] : s.upstreams) e.sample(st.held, "upstream", name);
+  // The limits and how much of each window is used now (only the limits
+  // the upstream has).
+  e.family("spoolgate_upstream_limit", "gauge", "The upstream's limit (upstreams[].limits, the provider's profile).");
+  for (const auto& [name, st] : s.upstreams)
+    for (const auto& [limit, n] : st.limits) e.sample2(n, "upstream", name, "limit", limit);
+  e.family("spoolgate_upstream_limit_used", "gauge",
+           "What the upstream's window of that limit holds now (max_connections: sessions open).");
+  for (const auto& [name, st] : s.upstreams)
+    for (const auto& [limit, n] : st.used) e.sample2(n, "upstream", name, "limit", limit);
+  e.family("spoolgate_route_messages_total", "counter",
+           "Messages queued for each route (routes[].upstream, a group by its upstreams' names).");
+  for (const auto& [route, n] : s.routed) e.sample(n, "route", route);
   if (!s.oauth.empty()) {
     e.family("spoolgate_upstream_oauth_token_expiry_seconds", "gauge",
              "Seconds until the upstream's current OAuth2 access token expires (absent: no token).");
@@ -137,6 +158,10 @@ std::string render_metrics(const Snapshot& s) {
 
 Health check_health(const Snapshot& s, bool readiness) {
   std::string summary = "queue " + std::to_string(s.usage.messages) + " message(s)";
+  // Held by an upstream's limits: not trouble (the provider would refuse
+  // otherwise), but worth a word.
+  for (const auto& [name, st] : s.upstreams)
+    if (st.held) summary += ", " + std::to_string(st.held) + " held by the limits of " + name;
   if (!readiness) return {true, "alive; " + summary};
   if (!s.listening) return {false, "not listening"};
   if (!s.spool_writable) return {false, "spool not writable"};
@@ -167,7 +192,8 @@ Health check_health(const Snapshot& s, bool readiness) {
             (st.last_error.empty() ? "" : ": " + st.last_error);
     refused = false;
   }
-  return {false, std::string(refused ? "no upstream delivering: " : "no upstream reachable: ") + worst + "; " + summary};
+  return {false,
+          std::string(refused ? "no upstream delivering: " : "no upstream reachable: ") + worst + "; " + summary};
 }
 
 std::optional<std::string> header_value(const std::string& head, std::string_view name) {
@@ -200,7 +226,8 @@ bool host_is_ours(std::string_view host, std::string_view hostname) {
   std::size_t colon = host.rfind(':');
   std::string_view name = colon == std::string_view::npos ? host : host.substr(0, colon);
   if (colon != std::string_view::npos && !port_ok(host.substr(colon + 1))) return false;
-  return IpAddress::parse(name).has_value() || iequals(name, "localhost") || (!hostname.empty() && iequals(name, hostname));
+  return IpAddress::parse(name).has_value() || iequals(name, "localhost") ||
+         (!hostname.empty() && iequals(name, hostname));
 }
 
 std::string http_reply(const std::string& head, const Snapshot& s) {

@@ -38,7 +38,8 @@ struct Snapshot {
   std::int64_t oldest_arrival = 0;  // unix seconds, 0: queue empty
   upstream::Stats delivery;
   std::vector<std::pair<std::string, upstream::SiteStats>> upstreams;
-  std::int64_t unreachable_after = 600;  // seconds
+  std::map<std::string, std::uint64_t, std::less<>> routed;  // messages queued per route key
+  std::int64_t unreachable_after = 600;                      // seconds
   // The upstreams whose tokens spoolgate gets itself (by upstream name).
   struct OAuth {
     std::string upstream;

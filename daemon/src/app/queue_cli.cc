@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "app/queue_cli.h"
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
-#include <set>
 #include <string_view>
 
 #include "app/request_server.h"
@@ -26,19 +26,19 @@ std::string age(std::int64_t seconds) {
 
 // The messages a running daemon is delivering now (none when no daemon
 // answers: the spool alone cannot tell).
-std::set<std::string> active_ids(const std::string& spool_dir) {
-  std::set<std::string> out;
-  auto reply = control_request(spool_dir + "/control.sock", "active", Millis(5000));
-  if (!reply || !reply->starts_with("ok\n")) return out;
-  for (std::string_view id : split(std::string_view(*reply).substr(3), '\n'))
-    if (!id.empty()) out.emplace(id);
-  return out;
+std::map<std::string, Waiting> waiting_of(const std::string& spool_dir) {
+  auto reply = control_request(spool_dir + "/control.sock", "waiting", Millis(5000));
+  if (!reply || !reply->starts_with("ok\n")) return {};
+  return decode_waiting(std::string_view(*reply).substr(3));
 }
 
 // queued: waiting for its first attempt; deferred: tried, waiting for the
-// next; active: being delivered now (as Postfix's active queue).
-const char* state_of(const spool::Record& r, const std::set<std::string>& active) {
-  if (active.count(r.id)) return "active";
+// next; held: waiting for a window of its upstream's limits to open (not
+// an error); active: being delivered now (as Postfix's active queue).
+const char* state_of(const spool::Record& r, const std::map<std::string, Waiting>& waiting) {
+  auto it = waiting.find(r.id);
+  if (it != waiting.end() && it->second.active) return "active";
+  if (it != waiting.end() && it->second.held_until) return "held";
   return r.attempts ? "deferred" : "queued";
 }
 
@@ -56,7 +56,7 @@ int queue_list(const config::Config& cfg, bool json) {
     std::cerr << "spoolgate: cannot list spool: " << records.error().message() << "\n";
     return 1;
   }
-  std::set<std::string> active = active_ids((*spool)->dir());
+  auto waiting = waiting_of((*spool)->dir());
   std::int64_t now = unix_now();
   std::string out;
   if (json) {
@@ -66,7 +66,7 @@ int queue_list(const config::Config& cfg, bool json) {
       out += first ? "\n  {" : ",\n  {";
       first = false;
       out += "\"id\": " + json_quote(r.id);
-      out += ", \"state\": " + json_quote(state_of(r, active));
+      out += ", \"state\": " + json_quote(state_of(r, waiting));
       out += ", \"sender\": " + json_quote(r.sender);
       out += ", \"recipients\": [";
       for (size_t i = 0; i < r.recipients.size(); ++i) out += (i ? ", " : "") + json_quote(r.recipients[i]);
@@ -83,7 +83,13 @@ int queue_list(const config::Config& cfg, bool json) {
       out += ", \"last_error\": " + json_quote(r.last_error);
       out += ", \"next_attempt\": " + (r.attempts ? json_quote(iso8601(r.next_attempt)) : std::string("null"));
       out += ", \"client\": " + json_quote(r.client);
-      out += ", \"device\": " + (r.device.empty() ? std::string("null") : json_quote(r.device)) + "}";
+      out += ", \"device\": " + (r.device.empty() ? std::string("null") : json_quote(r.device));
+      auto w = waiting.find(r.id);
+      bool routed = w != waiting.end() && !w->second.route.empty();
+      bool held = w != waiting.end() && w->second.held_until;
+      out += ", \"route\": " + (routed ? json_quote(w->second.route) : std::string("null"));
+      out += ", \"held_until\": " + (held ? json_quote(iso8601(w->second.held_until)) : std::string("null"));
+      out += ", \"held_reason\": " + (held ? json_quote(w->second.held_reason) : std::string("null")) + "}";
     }
     out += first ? "]\n" : "\n]\n";
   } else {
@@ -95,13 +101,17 @@ int queue_list(const config::Config& cfg, bool json) {
     for (const auto& r : *records) {
       total += r.size;
       (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
-                          static_cast<unsigned long long>(r.size), state_of(r, active));
+                          static_cast<unsigned long long>(r.size), state_of(r, waiting));
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";
       if (!r.device.empty()) out += "  [" + r.device + "]";
       out += "\n";
       if (!r.last_error.empty()) out += "                  last error: " + r.last_error + "\n";
+      if (auto w = waiting.find(r.id); w != waiting.end() && w->second.held_until)
+        out += "                  held until " + iso8601(w->second.held_until) + ": " + w->second.held_reason + "\n";
+      if (auto w = waiting.find(r.id); w != waiting.end() && !w->second.route.empty())
+        out += "                  route: " + w->second.route + "\n";
     }
     out += "-- " + std::to_string(records->size()) + " message(s), " + std::to_string(total) + " bytes in " +
            (*spool)->dir() + "\n";
@@ -111,13 +121,41 @@ int queue_list(const config::Config& cfg, bool json) {
   return 0;
 }
 
-std::string show_message(const spool::Spool& spool, const std::string& id) {
+std::string encode_waiting(const std::map<std::string, Waiting>& w) {
+  std::string out;
+  for (const auto& [id, x] : w)
+    out += id + "\t" + (x.active ? "1" : "0") + "\t" + x.route + "\t" + std::to_string(x.held_until) + "\t" +
+           x.held_reason + "\n";
+  return out;
+}
+
+std::map<std::string, Waiting> decode_waiting(std::string_view text) {
+  std::map<std::string, Waiting> out;
+  for (std::string_view line : split(text, '\n')) {
+    auto f = split(line, '\t');
+    if (f.size() != 5 || !is_queue_id(f[0])) continue;
+    Waiting w;
+    w.active = f[1] == "1";
+    w.route = std::string(f[2]);
+    auto [p, ec] = std::from_chars(f[3].data(), f[3].data() + f[3].size(), w.held_until);
+    if (ec != std::errc() || p != f[3].data() + f[3].size()) continue;
+    w.held_reason = std::string(f[4]);
+    out.emplace(std::string(f[0]), std::move(w));
+  }
+  return out;
+}
+
+std::string show_message(const spool::Spool& spool, const std::string& id, const Waiting* w) {
   if (!is_queue_id(id)) return "error: '" + id + "' is not a queue id\n";
   auto r = spool.load(id);
   if (!r) return "error: " + id + ": " + r.error().message() + "\n";
   std::string out = "ok\n";
   out += "id:        " + r->id + "\n";
-  out += "state:     " + std::string(r->attempts ? "deferred" : "queued") + "\n";
+  std::map<std::string, Waiting> one;
+  if (w) one[id] = *w;
+  out += "state:     " + std::string(state_of(*r, one)) + "\n";
+  if (w && w->held_until) out += "held until: " + iso8601(w->held_until) + " (" + w->held_reason + ")\n";
+  if (w && !w->route.empty()) out += "route:     " + w->route + "\n";
   out += "arrived:   " + iso8601(r->arrived) + "\n";
   out += "client:    " + r->client + " (helo " + r->helo + ")\n";
   if (!r->device.empty()) out += "device:    " + r->device + "\n";

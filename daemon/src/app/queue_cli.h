@@ -2,7 +2,10 @@
 // app/queue_cli: `spoolgate queue ...` verbs that read the spool directly.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "spool/spool.h"
@@ -25,6 +28,19 @@ int health(const config::Config& cfg, bool live);
 // reason on stderr) or no daemon answers.
 int reload(const config::Config& cfg);
 
-std::string show_message(const spool::Spool& spool, const std::string& id);
+// What the running daemon knows of a queued message beyond its spool
+// entry: being delivered, the route it waits for, held by a limit until.
+struct Waiting {
+  bool active = false;
+  std::string route;            // group keys, ";" between groups; "" any upstream
+  std::int64_t held_until = 0;  // unix seconds; 0: not held
+  std::string held_reason;
+};
+// The control socket's "waiting" answer, both ways: one line per message
+// "id TAB active TAB route TAB held_until TAB reason".
+std::string encode_waiting(const std::map<std::string, Waiting>& w);
+std::map<std::string, Waiting> decode_waiting(std::string_view text);
+
+std::string show_message(const spool::Spool& spool, const std::string& id, const Waiting* w = nullptr);
 
 }  // namespace spoolgate::app

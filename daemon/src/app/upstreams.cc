@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -49,6 +50,15 @@ Result<std::string> secret_from_env(const std::string& var, const std::string& k
   return s;
 }
 
+std::string pacing_key(const config::Upstream& c) {
+  // The name when it has one; else the URL made a file name. (Renaming an
+  // upstream starts its counters afresh.)
+  if (!c.name.empty()) return c.name;
+  std::string key = "url-";
+  for (char ch : c.url) key += std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ? ch : '_';
+  return key.substr(0, 200);
+}
+
 Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
   upstream::Settings s;
   s.helo = cfg.hostname;
@@ -90,6 +100,12 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
       if (!ctx) return fail(Errc::Invalid, where + ": " + ctx.error().message());
       u.tls_ctx = *ctx;
     }
+    const config::UpstreamLimits& l = c.limits;
+    u.limits = pacing::Limits{l.max_connections,  l.messages_per_second, l.messages_per_minute,
+                              l.messages_per_day, l.recipients_per_day,  l.max_message_size};
+    u.quota_wait = l.quota_wait;
+    u.pacing_key = pacing_key(c);
+    u.config_name = c.name;
     s.upstreams.push_back(std::move(u));
   }
   s.routing = routing_table(cfg);

@@ -16,5 +16,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg);
 // `key` (the config key that names the variable) goes into the error.
 Result<std::string> secret_from_env(const std::string& var, const std::string& key);
 scheduler::Policy scheduler_policy(const config::Config& cfg);
+// The file name of an upstream's pacing counters under <spool>/pacing/.
+std::string pacing_key(const config::Upstream& c);
 
 }  // namespace spoolgate::app

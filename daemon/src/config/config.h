@@ -108,6 +108,24 @@ struct Route {
   std::vector<std::string> upstream;  // names, failover in order
 };
 
+// The provider an upstream account belongs to: its published limits are
+// the defaults of limits (config/profiles.cc, the README's table).
+enum class Provider { Generic, Microsoft365, Gmail, GoogleWorkspace, Ses };
+
+// What spoolgate keeps under, per upstream account, before the provider
+// has to refuse (pacing/pacer.h). 0: no limit. kUnset until load() fills
+// in the provider's figure.
+constexpr std::uint64_t kUnset = UINT64_MAX;
+struct UpstreamLimits {
+  std::uint64_t max_connections = kUnset;
+  std::uint64_t messages_per_second = kUnset;
+  std::uint64_t messages_per_minute = kUnset;
+  std::uint64_t messages_per_day = kUnset;    // rolling 24 hours
+  std::uint64_t recipients_per_day = kUnset;  // rolling 24 hours
+  std::uint64_t max_message_size = kUnset;    // bytes
+  Millis quota_wait{-1};                      // after a reply saying the quota is used up: no start for this long
+};
+
 struct Upstream {
   std::string name;  // optional; what devices[].upstream and routes[].upstream refer to
   std::string url;
@@ -124,7 +142,12 @@ struct Upstream {
   std::string client_key;
   bool insecure_plaintext = false;
   OAuth oauth;
+  Provider provider = Provider::Generic;
+  UpstreamLimits limits;
 };
+
+// A provider's defaults (every field set).
+UpstreamLimits profile_limits(Provider p);
 
 enum class BareNewlines { Normalize, Reject };
 
@@ -225,5 +248,6 @@ std::string_view to_string(Scheme s);
 std::string_view to_string(AuthMode a);
 std::string_view to_string(OAuthProvider p);
 std::string_view to_string(OAuthGrant g);
+std::string_view to_string(Provider p);
 
 }  // namespace spoolgate::config

@@ -25,8 +25,11 @@ Table upstream_fields(Upstream& u, Shown shown) {
       text("password_file", u.password_file),
       text("password_env", u.password_env),
       choice("auth", u.auth,
-             {{"auto", AuthMode::Auto}, {"plain", AuthMode::Plain}, {"login", AuthMode::Login},
-              {"xoauth2", AuthMode::XOAuth2}, {"oauthbearer", AuthMode::OAuthBearer}}),
+             {{"auto", AuthMode::Auto},
+              {"plain", AuthMode::Plain},
+              {"login", AuthMode::Login},
+              {"xoauth2", AuthMode::XOAuth2},
+              {"oauthbearer", AuthMode::OAuthBearer}}),
       text("ca_file", u.ca_file),
       custom(
           "pins", true,
@@ -50,6 +53,19 @@ Table upstream_fields(Upstream& u, Shown shown) {
       text("client_cert", u.client_cert),
       text("client_key", u.client_key),
       boolean("insecure_plaintext", u.insecure_plaintext),
+      choice("provider", u.provider,
+             {{"generic", Provider::Generic},
+              {"microsoft365", Provider::Microsoft365},
+              {"gmail", Provider::Gmail},
+              {"google-workspace", Provider::GoogleWorkspace},
+              {"ses", Provider::Ses}}),
+      count("limits.max_connections", u.limits.max_connections, 0, 1000000000),
+      count("limits.messages_per_second", u.limits.messages_per_second, 0, 1000000000),
+      count("limits.messages_per_minute", u.limits.messages_per_minute, 0, 1000000000),
+      count("limits.messages_per_day", u.limits.messages_per_day, 0, 1000000000),
+      count("limits.recipients_per_day", u.limits.recipients_per_day, 0, 1000000000),
+      size("limits.max_message_size", u.limits.max_message_size),
+      duration("limits.quota_wait", u.limits.quota_wait),
   };
   if (shown == Shown::All || u.oauth.configured())
     for (auto& f : oauth_fields(u.oauth)) t.push_back(std::move(f));
@@ -86,14 +102,24 @@ void upstreams_check(Check& k, Config& c) {
     // Also a %01 the URL decoded into the username: a control character
     // in a credential would split the XOAUTH2 string (0x01 separates it).
     if (has_control(u.username)) p.err(at, path + ".username", "must not contain control characters");
-    for (auto [name, val] : {std::pair{"password_file", &u.password_file},
-                             {"password_env", &u.password_env},
-                             {"ca_file", &u.ca_file}})
+    for (auto [name, val] :
+         {std::pair{"password_file", &u.password_file}, {"password_env", &u.password_env}, {"ca_file", &u.ca_file}})
       if (has_ctl(*val)) p.err(at, path + "." + name, "must not contain CR, LF or NUL");
     if (!u.password_file.empty() && !u.password_env.empty())
       p.err(at, path, "set password_file or password_env, not both");
     if (u.client_cert.empty() != u.client_key.empty()) p.err(at, path, "client_cert and client_key go together");
     oauth_check(p, at, path, u);
+    // What is not given comes from the provider's profile.
+    UpstreamLimits d = profile_limits(u.provider);
+    UpstreamLimits& l = u.limits;
+    for (auto [mine, theirs] : {std::pair{&l.max_connections, d.max_connections},
+                                {&l.messages_per_second, d.messages_per_second},
+                                {&l.messages_per_minute, d.messages_per_minute},
+                                {&l.messages_per_day, d.messages_per_day},
+                                {&l.recipients_per_day, d.recipients_per_day},
+                                {&l.max_message_size, d.max_message_size}})
+      if (*mine == kUnset) *mine = theirs;
+    if (l.quota_wait.count() < 0) l.quota_wait = d.quota_wait;
   }
 }
 

@@ -78,6 +78,10 @@ struct Settings {
   // Where mail may go (app builds it from the routes): a recipient no rule
   // takes is refused at RCPT. Null or trivial: every recipient.
   std::shared_ptr<const routing::Table> routing;
+  // The largest message each rule's upstreams take (by rule index; 0: no
+  // limit), and all upstreams' when the table is trivial.
+  std::vector<std::uint64_t> rule_size_caps;
+  std::uint64_t size_cap = 0;
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;
   Millis idle_timeout{300'000};

@@ -27,6 +27,15 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
     s.routable = [table, self, client = c.peer()](std::string_view sender, std::string_view rcpt) {
       return table->match(routing::Mail{sender, client, self->device()}, rcpt).has_value();
     };
+  if (const auto& table = in.settings().routing; table && !table->trivial()) {
+    s.size_cap = [table, self, caps = in.settings().rule_size_caps, client = c.peer()](std::string_view sender,
+                                                                                       std::string_view rcpt) {
+      auto rule = table->match(routing::Mail{sender, client, self->device()}, rcpt);
+      return rule && *rule < caps.size() ? caps[*rule] : std::uint64_t{0};
+    };
+  } else if (std::uint64_t cap = in.settings().size_cap) {
+    s.size_cap = [cap](std::string_view, std::string_view) { return cap; };
+  }
   s.accepting = [&in, self](std::uint64_t declared) {
     return in.accounting().reserve(self, declared ? declared : kDefaultReservation);
   };

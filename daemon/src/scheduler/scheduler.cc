@@ -144,12 +144,25 @@ void Scheduler::flush(std::int64_t now_ms) {
   for (const auto& id : ids) schedule(id, entries_[id], now_ms);
 }
 
+std::optional<std::int64_t> Scheduler::next_due_after(std::int64_t t_ms) const {
+  auto it = queue_.lower_bound({t_ms + 1, std::string()});
+  if (it == queue_.end()) return std::nullopt;
+  return it->first;
+}
+
 std::optional<std::int64_t> Scheduler::next_due() const {
   if (queue_.empty()) return std::nullopt;
   return queue_.begin()->first;
 }
 
 std::int64_t Scheduler::oldest_arrival_ms() const { return by_arrival_.empty() ? 0 : by_arrival_.begin()->first; }
+
+std::vector<std::pair<std::string, std::string>> Scheduler::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [id, e] : entries_)
+    if (!e.route.empty()) out.emplace_back(id, e.route);
+  return out;
+}
 
 std::vector<std::string> Scheduler::flying_ids() const {
   std::vector<std::string> out;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/units.h"
@@ -84,6 +85,8 @@ class Scheduler {
   void flush(std::int64_t now_ms);
   // When the next queued (not in flight) message is due; nullopt when none.
   std::optional<std::int64_t> next_due() const;
+  // The same among those due after t_ms.
+  std::optional<std::int64_t> next_due_after(std::int64_t t_ms) const;
   // The retry delay after `attempts` attempts, before jitter.
   Millis backoff(unsigned attempts) const;
 
@@ -93,6 +96,8 @@ class Scheduler {
   std::int64_t oldest_arrival_ms() const;
   // The messages in flight now; a scan, for `queue list`.
   std::vector<std::string> flying_ids() const;
+  // (id, route) of the messages that have one; a scan, for `queue list`.
+  std::vector<std::pair<std::string, std::string>> routes() const;
 
  private:
   struct Entry {

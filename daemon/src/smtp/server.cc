@@ -344,6 +344,7 @@ void Server::check_mail(std::string_view args) {
                  ", try again later");
   if (!s_.accepting(size)) return reply("452 4.3.1 Insufficient system storage");
   mail_ = true;
+  route_cap_ = UINT64_MAX;
   env_.sender = std::move(p.mailbox);
   if (!s_.rewrite_from.empty() && !env_.sender.null()) {
     ParsedPath r = parse_path("<" + s_.rewrite_from + ">", PathKind::Sender);
@@ -394,7 +395,13 @@ void Server::check_rcpt(std::string_view args) {
   if (s_.routable && !s_.routable(env_.sender.str(), p.mailbox.str()))
     return reply("550 5.7.1 <" + p.mailbox.str() +
                  ">: Recipient address rejected: no route to an upstream takes this sender and recipient");
+  std::uint64_t cap = s_.size_cap ? s_.size_cap(env_.sender.str(), p.mailbox.str()) : 0;
+  if (cap && env_.declared_size > cap)
+    return reply("552 5.3.4 <" + p.mailbox.str() +
+                 ">: Message size exceeds what the upstream for this recipient takes (" + std::to_string(cap) +
+                 " bytes)");
   envelope_bytes_ += bytes;
+  if (cap) route_cap_ = std::min(route_cap_, cap);
   env_.recipients.push_back(std::move(p.mailbox));
   reply("250 2.1.5 Ok");
 }
@@ -452,7 +459,7 @@ EventType Server::data_step() {
     size_t used = decoder_.decode(in, decoded_);
     in_pos_ += used;
     size_ += decoded_.size();
-    if (size_ > s_.max_message_size && !too_big_) {
+    if (size_ > std::min<std::uint64_t>(s_.max_message_size, route_cap_) && !too_big_) {
       too_big_ = true;  // keep reading to the end, keep nothing
       content_.clear();
     }
@@ -462,8 +469,11 @@ EventType Server::data_step() {
     if (decoder_.done()) {
       if (!too_big_) fixer_->finish(content_);
       std::string refusal;
-      if (too_big_)
+      if (too_big_ && size_ > s_.max_message_size)
         refusal = "552 5.3.4 Error: message size exceeds fixed limit";
+      else if (too_big_)
+        refusal = "552 5.3.4 Error: message size exceeds what the upstream of a recipient takes (" +
+                  std::to_string(route_cap_) + " bytes)";
       else if (fixer_->too_big())
         refusal = "552 5.3.4 Error: message header size exceeds limit";
       else if (s_.reject_bare_newlines && decoder_.saw_bare_newline())

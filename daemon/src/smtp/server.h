@@ -70,6 +70,11 @@ struct ServerSettings {
   // sender): false when no route takes this recipient (550 5.7.1); null:
   // every recipient is routable.
   std::function<bool(std::string_view sender, std::string_view rcpt)> routable;
+  // Asked at RCPT: the largest message the upstreams this recipient may go
+  // through take (0: no limit of theirs). A SIZE above it gets 552 5.3.4
+  // for this recipient; content above the smallest of the accepted
+  // recipients' gets 552 5.3.4 at the end of DATA. Null: none.
+  std::function<std::uint64_t(std::string_view sender, std::string_view rcpt)> size_cap;
   std::function<std::int64_t()> now;    // default: the system clock
   std::function<std::string()> new_id;  // default: core/ids
 };
@@ -235,6 +240,7 @@ class Server {
   std::string content_;
   std::uint64_t size_ = 0;
   bool too_big_ = false;
+  std::uint64_t route_cap_ = UINT64_MAX;  // the smallest size_cap of the accepted recipients
   bool end_pending_ = false;
   bool content_begin_pending_ = false;
 };

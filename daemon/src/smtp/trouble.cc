@@ -33,14 +33,17 @@ Trouble classify(const Reply& r) {
   std::string st = status_of(text);  // "5.7.57", or "" without an enhanced code
   std::string_view detail = st.size() > 2 ? std::string_view(st).substr(2) : std::string_view();
   auto has = [&](std::string_view needle) { return low.find(needle) != std::string::npos; };
-  if (r.code == 530 || r.code == 535) return Trouble::Misconfigured;               // rows 1, 2
+  if (r.code == 530 || r.code == 535) return Trouble::Misconfigured;  // rows 1, 2
   if (detail == "7.57" || detail == "7.30" || detail == "7.139" || detail == "7.12")
-    return Trouble::Misconfigured;  // rows 3-5
-  if (detail == "7.60" || has("sendasdenied")) return Trouble::Misconfigured;       // row 6
-  if (has("quotaexceeded")) return Trouble::Quota;                                   // row 7
+    return Trouble::Misconfigured;                                                           // rows 3-5
+  if (detail == "7.60" || has("sendasdenied")) return Trouble::Misconfigured;                // row 6
+  if (has("quotaexceeded")) return Trouble::Quota;                                           // row 7
   if (st == "5.4.5" || has("sending limit") || has("sending quota")) return Trouble::Quota;  // row 8
-  if (r.temporary() && (r.code == 432 || st == "4.7.0" || st == "4.3.2")) return Trouble::Throttled;  // row 9
-  return r.temporary() ? Trouble::Temporary : Trouble::Permanent;                    // rows 10, 11
+  if (has("daily message quota") || has("daily smtp relay limit")) return Trouble::Quota;    // row 8
+  if (r.temporary() &&
+      (r.code == 432 || st == "4.7.0" || st == "4.3.2" || has("maximum sending rate") || has("relay limit exceeded")))
+    return Trouble::Throttled;                                     // row 9
+  return r.temporary() ? Trouble::Temporary : Trouble::Permanent;  // rows 10, 11
 }
 
 }  // namespace spoolgate::smtp

@@ -6,7 +6,9 @@
 // the account, its sending quota, the sender it may use — must never fail
 // the message (invariant 8): a device cannot read a bounce, and the mail is
 // fine once the operator fixes the account. Those defer the message, back
-// the upstream off, and raise a health state until a delivery gets through.
+// the upstream off (a Quota reply holds the account's mail until its window
+// opens: upstream/delivery.h), and raise a health state until a delivery
+// gets through.
 //
 //   row  what the reply carries                               class
 //   1    code 530 (any stage)                                 Misconfigured   authentication required
@@ -17,8 +19,10 @@
 //                                                                         RFC 4954: a password transition is needed
 //   6    status x.7.60, or text "SendAsDenied"                Misconfigured   not allowed to send as this sender
 //   7    text "QuotaExceeded" (M365 SubmissionQuotaExceeded)  Quota           the account's daily sending limit
-//   8    status 5.4.5 or text "sending limit"/"sending quota" Quota           Gmail: daily sending limit
-//   9    code 432, or status 4.7.0 / 4.3.2 (a 4xx)            Throttled       slow down: back the site off
+//   8    status 5.4.5 or text "sending limit"/"sending quota" Quota           Gmail: daily sending limit;
+//        or "daily message quota" / "daily SMTP relay limit"                SES's daily quota, Google's relay's
+//   9    code 432, or status 4.7.0 / 4.3.2, or text           Throttled       slow down: back the site off
+//        "maximum sending rate" / "relay limit exceeded" (a 4xx)              (SES's rate, Google's relay's peak)
 //   10   any other 4xx                                        Temporary       retry this recipient later
 //   11   any other 5xx                                        Permanent       fail this recipient
 //   12   2xx / 3xx                                            Positive

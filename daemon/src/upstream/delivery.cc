@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "upstream/session.h"
 
@@ -14,13 +15,20 @@ namespace spoolgate::upstream {
 Delivery::Delivery(loop::Loop& loop, std::shared_ptr<spool::Spool> spool, scheduler::Scheduler& sched, Settings s)
     : loop_(loop), spool_(std::move(spool)), sched_(sched), s_(std::move(s)), sites_(sites_for(s_.upstreams)) {
   timer_ = loop::Timer::create(loop_, [this] { kick(); });
+  pacing_timer_ = loop::Timer::create(loop_, [this] { save_pacing(); });
+  for (std::size_t i = 0; i < sites_.size(); ++i) load_pacing(i);
+  for (const auto& u : s_.upstreams) limited_ = limited_ || u.limits.max_connections;
 }
 
 Delivery::~Delivery() = default;
 
 void Delivery::insert(const spool::Record& r) {
   std::int64_t due = r.attempts == 0 ? 0 : r.next_attempt * 1000;
-  sched_.insert(r.id, r.arrived * 1000, due, route_for(r));
+  std::string route = route_for(r);
+  if (!route.empty())
+    for (std::string_view key : routing::route_keys(route))
+      if (routed_.size() < 1024 || routed_.count(key)) ++routed_[std::string(key)];  // keys are few; bounded anyway
+  sched_.insert(r.id, r.arrived * 1000, due, std::move(route));
   kick();
 }
 
@@ -140,11 +148,13 @@ std::optional<std::string> Delivery::take_job(std::size_t upstream) {
   // Asked by a session that is up and talking: its site works, whatever a
   // parallel connection just ran into, so it keeps going.
   if (draining_) return std::nullopt;
-  auto ids = !routed() ? sched_.next_batch(unix_now_ms(), 1)
-                       : sched_.next_batch(unix_now_ms(), 1, [&](const std::string& route) {
-                           return route != kNoRoute && in_route(route_of(route), upstream);
-                         });
+  std::int64_t now = unix_now_ms();
+  if (gate(upstream, now) == Gate::Paced) return std::nullopt;  // its window is full: held mail waits for it
+  auto ids = !routed() ? sched_.next_batch(now, 1) : sched_.next_batch(now, 1, [&](const std::string& route) {
+    return route != kNoRoute && in_route(route_of(route), upstream);
+  });
   if (ids.empty()) return std::nullopt;
+  held_.erase(ids.front());
   return ids.front();
 }
 
@@ -152,12 +162,18 @@ void Delivery::kick() {
   if (draining_ || s_.upstreams.empty()) return;
   expire_waiting();
   std::int64_t now = unix_now_ms();
+  // Without routes and per-upstream connection limits every due message
+  // can be acted on: no filter, nothing per message.
+  bool filtered = routed() || limited_;
   for (;;) {
     if (parked_.empty() && sessions_.size() >= s_.max_connections) break;
     if (parked_.empty() && !usable_upstream()) break;  // every upstream down: the timer waits
-    auto ids = sched_.next_batch(now, 1);
+    auto ids = !filtered ? sched_.next_batch(now, 1) : sched_.next_batch(now, 1, [&](const std::string& route) {
+      return route == kNoRoute || startable(route_of(route), now);
+    });
     if (ids.empty()) break;
     const std::string& id = ids.front();
+    held_.erase(id);
     if (sched_.route(id) == kNoRoute) {
       defer_unroutable(id);
       continue;
@@ -166,19 +182,29 @@ void Delivery::kick() {
     // A held session first: its connection is up and its site works. The
     // most recently parked one that may carry this message, so that
     // surplus sessions reach their end.
-    auto held = std::find_if(parked_.rbegin(), parked_.rend(),
-                             [&](const Session* s) { return in_route(route, s->upstream()); });
+    auto held = std::find_if(parked_.rbegin(), parked_.rend(), [&](const Session* s) {
+      return in_route(route, s->upstream()) && gate(s->upstream(), now) != Gate::Paced;
+    });
     if (held != parked_.rend()) {
       Session* s = *held;
       parked_.erase(std::next(held).base());
       s->resume(id);
       continue;
     }
-    auto up = usable_upstream(route);
+    // The first ready upstream, in the route's order (failover order).
+    std::optional<std::size_t> up;
+    auto consider = [&](std::size_t u) {
+      if (!up && gate(u, now) == Gate::Ready) up = u;
+    };
+    if (route)
+      for (const Group* g : *route)
+        for (std::size_t u : *g) consider(u);
+    else
+      for (std::size_t u = 0; u < sites_.size(); ++u) consider(u);
     if (!up) {
-      // Its upstreams are all down: it waits for the first to come back,
-      // and other mail goes on.
-      sched_.release(id, route_up_at(route));
+      // Its upstreams are down or their windows full: it waits for the
+      // first to open, and other mail goes on.
+      wait_for_route(id, route, now);
       continue;
     }
     if (sessions_.size() >= s_.max_connections) {
@@ -193,6 +219,155 @@ void Delivery::kick() {
     session->start();
   }
   arm_timer();
+}
+
+std::size_t Delivery::open_sessions(std::size_t u) const {
+  return static_cast<std::size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(), [u](const Session* s) { return s->upstream() == u; }));
+}
+
+Delivery::Gate Delivery::gate(std::size_t u, std::int64_t now) const {
+  if (u >= sites_.size()) return Gate::Down;  // an index a reload made stale
+  const Site& site = sites_[u];
+  if (site.down_until > now) return Gate::Down;
+  if (site.pacer.check(now, 1)) return Gate::Paced;
+  std::uint64_t max = s_.upstreams[u].limits.max_connections;
+  if (max && open_sessions(u) >= max) return Gate::Full;
+  return Gate::Ready;
+}
+
+bool Delivery::startable(const Route* r, std::int64_t now) const {
+  bool full = false;
+  for (std::size_t u = 0; u < sites_.size(); ++u) {
+    if (!in_route(r, u)) continue;
+    Gate g = gate(u, now);
+    if (g == Gate::Ready) return true;
+    full = full || g == Gate::Full;
+  }
+  if (!full) return true;  // all down or paced: held or released, now
+  return std::any_of(parked_.begin(), parked_.end(), [&](const Session* s) {
+    return in_route(r, s->upstream()) && gate(s->upstream(), now) != Gate::Paced;
+  });
+}
+
+void Delivery::wait_for_route(const std::string& id, const Route* r, std::int64_t now) {
+  std::int64_t until = INT64_MAX;
+  std::optional<pacing::Wait> paced;
+  std::size_t paced_at = 0;
+  for (std::size_t u = 0; u < sites_.size(); ++u) {
+    if (!in_route(r, u)) continue;
+    const Site& site = sites_[u];
+    if (site.down_until > now) {
+      if (site.down_until < until) {
+        until = site.down_until;
+        paced.reset();
+      }
+    } else if (auto w = site.pacer.check(now, 1); w && w->until_ms < until) {
+      until = w->until_ms;
+      paced = std::move(w);
+      paced_at = u;
+    }
+  }
+  if (paced) {
+    this->paced(paced_at, *paced);
+    return hold(id, *paced, paced_at);
+  }
+  sched_.release(id, until == INT64_MAX ? now + 1000 : until);
+}
+
+void Delivery::paced(std::size_t upstream, pacing::Wait& w) {
+  Site& site = sites_[upstream];
+  if (site.paced_logged != w.until_ms) {  // once per window
+    site.paced_logged = w.until_ms;
+    log::info("upstream_paced")
+        .kv("upstream", s_.upstreams[upstream].name)
+        .kv("reason", w.reason)
+        .kv("until", iso8601(w.until_ms / 1000))
+        .kv("action", "mail is held until then, not deferred, never bounced");
+  }
+  w.reason = s_.upstreams[upstream].label() + ": " + w.reason;
+}
+
+void Delivery::hold(const std::string& id, const pacing::Wait& w, std::size_t upstream) {
+  held_[id] = Held{w.until_ms, w.reason, upstream};
+  sched_.release(id, w.until_ms);
+  log::debug("held").kv("msg", id).kv("reason", w.reason).kv("until", iso8601(w.until_ms / 1000));
+}
+
+std::optional<pacing::Wait> Delivery::admit(std::size_t upstream, std::uint64_t rcpts, std::int64_t* stamp) {
+  *stamp = 0;
+  if (upstream >= sites_.size()) return std::nullopt;
+  Site& site = sites_[upstream];
+  if (!site.pacer.limits().paced()) return std::nullopt;
+  std::int64_t now = unix_now_ms();
+  if (auto w = site.pacer.check(now, rcpts)) {
+    paced(upstream, *w);
+    return w;
+  }
+  *stamp = site.pacer.count(now, rcpts);
+  site.pacing_dirty = true;
+  if (pacing_timer_ && !pacing_saving_) pacing_timer_->start(Millis(1000));
+  return std::nullopt;
+}
+
+void Delivery::admitted_done(std::size_t upstream, std::int64_t stamp, std::uint64_t rcpts) {
+  if (!stamp || upstream >= sites_.size()) return;
+  sites_[upstream].pacer.restamp(stamp, rcpts, unix_now_ms());
+  sites_[upstream].pacing_dirty = true;
+  if (pacing_timer_ && !pacing_saving_) pacing_timer_->start(Millis(1000));
+}
+
+void Delivery::load_pacing(std::size_t i) {
+  Site& site = sites_[i];
+  const Upstream& u = s_.upstreams[i];
+  site.pacer.set_limits(u.limits);
+  if (!u.limits.paced() || site.pacing_dirty || site.pacer.usage(unix_now_ms()).messages_day ||
+      site.pacer.usage(unix_now_ms()).last_minute || site.pacer.usage(unix_now_ms()).last_second)
+    return;  // nothing to keep, or counters this process already holds
+  auto text = files::read_small(spool_->dir() + "/pacing/" + u.pacing_key, 4u << 20);
+  if (!text) {
+    if (text.error().sys != ENOENT)
+      log::warn("pacing_read").kv("upstream", u.name).kv("reason", text.error().message());
+    return;
+  }
+  if (auto r = site.pacer.decode(*text, unix_now_ms()); !r)
+    log::warn("pacing_read")
+        .kv("upstream", u.name)
+        .kv("reason", r.error().message())
+        .kv("action", "the counters start afresh");
+}
+
+void Delivery::save_pacing() {
+  if (pacing_saving_) return;
+  std::vector<std::pair<std::string, std::string>> out;  // key, text
+  for (std::size_t i = 0; i < sites_.size(); ++i) {
+    if (!sites_[i].pacing_dirty) continue;
+    sites_[i].pacing_dirty = false;
+    out.emplace_back(s_.upstreams[i].pacing_key, sites_[i].pacer.encode());
+  }
+  if (out.empty()) return;
+  pacing_saving_ = true;
+  auto errors = std::make_shared<std::vector<std::string>>();
+  std::string dir = spool_->dir() + "/pacing";
+  std::string tmp = spool_->dir() + "/tmp";
+  work(
+      [out = std::move(out), errors, dir, tmp] {
+        if (auto d = files::ensure_dir(dir); !d) return errors->push_back(d.error().message());
+        for (const auto& [key, text] : out) {
+          std::string from = tmp, to = dir;
+          from.append("/pacing-").append(key);
+          to.append("/").append(key);
+          if (auto r = files::replace_file(from, to, text); !r) errors->push_back(r.error().message());
+        }
+        if (auto f = files::fsync_dir(dir); !f) errors->push_back(f.error().message());
+      },
+      [this, errors] {
+        pacing_saving_ = false;
+        for (const auto& e : *errors) log::warn("pacing_write").kv("reason", e);
+        bool again = std::any_of(sites_.begin(), sites_.end(), [](const Site& s) { return s.pacing_dirty; });
+        if (again && draining_) return save_pacing();
+        if (again && pacing_timer_) pacing_timer_->start(Millis(1000));
+      });
 }
 
 void Delivery::park(Session* s) {
@@ -230,6 +405,11 @@ void Delivery::reconfigure(Settings s) {
   bool was_routed = routed();
   s_ = std::move(s);
   sites_ = sites_for(s_.upstreams);
+  limited_ = false;
+  for (std::size_t i = 0; i < sites_.size(); ++i) {
+    load_pacing(i);
+    limited_ = limited_ || s_.upstreams[i].limits.max_connections;
+  }
   route_cache_.clear();
   // Routes name upstreams and rules that may have changed: waiting mail may
   // go anywhere until a session loads it and puts it on its route.
@@ -239,7 +419,10 @@ void Delivery::reconfigure(Settings s) {
 
 std::size_t Delivery::flush() {
   std::size_t waiting = sched_.size() - sched_.in_flight();
-  for (auto& site : sites_) site.down_until = 0;
+  for (auto& site : sites_) {
+    site.down_until = 0;
+    site.pacer.unblock();  // a quota reply's hold; what the limits count stays
+  }
   sched_.flush(unix_now_ms());
   kick();
   return waiting;
@@ -257,6 +440,7 @@ void Delivery::remove(const std::string& id, const std::function<void(bool, std:
   bool known = sched_.contains(id);
   std::string route = sched_.route(id);
   sched_.remove(id);  // nothing hands it out while the file goes
+  held_.erase(id);
   auto result = std::make_shared<Result<spool::Record>>();
   auto spool = spool_;
   work(
@@ -289,6 +473,8 @@ void Delivery::work(std::function<void()> fn, std::function<void()> done) {
 
 void Delivery::maybe_drained() {
   if (draining_ && sessions_.empty() && jobs_ == 0 && drained_) {
+    // The last counts written before the end (their job comes back here).
+    if (std::any_of(sites_.begin(), sites_.end(), [](const Site& s) { return s.pacing_dirty; })) return save_pacing();
     auto done = std::move(drained_);
     drained_ = nullptr;
     done();
@@ -413,6 +599,7 @@ void Delivery::apply(const spool::Record& rec, const Verdict& v, const Persisted
     return;
   }
   sched_.remove(rec.id);
+  held_.erase(rec.id);
   if (on_removed) on_removed(rec.size);
   if (v.action == Verdict::Action::Fail) {
     ++stats_.failed;
@@ -489,6 +676,10 @@ void Delivery::unreadable(const std::string& id, const Error& e, const std::stri
 void Delivery::arm_timer() {
   if (!timer_ || draining_) return;
   auto due = sched_.next_due();
+  // Mail still due after a kick waits for a session of a full upstream to
+  // end (release() kicks): the timer is for what comes due later.
+  std::int64_t now = unix_now_ms();
+  if (due && *due <= now && (routed() || limited_) && usable_upstream()) due = sched_.next_due_after(now);
   // At capacity a finishing session takes the next message itself (and
   // release() kicks): no timer, which would otherwise fire again and again.
   if (!due || (sessions_.size() >= s_.max_connections && parked_.empty())) {
@@ -550,7 +741,7 @@ void Delivery::site_success(std::size_t upstream) {
   st.last_success = unix_now();
   if (s.misconfigured) return;  // connected, but the account is still refused: a delivery ends it
   if (s.failures) log::info("upstream_up").kv("upstream", s_.upstreams[upstream].name);
-  s = Site{s.name};
+  s.clear_trouble();  // (the pacing counters stay)
   st.failing_since = 0;
 }
 
@@ -559,15 +750,35 @@ void Delivery::site_misconfigured(std::size_t upstream, smtp::Trouble t, const s
   Site& s = sites_[upstream];
   const std::string& name = s_.upstreams[upstream].name;
   SiteStats& st = site_stats_[name];
+  if (t == smtp::Trouble::Quota) {
+    // The provider counts more than we did (another client on the account,
+    // a smaller quota than the profile's): no new transaction until the
+    // day window of our counters opens, or for quota_wait, whichever is
+    // first, and at least a minute. Mail is held meanwhile, never bounced.
+    std::int64_t now = unix_now_ms();
+    std::int64_t until = now + s_.upstreams[upstream].quota_wait.count();
+    if (auto opens = s.pacer.day_window_opens(now)) until = std::min(until, *opens);
+    until = std::max(until, now + 60'000);
+    s.pacer.block_until(until, "quota reply: " + reason);
+    s.pacing_dirty = true;
+    s.misconfigured = true;  // until a delivery gets through (site_delivered)
+    if (pacing_timer_ && !pacing_saving_) pacing_timer_->start(Millis(1000));
+    st.misconfigured = reason;
+    log::error("upstream_quota")
+        .kv("upstream", name)
+        .kv("reason", reason)
+        .kv("until", iso8601(until / 1000))
+        .kv("action", "the account's sending quota is used up; mail is held until then, nothing is bounced");
+    return;
+  }
   if (!s.misconfigured)
     log::error("upstream_misconfigured")
         .kv("upstream", name)
         .kv("trouble", smtp::to_string(t))
         .kv("reason", reason)
-        .kv("action", t == smtp::Trouble::Quota
-                          ? "the account's sending quota is used up; mail stays queued and goes out with backoff"
-                          : "check the account (credentials, SMTP AUTH enabled, send-as rights, rewrite_from); "
-                            "mail stays queued, nothing is bounced; retrying with backoff");
+        .kv("action",
+            "check the account (credentials, SMTP AUTH enabled, send-as rights, rewrite_from); "
+            "mail stays queued, nothing is bounced; retrying with backoff");
   s.misconfigured = true;
   st.misconfigured = reason;
   site_failure(upstream, smtp::Failure{smtp::Failure::Temporary, reason, false, true});
@@ -578,7 +789,7 @@ void Delivery::site_delivered(std::size_t upstream) {
   Site& s = sites_[upstream];
   SiteStats& st = site_stats_[s_.upstreams[upstream].name];
   if (s.misconfigured) log::info("upstream_fixed").kv("upstream", s_.upstreams[upstream].name);
-  s = Site{s.name};
+  s.clear_trouble();  // (the pacing counters stay)
   st.misconfigured.clear();
   st.failing_since = 0;
 }
@@ -591,6 +802,20 @@ std::vector<std::pair<std::string, SiteStats>> Delivery::site_stats() const {
     auto it = site_stats_.find(name);
     SiteStats st = it == site_stats_.end() ? SiteStats{} : it->second;
     st.down = i < sites_.size() && sites_[i].down_until > now;
+    st.sessions = open_sessions(i);
+    for (const auto& [id, h] : held_) st.held += h.upstream == i ? 1 : 0;
+    const pacing::Limits& l = s_.upstreams[i].limits;
+    pacing::Pacer::Usage use = i < sites_.size() ? sites_[i].pacer.usage(now) : pacing::Pacer::Usage{};
+    for (auto [limit, figure, in_use] : {std::tuple{"max_connections", l.max_connections, st.sessions},
+                                         {"messages_per_second", l.messages_per_second, use.last_second},
+                                         {"messages_per_minute", l.messages_per_minute, use.last_minute},
+                                         {"messages_per_day", l.messages_per_day, use.messages_day},
+                                         {"recipients_per_day", l.recipients_per_day, use.recipients_day},
+                                         {"max_message_size", l.max_message_size, std::uint64_t{0}}}) {
+      if (!figure) continue;
+      st.limits.emplace_back(limit, figure);
+      if (std::string_view(limit) != "max_message_size") st.used.emplace_back(limit, in_use);
+    }
     out.emplace_back(name, std::move(st));
   }
   return out;

@@ -58,6 +58,7 @@
 
 #include "core/units.h"
 #include "loop/loop.h"
+#include "pacing/pacer.h"
 #include "routing/routes.h"
 #include "scheduler/scheduler.h"
 #include "smtp/client.h"
@@ -100,6 +101,10 @@ struct SiteStats {
   // sending quota reached): the reason, until a delivery gets through.
   std::string misconfigured;
   bool down = false;  // in site backoff now (filled in by site_stats())
+  // Filled in by site_stats(): sessions open, messages held for it, and per
+  // limit it has ("messages_per_minute", ...) the figure and the use now.
+  std::uint64_t sessions = 0, held = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> limits, used;
 };
 
 class Session;
@@ -117,8 +122,9 @@ class Delivery {
   // A reload: sessions in progress keep the upstream they have; new sessions
   // use the new list. Site backoff starts afresh.
   void reconfigure(Settings s);
-  // Queue flush: every deferred message and every upstream in backoff is due
-  // now. Returns how many messages were waiting.
+  // Queue flush: every deferred or held message and every upstream in
+  // backoff is due now; a quota reply's hold ends (the windows the limits
+  // count stay). Returns how many messages were waiting.
   std::size_t flush();
   // One message due now; false when unknown or being delivered.
   bool retry(const std::string& id);
@@ -148,6 +154,27 @@ class Delivery {
   // upstream may carry (site backoff does not stop a connection that works;
   // it stops new ones).
   std::optional<std::string> take_job(std::size_t upstream);
+  // A transaction of `rcpts` recipients is about to start on `upstream`:
+  // counted against its limits, or (nullopt means counted) the window
+  // that is full, for hold().
+  // *stamp: when it was counted, for admitted_done().
+  std::optional<pacing::Wait> admit(std::size_t upstream, std::uint64_t rcpts, std::int64_t* stamp);
+  // The transaction admitted at `stamp` got its last reply: the provider
+  // counted it now (Pacer::restamp).
+  void admitted_done(std::size_t upstream, std::int64_t stamp, std::uint64_t rcpts);
+  // A message that waits for a window of its upstreams' limits to open:
+  // due then, not an attempt, not an error (queue list: held).
+  void hold(const std::string& id, const pacing::Wait& w, std::size_t upstream);
+  struct Held {
+    std::int64_t until_ms = 0;
+    std::string reason;
+    std::size_t upstream = 0;  // whose window
+  };
+  // Messages queued per route key (what /metrics shows); without routes none.
+  const std::map<std::string, std::uint64_t, std::less<>>& routed_counts() const { return routed_; }
+  // The messages held now, and each waiting message's route (for queue
+  // list and show).
+  const std::map<std::string, Held>& held() const { return held_; }
   // The recipients of `rec` a session on `upstream` carries now: pending,
   // routed to a group that holds the upstream and that the message waits
   // for (every pending one without routes).
@@ -217,6 +244,24 @@ class Delivery {
   // A message due again at `due`: count, schedule and log the deferral.
   void deferred(const std::string& msg, std::int64_t due, const std::string& reason, unsigned attempts,
                 const std::string& session, const std::string& upstream);
+  // Whether upstream u may start a transaction now: Ready, or why not.
+  enum class Gate { Ready, Full, Down, Paced };
+  Gate gate(std::size_t u, std::int64_t now) const;
+  std::size_t open_sessions(std::size_t u) const;
+  // A due message of this route can be acted on now: an upstream of it is
+  // Ready (or a held session), or none is Full (it is held or waits for a
+  // site). Otherwise it waits in the scheduler for a session to end.
+  bool startable(const std::vector<const std::vector<std::size_t>*>* r, std::int64_t now) const;
+  // The route's upstreams are all Down or Paced: due again when the first
+  // opens (held when that is a window of the limits).
+  // Upstream's window is full: logged once per window; w.reason gets the
+  // upstream's name in front.
+  void paced(std::size_t upstream, pacing::Wait& w);
+  void wait_for_route(const std::string& id, const std::vector<const std::vector<std::size_t>*>* r, std::int64_t now);
+  // The pacing counters: read when an upstream is first seen, written
+  // (a worker job) at most every second while they change, and at the end.
+  void load_pacing(std::size_t i);
+  void save_pacing();
   // A route string's groups (pointers into Settings::routing), nullptr for
   // every upstream (no routes, "", or a key the table does not know).
   using Group = std::vector<std::size_t>;
@@ -252,6 +297,15 @@ class Delivery {
     unsigned failures = 0;
     bool auth_logged = false;
     bool misconfigured = false;
+    pacing::Pacer pacer;
+    bool pacing_dirty = false;
+    std::int64_t paced_logged = 0;  // the window end last logged (upstream_paced, once per window)
+    void clear_trouble() {
+      down_until = 0;
+      failures = 0;
+      auth_logged = false;
+      misconfigured = false;
+    }
   };
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
   std::vector<Site> sites_;
@@ -262,6 +316,11 @@ class Delivery {
   std::vector<Session*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out
   loop::HandlePtr<loop::Timer> timer_;
+  loop::HandlePtr<loop::Timer> pacing_timer_;  // the counters' write, a second after a change
+  bool pacing_saving_ = false;
+  bool limited_ = false;  // some upstream has its own max_connections
+  std::map<std::string, Held> held_;
+  std::map<std::string, std::uint64_t, std::less<>> routed_;
   bool draining_ = false;
   std::uint64_t generation_ = 0;
   std::function<void()> drained_;

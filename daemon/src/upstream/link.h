@@ -37,6 +37,7 @@
 #include "loop/loop.h"
 #include "net/connection.h"
 #include "net/connector.h"
+#include "pacing/pacer.h"
 #include "smtp/client.h"
 #include "tls/tls.h"
 
@@ -53,6 +54,15 @@ struct Upstream {
   std::string secret_file;  // read again before each new session (empty: secret is fixed)
   std::string oauth_key;    // not empty: the secret is an access token from this OAuth client
   std::shared_ptr<tls::Context> tls_ctx;
+  // The account's limits (config upstreams[].limits, the provider's
+  // profile filled in), kept by Delivery before the provider must refuse.
+  pacing::Limits limits;
+  Millis quota_wait{3'600'000};  // after a quota reply, no new transaction for this long
+  // Where the counters are kept across restarts: <spool>/pacing/<key>.
+  std::string pacing_key;
+  std::string config_name;  // upstreams[].name, "" when none
+  // For people: the config's name when there is one, else the URL.
+  const std::string& label() const { return config_name.empty() ? name : config_name; }
 };
 
 struct Timeouts {
@@ -186,8 +196,8 @@ class Link {
   // Set while the secret is fetched and while connecting: calling it abandons that.
   net::CancelConnect cancel_;
   bool authenticate_;
-  bool fetching_ = false;  // the secret is being fetched
-  bool in_get_ = false;    // inside credentials_.get() (its done may run there)
+  bool fetching_ = false;               // the secret is being fetched
+  bool in_get_ = false;                 // inside credentials_.get() (its done may run there)
   std::optional<smtp::Failure> early_;  // no secret: reported from the loop by the timer
   bool ready_ = false;
   bool failed_ = false;

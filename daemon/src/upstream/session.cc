@@ -263,6 +263,16 @@ void Session::on_loaded(const spool::Record& rec) {
     on_delivered();
     return;
   }
+  if (auto wait = d_.admit(up_, job.recipients.size(), &pacing_stamp_)) {
+    // The account's window is full (its limits): the message waits for it,
+    // unattempted, and this session takes nothing more through it.
+    job_id_.reset();
+    loaded_ = false;
+    reader_.reset();
+    d_.hold(rec.id, *wait, up_);
+    next_job();
+    return;
+  }
   log::debug("upstream_send")
       .kv("session", id_)
       .kv("msg", rec.id)
@@ -317,6 +327,8 @@ void Session::read_more() {
 
 void Session::on_delivered() {
   dot_sent_ = false;
+  d_.admitted_done(up_, pacing_stamp_, job_rcpts_.size());
+  pacing_stamp_ = 0;
   Assessment a = assess(rec_, job_rcpts_, machine().outcome().recipients);
   ++jobs_done_;
   d_.site_assessed(up_, a);

@@ -3,10 +3,9 @@
 //
 // Gets to the point where mail can go through an upstream/link (secret,
 // connect, TLS, EHLO, AUTH: exactly what `probe` does), then drives the
-// link's smtp::Client: takes messages from Delivery one at a time, streams their content from the spool in pieces (a worker thread
-// reads, the loop writes, the next read starts when the socket drained), and
-// ends each attempt through Delivery::record (the outcome made durable,
-// then the scheduler told); it never touches the scheduler itself. What an
+// link's smtp::Client: takes messages from Delivery one at a time, streams their content from the spool in pieces (a
+// worker thread reads, the loop writes, the next read starts when the socket drained), and ends each attempt through
+// Delivery::record (the outcome made durable, then the scheduler told); it never touches the scheduler itself. What an
 // attempt or a failure means is upstream/policy.h's decision.
 //
 // Every wait is bounded by the RFC 5321 4.5.3.2 timeout of its stage (the
@@ -93,8 +92,7 @@ class Session {
   void disk(const char* what, std::function<void()> work, std::function<void()> then);
   // The same for work another owner runs: start(back) hands it off, and
   // back() is called on the loop, once, when it is done.
-  void disk_via(const char* what, const std::function<void(std::function<void()>)>& start,
-                std::function<void()> then);
+  void disk_via(const char* what, const std::function<void(std::function<void()>)>& start, std::function<void()> then);
   void hand_back(Hand how, const std::string& reason);
   void write_deferral(const std::shared_ptr<spool::Record>& rec, const std::string& reason);
   // Ends the attempt through Delivery::record (one disk job: persist, then
@@ -121,6 +119,7 @@ class Session {
   std::optional<std::string> job_id_;
   spool::Record rec_;
   std::vector<std::size_t> job_rcpts_;  // recipient indexes of this attempt
+  std::int64_t pacing_stamp_ = 0;       // when this attempt was counted against the limits (0: not)
   std::unique_ptr<spool::Reader> reader_;
   std::string chunk_;
   char last_[2] = {'\r', '\n'};  // the last two content bytes written
@@ -128,9 +127,9 @@ class Session {
   bool content_started_ = false;
   bool streaming_ = false;    // between SendContent and the final dot
   bool chunk_ready_ = false;  // a chunk read from the spool waits to be written
-  bool dot_sent_ = false;   // awaiting the reply to the final dot
-  bool throttled_ = false;  // the server asked us to slow down: QUIT after this message
-  bool held_ = false;       // parked with Delivery, waiting for a message
+  bool dot_sent_ = false;     // awaiting the reply to the final dot
+  bool throttled_ = false;    // the server asked us to slow down: QUIT after this message
+  bool held_ = false;         // parked with Delivery, waiting for a message
 
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
