@@ -45,6 +45,10 @@
 // Delivery's own disk jobs (operator deletes, expiry, quarantine of a
 // corrupt entry) go through work(); shutdown waits for them as for the
 // sessions, so no completion outlives Delivery.
+//
+// One class, three files by concern: delivery.cc (sessions, sites,
+// outcomes), delivery_routes.cc (routes), delivery_limits.cc (the
+// upstreams' limits).
 #pragma once
 
 #include <cstdint>
