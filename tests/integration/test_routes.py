@@ -199,3 +199,45 @@ def test_the_multi_account_recipe_routes_as_it_says(daemon_factory, sink_factory
     assert subjects(sinks["m365"]) == ["other"]
     assert subjects(sinks["uni"]) == ["from-the-plc"]
     d.stop()
+
+
+def test_each_upstream_s_sender_policy(daemon_factory, sink_factory, pki, workdir):
+    """upstreams[].send_as and rewrite_from: at the m365 account a sender it
+    may not send as goes out as the account (`rewrite_from: account`: the
+    envelope and From:, the original From: kept as Reply-To:), one it may is
+    kept; the strict account, with no rewrite, has mail from other senders
+    refused at RCPT, so the device hears it."""
+    m365 = sink_factory(name="m365", user="relay@example.com", password=PW)
+    strict = sink_factory(name="strict", user="relay@example.com", password=PW)
+    ups = [dict(named(m365, "m365", pki, workdir), send_as=["@example.com"], rewrite_from="account"),
+           dict(named(strict, "strict", pki, workdir), send_as=["alerts@example.com"])]
+    routes = [{"recipient_domain": "strict.example", "upstream": "strict"}, {"upstream": "m365"}]
+    d = daemon_factory(daemon_upstream_settings(ups, routes=routes))
+    for sender in ("scanner@lan.example", "ops@example.com"):
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+            s.sendmail(sender, ["boss@example.net"],
+                       f"From: Scanner <{sender}>\r\nSubject: s-{sender}\r\n\r\nbody\r\n".encode())
+    m365.wait_messages(2)
+    by_subject = {re.search(rb"Subject: (\S+)", m["content"]).group(1).decode(): m for m in m365.messages()}
+    rewritten = by_subject["s-scanner@lan.example"]
+    assert rewritten["mail_from"] == "relay@example.com", rewritten
+    assert b"\r\nFrom: Scanner <relay@example.com>\r\n" in rewritten["content"], rewritten["content"]
+    assert b"Reply-To: Scanner <scanner@lan.example>\r\n" in rewritten["content"], rewritten["content"]
+    kept = by_subject["s-ops@example.com"]
+    assert kept["mail_from"] == "ops@example.com" and b"From: Scanner <ops@example.com>" in kept["content"]
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.ehlo("printer")
+        assert s.mail("scanner@lan.example")[0] == 250
+        code, msg = s.rcpt("x@strict.example")
+        assert code == 550 and b"no route" in msg, msg
+        assert s.rcpt("y@example.net")[0] == 250  # m365 rewrites instead
+        s.rset()
+        s.sendmail("alerts@example.com", ["x@strict.example"], b"Subject: alert\r\n\r\nbody\r\n")
+    strict.wait_messages(1)
+    assert strict.messages()[0]["mail_from"] == "alerts@example.com"
+    d.stop()
+    for bad, expect in (({"rewrite_from": "nobody"}, "upstreams[0].rewrite_from: expected an address"),
+                        ({"send_as": ["x"]}, "upstreams[0].send_as: expected an address")):
+        d.write_config(daemon_upstream_settings([dict(ups[0], **bad)]))
+        r = subprocess.run([BIN, "check-config", "-c", str(d.config)], capture_output=True, text=True)
+        assert r.returncode != 0 and expect in r.stdout + r.stderr, (bad, r.stdout, r.stderr)

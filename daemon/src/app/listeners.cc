@@ -9,6 +9,7 @@
 #include "auth/users.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "smtp/address.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
 
@@ -111,6 +112,23 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
   std::vector<std::size_t> all(c.upstreams.size());
   for (std::size_t u = 0; u < all.size(); ++u) all[u] = u;
   s.size_cap = all.empty() ? 0 : group_cap(all);
+  // A sender no upstream of the group may send as, with nothing to rewrite
+  // it to, is refused at RCPT (the route's 550 5.7.1).
+  bool policed = false;
+  for (const auto& u : c.upstreams) policed = policed || (!u.send_as.empty() && u.rewrite_from.empty());
+  if (policed) {
+    std::vector<std::vector<std::size_t>> groups;
+    for (std::size_t r = 0; r < s.routing->rules().size(); ++r) groups.push_back(s.routing->group(r));
+    std::vector<std::pair<std::vector<std::string>, bool>> policy;  // send_as, rewrites
+    for (const auto& u : c.upstreams) policy.emplace_back(u.send_as, !u.rewrite_from.empty());
+    s.sender_ok = [groups, all, policy](std::size_t rule, std::string_view sender) {
+      const auto& g = rule < groups.size() ? groups[rule] : all;
+      return std::any_of(g.begin(), g.end(), [&](std::size_t u) {
+        const auto& [send_as, rewrites] = policy[u];
+        return send_as.empty() || rewrites || sender.empty() || smtp::sender_listed(send_as, sender);
+      });
+    };
+  }
   for (const auto& d : c.devices)
     s.devices.push_back(
         {smtp::DevicePolicy{d.name, d.senders, d.rewrite_from, d.max_message_size}, d.networks, d.rate_limit});

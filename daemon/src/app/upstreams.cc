@@ -106,6 +106,8 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.quota_wait = l.quota_wait;
     u.pacing_key = pacing_key(c);
     u.config_name = c.name;
+    u.send_as = c.send_as;
+    u.rewrite_from = c.rewrite_from == "account" ? c.username : c.rewrite_from;
     s.upstreams.push_back(std::move(u));
   }
   s.routing = routing_table(cfg);

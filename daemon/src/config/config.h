@@ -144,6 +144,12 @@ struct Upstream {
   OAuth oauth;
   Provider provider = Provider::Generic;
   UpstreamLimits limits;
+  // Sender policy at this account: the From: (and envelope sender) it may
+  // send as, "a@b" or "@b"; empty: any. Mail from another sender gets
+  // rewrite_from ("account": the username we log in with; the original
+  // kept as Reply-To:), or, without rewrite_from, is refused at RCPT.
+  std::vector<std::string> send_as;
+  std::string rewrite_from;
 };
 
 // A provider's defaults (every field set).

@@ -66,6 +66,8 @@ Table upstream_fields(Upstream& u, Shown shown) {
       count("limits.recipients_per_day", u.limits.recipients_per_day, 0, 1000000000),
       size("limits.max_message_size", u.limits.max_message_size),
       duration("limits.quota_wait", u.limits.quota_wait),
+      strings("send_as", u.send_as),
+      text("rewrite_from", u.rewrite_from),
   };
   if (shown == Shown::All || u.oauth.configured())
     for (auto& f : oauth_fields(u.oauth)) t.push_back(std::move(f));
@@ -109,6 +111,16 @@ void upstreams_check(Check& k, Config& c) {
       p.err(at, path, "set password_file or password_env, not both");
     if (u.client_cert.empty() != u.client_key.empty()) p.err(at, path, "client_cert and client_key go together");
     oauth_check(p, at, path, u);
+    for (const auto& a : u.send_as)
+      if (a.find('@') == std::string::npos || a.find_first_of(" <>\t,;") != std::string::npos)
+        p.err(at, path + ".send_as",
+              "expected an address (alerts@example.com) or a domain (@example.com), got '" + a + "'");
+    if (!u.rewrite_from.empty() && u.rewrite_from != "account" &&
+        (u.rewrite_from.find('@') == std::string::npos || u.rewrite_from.front() == '@' ||
+         u.rewrite_from.find_first_of(" <>\t\r\n,;") != std::string::npos))
+      p.err(at, path + ".rewrite_from", "expected an address, or account (the username), got '" + u.rewrite_from + "'");
+    if (u.rewrite_from == "account" && u.username.find('@') == std::string::npos)
+      p.err(at, path + ".rewrite_from", "account needs a username that is an address (it is '" + u.username + "')");
     // What is not given comes from the provider's profile.
     UpstreamLimits d = profile_limits(u.provider);
     UpstreamLimits& l = u.limits;

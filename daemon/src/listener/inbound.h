@@ -81,6 +81,10 @@ struct Settings {
   // The largest message each rule's upstreams take (by rule index; 0: no
   // limit), and all upstreams' when the table is trivial.
   std::vector<std::uint64_t> rule_size_caps;
+  // Whether the upstreams of a rule (SIZE_MAX: every upstream) may carry
+  // mail from this envelope sender (their send_as, or a rewrite_from);
+  // null: any sender.
+  std::function<bool(std::size_t rule, std::string_view sender)> sender_ok;
   std::uint64_t size_cap = 0;
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;

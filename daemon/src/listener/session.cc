@@ -24,9 +24,13 @@ smtp::ServerSettings session_settings(Inbound& in, const net::Connection& c, Ses
   s.auth_plaintext = local;
   s.within_rate = [&in, self] { return in.within_rate(self->device()); };
   if (const auto& table = in.settings().routing; table && !table->trivial())
-    s.routable = [table, self, client = c.peer()](std::string_view sender, std::string_view rcpt) {
-      return table->match(routing::Mail{sender, client, self->device()}, rcpt).has_value();
+    s.routable = [table, self, client = c.peer(), ok = in.settings().sender_ok](std::string_view sender,
+                                                                                std::string_view rcpt) {
+      auto rule = table->match(routing::Mail{sender, client, self->device()}, rcpt);
+      return rule && (!ok || ok(*rule, sender));
     };
+  else if (const auto& ok = in.settings().sender_ok)
+    s.routable = [ok](std::string_view sender, std::string_view) { return ok(SIZE_MAX, sender); };
   if (const auto& table = in.settings().routing; table && !table->trivial()) {
     s.size_cap = [table, self, caps = in.settings().rule_size_caps, client = c.peer()](std::string_view sender,
                                                                                        std::string_view rcpt) {

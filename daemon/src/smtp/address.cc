@@ -223,4 +223,17 @@ ParsedPath parse_path(std::string_view s, PathKind kind) {
   return r;
 }
 
+bool sender_listed(const std::vector<std::string>& list, std::string_view sender) {
+  for (const auto& allowed : list) {
+    if (allowed.empty()) continue;
+    if (allowed.front() == '@') {
+      auto at = sender.rfind('@');
+      if (at != std::string_view::npos && iequals(sender.substr(at), allowed)) return true;
+    } else if (iequals(sender, allowed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace spoolgate::smtp

@@ -50,4 +50,8 @@ ParsedPath parse_path(std::string_view s, PathKind kind);
 // RFC 5321 4.1.2 Dot-string check, used to decide whether to quote.
 bool is_dot_string(std::string_view local);
 
+// The sender is one of `list` (case-insensitive): an address, or "@b" for
+// any address at b. The null sender ("") matches nothing.
+bool sender_listed(const std::vector<std::string>& list, std::string_view sender);
+
 }  // namespace spoolgate::smtp

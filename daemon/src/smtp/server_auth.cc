@@ -102,16 +102,7 @@ void Server::set_device(const DevicePolicy& d) {
 }
 
 bool sender_allowed(const DevicePolicy& d, std::string_view sender) {
-  if (d.senders.empty()) return true;
-  for (const auto& allowed : d.senders) {
-    if (allowed.front() == '@') {
-      auto at = sender.rfind('@');
-      if (at != std::string_view::npos && iequals(sender.substr(at), allowed)) return true;
-    } else if (iequals(sender, allowed)) {
-      return true;
-    }
-  }
-  return false;
+  return d.senders.empty() || sender_listed(d.senders, sender);
 }
 
 void Server::auth_locked() {

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/text.h"
+#include "smtp/address.h"
 
 namespace spoolgate::upstream {
 namespace {
@@ -27,6 +28,12 @@ smtp::ClientSettings client_settings(const Upstream& u, const std::string& helo,
 }
 
 }  // namespace
+
+std::string Upstream::from_for(std::string_view sender) const {
+  if (sender.empty() || rewrite_from.empty()) return {};
+  if (!send_as.empty() && smtp::sender_listed(send_as, sender)) return {};
+  return iequals(sender, rewrite_from) ? std::string() : rewrite_from;
+}
 
 Millis stage_timeout(const Timeouts& t, smtp::Stage stage) {
   switch (stage) {
@@ -117,8 +124,7 @@ net::CancelConnect SecretFiles::get(loop::Loop& loop, const Upstream& u, const s
   return [abandoned] { *abandoned = true; };
 }
 
-net::CancelConnect CredentialSources::get(loop::Loop& loop, const Upstream& u, const std::string& log_id,
-                                          Done done) {
+net::CancelConnect CredentialSources::get(loop::Loop& loop, const Upstream& u, const std::string& log_id, Done done) {
   if (u.oauth_key.empty()) return files_.get(loop, u, log_id, std::move(done));
   if (!tokens_) {
     done(fail(Errc::Invalid, "no token manager for " + u.name));

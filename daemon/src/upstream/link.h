@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "core/units.h"
@@ -61,6 +62,14 @@ struct Upstream {
   // Where the counters are kept across restarts: <spool>/pacing/<key>.
   std::string pacing_key;
   std::string config_name;  // upstreams[].name, "" when none
+  // Sender policy (config upstreams[].send_as and rewrite_from, "account"
+  // resolved to the username): from_for() says what a message goes out as.
+  std::vector<std::string> send_as;
+  std::string rewrite_from;
+  // The address this message's envelope sender and From: become here, ""
+  // to keep them (send_as allows the sender, or nothing to rewrite with,
+  // or the null sender of a report).
+  std::string from_for(std::string_view sender) const;
   // For people: the config's name when there is one, else the URL.
   const std::string& label() const { return config_name.empty() ? name : config_name; }
 };

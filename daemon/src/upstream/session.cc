@@ -273,6 +273,20 @@ void Session::on_loaded(const spool::Record& rec) {
     next_job();
     return;
   }
+  // The account may not send as this sender: envelope and From: become
+  // its address (the original From: kept as Reply-To:), on the way out
+  // only; the spool keeps what the device sent.
+  fixer_.reset();
+  if (std::string from = u_.from_for(rec.sender); !from.empty()) {
+    job.sender = from;
+    job.size += 2 * from.size() + 1024;  // SIZE: the new From: and Reply-To: (an estimate, RFC 1870)
+    smtp::HeaderFixSettings hs;
+    hs.add_missing = false;
+    hs.rewrite_from = from;
+    hs.max_header_bytes = spool::kMaxHeaderBytes;
+    fixer_ = std::make_unique<smtp::HeaderFixer>(hs);
+    log::debug("rewrite_from").kv("session", id_).kv("msg", rec.id).kv("from", rec.sender).kv("to", from);
+  }
   log::debug("upstream_send")
       .kv("session", id_)
       .kv("msg", rec.id)
@@ -283,6 +297,12 @@ void Session::on_loaded(const spool::Record& rec) {
 
 void Session::send_chunk() {
   chunk_ready_ = false;
+  if (fixer_) {
+    std::string out;
+    fixer_->feed(chunk_, out);
+    if (!reader_ || reader_->remaining() == 0) fixer_->finish(out);
+    chunk_ = std::move(out);
+  }
   if (!chunk_.empty()) {
     last_[0] = chunk_.size() >= 2 ? chunk_[chunk_.size() - 2] : last_[1];
     last_[1] = chunk_.back();

@@ -46,6 +46,7 @@
 
 #include "loop/loop.h"
 #include "smtp/client.h"
+#include "smtp/headers.h"
 #include "spool/spool.h"
 #include "upstream/delivery.h"
 #include "upstream/link.h"
@@ -121,6 +122,9 @@ class Session {
   std::vector<std::size_t> job_rcpts_;  // recipient indexes of this attempt
   std::int64_t pacing_stamp_ = 0;       // when this attempt was counted against the limits (0: not)
   std::unique_ptr<spool::Reader> reader_;
+  // The upstream's sender policy rewrites this message's From: on the way
+  // out (Upstream::from_for); null: the content goes as it is.
+  std::unique_ptr<smtp::HeaderFixer> fixer_;
   std::string chunk_;
   char last_[2] = {'\r', '\n'};  // the last two content bytes written
   bool loaded_ = false;
