@@ -95,3 +95,25 @@ def test_probe_wrong_password(daemon_factory, sink_factory, pki, workdir):
     assert out.returncode == 1
     assert "auth: FAILED: authentication failed: 535" in out.stdout
     assert "nope" not in out.stdout
+
+
+def test_probe_states_the_provider_s_limits_and_sender_policy(daemon_factory, sink_factory, pki, workdir):
+    """Issue 16: for a Microsoft 365 upstream the probe logs in (the account
+    can authenticate) and says what the configuration will send as, and what
+    Microsoft requires of it, still without sending mail."""
+    sink = sink_factory(user="relay@example.com", password="s3cret-pw")
+    up = dict(upstream_config(sink, pki, workdir), provider="microsoft365")
+    d = daemon_factory(daemon_upstream_settings([up]), start=False)
+    text = probe(d, "--auth").stdout
+    assert ("provider: microsoft365 (limits kept: 3 sessions at once, 30 a minute, 10000 recipients a day, "
+            "35MiB at most)") in text, text
+    assert "sender policy: mail goes out with the sender and From: it came with" in text, text
+    assert "check: Microsoft 365 takes a From: other than the mailbox relay@example.com only with Send As" in text
+    assert "check: Microsoft 365 turns SMTP AUTH with a password off by default" in text
+    assert "auth: ok as relay@example.com" in text and text.rstrip().endswith("result: ok")
+    up["rewrite_from"] = "account"
+    d.write_config(daemon_upstream_settings([up]))
+    text = probe(d, "--auth").stdout
+    assert "sender policy: every message goes out as relay@example.com (rewrite_from" in text, text
+    assert "Send As" not in text, text
+    assert not any(e.startswith(("MAIL", "RCPT", "DATA")) for e in sink.events())

@@ -6,8 +6,10 @@
 
 #include "app/upstreams.h"
 #include "core/clock.h"
-#include "oauth/store.h"
+#include "core/text.h"
+#include "core/units.h"
 #include "loop/loop.h"
+#include "oauth/store.h"
 #include "smtp/client.h"
 #include "upstream/link.h"
 
@@ -93,8 +95,7 @@ class Probe {
     if (r)
       out_ << "verification: ok (host " << u.host << " matches, chain trusted)\n";
     else
-      out_ << "verification: FAILED: " << (t.verify_error().empty() ? r.error().message() : t.verify_error())
-           << "\n";
+      out_ << "verification: FAILED: " << (t.verify_error().empty() ? r.error().message() : t.verify_error()) << "\n";
   }
 
   void on_ready() {
@@ -144,6 +145,56 @@ class Probe {
   bool ok_ = false;
 };
 
+// What the configuration says this account will do, and what its provider
+// is known to require of it (no mail is sent to find out).
+void report_policy(const config::Upstream& c, const upstream::Upstream& u, std::ostream& out) {
+  const config::UpstreamLimits& l = c.limits;
+  std::string limits;
+  auto add = [&limits](std::uint64_t n, const std::string& what) {
+    if (n) limits += (limits.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+  };
+  add(l.max_connections, "sessions at once");
+  add(l.messages_per_second, "a second");
+  add(l.messages_per_minute, "a minute");
+  add(l.messages_per_day, "messages a day");
+  add(l.recipients_per_day, "recipients a day");
+  if (l.max_message_size) limits += (limits.empty() ? "" : ", ") + format_size(l.max_message_size) + " at most";
+  out << "provider: " << config::to_string(c.provider) << " (limits kept: " << (limits.empty() ? "none" : limits)
+      << ")\n";
+  std::string as = u.rewrite_from;
+  if (as.empty())
+    out << "sender policy: mail goes out with the sender and From: it came with"
+        << (u.send_as.empty() ? "" : " (others than send_as are refused at RCPT)") << "\n";
+  else if (u.send_as.empty())
+    out << "sender policy: every message goes out as " << as << " (rewrite_from; the original From: as Reply-To:)\n";
+  else
+    out << "sender policy: senders in send_as keep their From:, others go out as " << as << "\n";
+  const std::string& account = u.username;
+  bool as_account = !account.empty() && iequals(as, account) && u.send_as.empty();
+  switch (c.provider) {
+    case config::Provider::Microsoft365:
+      if (!as_account)
+        out << "check: Microsoft 365 takes a From: other than the mailbox" << (account.empty() ? "" : " " + account)
+            << " only with Send As rights on it (else 550 5.7.60 or SendAsDenied, held, never bounced);"
+               " rewrite_from: account avoids it\n";
+      if (!c.oauth.configured())
+        out << "check: Microsoft 365 turns SMTP AUTH with a password off by default (Basic Auth ends"
+               " December 2026): prefer an oauth block\n";
+      break;
+    case config::Provider::Gmail:
+    case config::Provider::GoogleWorkspace:
+      if (!as_account)
+        out << "check: Gmail replaces a From: the account does not own (a \"Send mail as\" alias) with the"
+               " account's address\n";
+      break;
+    case config::Provider::Ses:
+      out << "check: SES sends only from verified identities: list them in send_as\n";
+      break;
+    case config::Provider::Generic:
+      break;
+  }
+}
+
 }  // namespace
 
 int probe(const config::Config& cfg, std::size_t index, bool auth, std::ostream& out) {
@@ -162,6 +213,7 @@ int probe(const config::Config& cfg, std::size_t index, bool auth, std::ostream&
   }
   const upstream::Upstream& u = s->upstreams[index];
   out << "upstream: " << u.name << "\n";
+  report_policy(cfg.upstreams[index], u, out);
   loop::Loop loop;
   int rc;
   {
