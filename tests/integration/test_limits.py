@@ -157,3 +157,27 @@ def test_a_message_larger_than_its_upstreams_take_is_refused_at_rcpt_or_data(dae
     big.wait_messages(1)
     assert len(d.queue()) == 0 or wait_for(lambda: not d.queue(), what="an empty queue")
     d.stop()
+
+
+def test_queued_mail_larger_than_a_lowered_limit_fails_without_the_upload(daemon_factory, sink_factory, pki,
+                                                                         workdir):
+    """Mail queued before max_message_size was lowered fails at once with the
+    reason (the provider's 552, without sending it), and its report goes out."""
+    from conftest import free_port
+    sink = sink_factory(name="m365", user="relay@example.com", password=PW)
+    up = m365(sink, pki, workdir)
+    up["url"] = f"smtps://localhost:{free_port()}"  # down: the message stays queued
+    d = daemon_factory(daemon_upstream_settings([up]))
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.sendmail("dev@lan.example", ["ops@example.com"], b"Subject: big\r\n\r\n" + (b"x" * 78 + b"\r\n") * 50)
+    d.stop()
+    up = m365(sink, pki, workdir, max_message_size="3KiB")
+    d.write_config(daemon_upstream_settings([up]))
+    d.start()
+    wait_for(lambda: "event=failed" in d.log(), what="the failure")
+    assert re.search(r"event=failed .* reason=\"<ops@example.com>: 552 5.3.4 Message size \d+ exceeds the limit of "
+                     r"m365 \(3072 bytes", d.log()), d.log()
+    report = sink.wait_messages(1)[0]
+    assert report["rcpt_tos"] == ["dev@lan.example"] and report["mail_from"] == "<>", report
+    assert not any(e.startswith("RCPT ops@") for e in sink.events())
+    d.stop()

@@ -263,6 +263,25 @@ void Session::on_loaded(const spool::Record& rec) {
     on_delivered();
     return;
   }
+  if (std::uint64_t max = u_.limits.max_message_size; max && rec.size > max) {
+    // Queued before the limit was lowered (a reload), or routed here since:
+    // the provider would refuse it after the upload; this upstream's part
+    // fails now, as its 552 would have, with the reason.
+    auto failed = std::make_shared<spool::Record>(rec_);
+    std::vector<std::string> why;
+    std::string reply = "552 5.3.4 Message size " + std::to_string(rec.size) + " exceeds the limit of " + u_.label() +
+                        " (" + std::to_string(max) + " bytes, upstreams[].limits.max_message_size)";
+    for (std::size_t i : job_rcpts_) {
+      failed->rcpt_state[i] = spool::Record::RcptState::Failed;
+      failed->rcpt_reply[i] = reply;
+      why.push_back("<" + rec.recipients[i] + ">: " + reply);
+    }
+    ++failed->attempts;
+    failed->last_error = reply;
+    reader_.reset();
+    record(failed, std::move(why), job_rcpts_);
+    return;
+  }
   if (auto wait = d_.admit(up_, job.recipients.size(), &pacing_stamp_)) {
     // The account's window is full (its limits): the message waits for it,
     // unattempted, and this session takes nothing more through it.
