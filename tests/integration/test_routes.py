@@ -64,11 +64,17 @@ def test_routing_by_sender_recipient_domain_network_and_device(daemon_factory, s
     send(d, "ops@example.com", ["buyer@eu.partner.example"], "by-recipient-domain")
     send(d, "ops@example.com", ["ops@example.com"], "by-device", login=("plc", "pw-plc"))
     send(d, "ops@example.com", ["ops@example.com"], "by-default")
+    # A client on the lab's network (another loopback address stands for it).
+    routes[3]["client"] = "127.0.0.2/32"
+    d.write_config(settings)
+    subprocess.run([BIN, "reload", "-c", str(d.config)], check=True, capture_output=True, timeout=30)
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30, source_address=("127.0.0.2", 0)) as s:
+        s.sendmail("ops@example.com", ["ops@example.com"], b"Subject: by-network\r\n\r\nbody\r\n")
     sinks["ses"].wait_messages(2)
-    sinks["lab"].wait_messages(1)
+    sinks["lab"].wait_messages(2)
     sinks["m365"].wait_messages(1)
     assert subjects(sinks["ses"]) == ["by-recipient-domain", "by-sender"]
-    assert subjects(sinks["lab"]) == ["by-device"]
+    assert subjects(sinks["lab"]) == ["by-device", "by-network"]
     assert subjects(sinks["m365"]) == ["by-default"]
     wait_for(lambda: not d.queue(), what="an empty queue")
     log = d.log()
@@ -78,7 +84,7 @@ def test_routing_by_sender_recipient_domain_network_and_device(daemon_factory, s
     m = samples(get(d, "/metrics")[2])
     assert m['spoolgate_route_messages_total{route="ses"}'] == 1, m
     assert m['spoolgate_route_messages_total{route="ses,m365"}'] == 1, m
-    assert m['spoolgate_route_messages_total{route="lab"}'] == 1, m
+    assert m['spoolgate_route_messages_total{route="lab"}'] == 2, m
     assert m['spoolgate_route_messages_total{route="m365"}'] == 1, m
     d.stop()
 
