@@ -12,6 +12,9 @@ namespace {
 
 constexpr std::int64_t kSecond = 1000, kMinute = 60'000, kDay = 86'400'000;
 constexpr std::string_view kMagic = "SPOOLGATE-PACING 1";
+// The latest time a counters file may hold (the end of the year 9999), so
+// that no window arithmetic on what a file says can overflow.
+constexpr std::int64_t kLastTime = 253'402'300'799'999;
 
 // When the day bucket of minute `m` leaves the rolling 24 hours.
 std::int64_t day_end(std::int64_t m) { return (m + 1) * kMinute + kDay; }
@@ -170,7 +173,8 @@ Result<void> Pacer::decode(std::string_view text, std::int64_t now_ms) {
     auto f = split(line, ' ');
     if (f.size() < 2 || f[0].size() != 1) return bad("bad line '" + std::string(line) + "'");
     std::int64_t t = 0;
-    if (!parse_i64(f[1], t) || t < 0) return bad("bad time in '" + std::string(line) + "'");
+    if (!parse_i64(f[1], t) || t < 0 || t > (f[0] == "d" ? kLastTime / kMinute : kLastTime))
+      return bad("bad time in '" + std::string(line) + "'");
     switch (f[0][0]) {
       case 's':
       case 'm': {

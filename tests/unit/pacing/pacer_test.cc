@@ -116,7 +116,10 @@ TEST_SUITE("pacing/pacer") {
     CHECK_FALSE(later.check(kT0 + 2 * kDay, 10));
     for (const char* bad :
          {"", "SPOOLGATE-PACING 2\n", "SPOOLGATE-PACING 1\nx 1\n", "SPOOLGATE-PACING 1\nd 5 1\n",
-          "SPOOLGATE-PACING 1\nm 5\nm 4\n", "SPOOLGATE-PACING 1\nm 5", "SPOOLGATE-PACING 1\nd 5 a b\n"}) {
+          "SPOOLGATE-PACING 1\nm 5\nm 4\n", "SPOOLGATE-PACING 1\nm 5", "SPOOLGATE-PACING 1\nd 5 a b\n",
+          // Times past the year 9999 (a corrupted file) are refused, not overflowed.
+          "SPOOLGATE-PACING 1\nd 2000832329832334 1 1\n", "SPOOLGATE-PACING 1\ns 9223372036854775807\n",
+          "SPOOLGATE-PACING 1\nb 9223372036854775807 quota\n"}) {
       CAPTURE(bad);
       Pacer r(l);
       CHECK_FALSE(r.decode(bad, kT0));
