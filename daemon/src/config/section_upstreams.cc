@@ -132,6 +132,9 @@ void upstreams_check(Check& k, Config& c) {
                                 {&l.max_message_size, d.max_message_size}})
       if (*mine == kUnset) *mine = theirs;
     if (l.quota_wait.count() < 0) l.quota_wait = d.quota_wait;
+    if (l.quota_wait > Millis(7 * 86'400'000))
+      p.err(at, path + ".limits.quota_wait",
+            "at most 7d (a provider's quota window reopens within a day), got " + format_duration(l.quota_wait));
   }
 }
 

@@ -100,6 +100,24 @@ TEST_SUITE("config") {
     CHECK(c->delivery.idle_hold == spoolgate::Millis(2'000));
   }
 
+  TEST_CASE("upstreams[].provider: the profile's limits, each one overridable, and a quota_wait that fits a day") {
+    const std::string up = "upstreams:\n  - url: smtps://smtp.office365.com:465\n    provider: microsoft365\n";
+    auto c = load_text(up, "t.yaml", {});
+    REQUIRE(c);
+    CHECK(c->upstreams[0].limits.max_connections == 3);
+    CHECK(c->upstreams[0].limits.messages_per_minute == 30);
+    CHECK(c->upstreams[0].limits.recipients_per_day == 10'000);
+    auto o = load_text(up + "    limits: {messages_per_minute: 10, quota_wait: 2h}\n", "t.yaml", {});
+    REQUIRE(o);
+    CHECK(o->upstreams[0].limits.messages_per_minute == 10);
+    CHECK(o->upstreams[0].limits.recipients_per_day == 10'000);
+    CHECK(o->upstreams[0].limits.quota_wait == spoolgate::Millis(2 * 3'600'000));
+    // A wait longer than a week is a typo, not a provider's window.
+    CHECK(first_error(up + "    limits: {quota_wait: 3000d}\n") ==
+          "t.yaml:2: upstreams[0].limits.quota_wait: at most 7d (a provider's quota window reopens within a day), "
+          "got 3000d");
+  }
+
   TEST_CASE("bad input names file:line, the key path and what was expected") {
     struct Case {
       const char* yaml;
