@@ -24,7 +24,7 @@ bool same(const http::Frame& a, const http::Frame& b) {
     if (bool(a.answer) != bool(b.answer)) return false;
     if (!a.answer) return a.answer.error().code == b.answer.error().code;
     return a.answer->status == b.answer->status && a.answer->content_type == b.answer->content_type &&
-           a.answer->body == b.answer->body;
+           a.answer->body == b.answer->body && a.answer->headers == b.answer->headers;
   }
   return true;
 }

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/text.h"
+
 namespace spoolgate::http {
 namespace {
 
@@ -39,6 +41,7 @@ Json head_of(const Frame& f) {
       if (f.answer) {
         h["status"] = f.answer->status;
         h["content_type"] = f.answer->content_type;
+        if (!f.answer->headers.empty()) h["headers"] = f.answer->headers;
       } else {
         h["error"] = std::string(to_string(f.answer.error().code));
         h["detail"] = f.answer.error().detail;
@@ -111,12 +114,26 @@ Result<Frame> frame_of(const Json& h, std::string body) {
   Response resp;
   resp.status = st->get<long>();
   get_string(h, "content_type", resp.content_type);
+  if (auto hs = h.find("headers"); hs != h.end()) {
+    if (!hs->is_array() || hs->size() > kMaxHeaders) return fail(Errc::Protocol, "malformed answer headers");
+    for (const auto& x : *hs) {
+      if (!x.is_string()) return fail(Errc::Protocol, "malformed answer header");
+      resp.headers.push_back(x.get<std::string>());
+    }
+  }
   resp.body = std::move(body);
   f.answer = std::move(resp);
   return f;
 }
 
 }  // namespace
+
+std::string Response::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (h.size() > name.size() && h.compare(0, name.size(), name) == 0 && h[name.size()] == ':')
+      return std::string(trim(std::string_view(h).substr(name.size() + 1)));
+  return "";
+}
 
 Errc errc_from(std::string_view name) {
   for (Errc e : {Errc::Io, Errc::SpoolNoSpace, Errc::SpoolCorrupt, Errc::NotFound, Errc::Invalid, Errc::Protocol,

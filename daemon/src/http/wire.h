@@ -16,7 +16,8 @@
 //                 "headers": ["Name: value", ...], "ca_file": "...",
 //                 "timeout_ms": N, "max_body": N, "form": [["k", "v"], ...]}
 // Cancel head:   {"id": N, "cancel": true}
-// Answer head:   {"id": N, "status": 200, "content_type": "..."} or
+// Answer head:   {"id": N, "status": 200, "content_type": "...",
+//                 "headers": ["retry-after: 30", ...]} or
 //                {"id": N, "error": "Timeout", "detail": "POST https://...: ..."}
 //
 // Pure; fuzzed through Decoder.
@@ -51,7 +52,15 @@ struct Response {
   long status = 0;
   std::string content_type;
   std::string body;
+  // The final response's header fields as "name: value", the name in lower
+  // case, the value trimmed (at most kMaxHeaders, each under kMaxHeaderLine;
+  // others are dropped).
+  std::vector<std::string> headers;
+  // The value of the first field `name` (lower case), or "".
+  std::string header(std::string_view name) const;
 };
+
+constexpr std::size_t kMaxHeaders = 100, kMaxHeaderLine = 8192;
 
 constexpr std::size_t kMaxFrame = 64 * std::size_t{1024} * 1024;
 

@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "core/text.h"
+
 namespace spoolgate::https {
 
 using http::Request;
@@ -42,6 +44,24 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   return len;
 }
 
+// Header lines of every response come here, interim ones (100 Continue)
+// too: a status line starts the list afresh, so the final one's remain.
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::size_t len = size * n;
+  std::string_view line(data, len);
+  if (line.starts_with("HTTP/")) {
+    t->response.headers.clear();
+    return len;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0 || len > http::kMaxHeaderLine ||
+      t->response.headers.size() >= http::kMaxHeaders)
+    return len;
+  t->response.headers.push_back(lower(line.substr(0, colon)) + ": " + std::string(trim(line.substr(colon + 1))));
+  return len;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Transfer>> prepare(const Request& r) {
@@ -66,6 +86,8 @@ Result<std::unique_ptr<Transfer>> prepare(const Request& r) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
   if (r.method == "GET") {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {

@@ -22,7 +22,7 @@ TEST_SUITE("http/wire") {
     http::Frame ok;
     ok.kind = http::Frame::Kind::Answer;
     ok.id = 8;
-    ok.answer = http::Response{200, "application/json", "{\"access_token\":\"x\"}"};
+    ok.answer = http::Response{200, "application/json", "{\"access_token\":\"x\"}", {"retry-after: 30", "request-id: r-1"}};
     http::Frame bad;
     bad.kind = http::Frame::Kind::Answer;
     bad.id = 9;
@@ -48,6 +48,9 @@ TEST_SUITE("http/wire") {
       REQUIRE(got[2].answer);
       CHECK(got[2].answer->status == 200);
       CHECK(got[2].answer->body == "{\"access_token\":\"x\"}");
+      CHECK(got[2].answer->headers == ok.answer->headers);
+      CHECK(got[2].answer->header("retry-after") == "30");
+      CHECK(got[2].answer->header("retry") == "");
       REQUIRE_FALSE(got[3].answer);
       CHECK(got[3].answer.error().code == Errc::Timeout);
       CHECK(d.buffered() == 0);

@@ -39,7 +39,7 @@ struct FakeFetcher final : http::Fetcher {
     return {};
   }
   void answer(std::size_t i, long status, const std::string& body) {
-    sent.at(i).done(http::Response{status, "application/json", body});
+    sent.at(i).done(http::Response{status, "application/json", body, {}});
   }
 };
 
