@@ -118,13 +118,13 @@ bool valid_device_name(std::string_view name) {
   return true;
 }
 
-std::string percent_encode(std::string_view s) {
+std::string percent_encode(std::string_view s, std::string_view also_keep) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-                c == '_' || c == '~';
+                c == '_' || c == '~' || also_keep.find(ch) != std::string_view::npos;
     if (keep) {
       out += ch;
     } else {

@@ -35,8 +35,9 @@ std::string json_quote(std::string_view s);
 bool valid_device_name(std::string_view name);
 
 // RFC 3986 percent-encoding: every byte but the unreserved ones
-// (ALPHA DIGIT - . _ ~) as %XX. For a URL's query values.
-std::string percent_encode(std::string_view s);
+// (ALPHA DIGIT - . _ ~, and those in also_keep) as %XX. For a URL's query
+// values and path segments.
+std::string percent_encode(std::string_view s, std::string_view also_keep = {});
 // The value of `name` in a request target's query ("/cb?code=a%2Fb&state=x"),
 // decoded ('+' is a space, %XX a byte); nullopt when absent or when a %
 // is not followed by two hex digits.

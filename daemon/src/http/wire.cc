@@ -144,9 +144,9 @@ Errc errc_from(std::string_view name) {
 
 std::string encode(const Frame& f) {
   std::string head = dump(head_of(f));
-  const std::string& body = f.kind == Frame::Kind::Request ? f.request.body
+  const std::string& body = f.kind == Frame::Kind::Request              ? f.request.body
                             : f.kind == Frame::Kind::Answer && f.answer ? f.answer->body
-                                                                         : std::string();
+                                                                        : std::string();
   std::string out;
   out.reserve(8 + head.size() + body.size());
   put32(out, 4 + head.size() + body.size());

@@ -67,7 +67,7 @@ constexpr std::size_t kMaxFrame = 64 * std::size_t{1024} * 1024;
 struct Frame {
   enum class Kind { Request, Cancel, Answer } kind = Kind::Request;
   std::uint64_t id = 0;
-  Request request;                  // Kind::Request
+  Request request;                       // Kind::Request
   Result<Response> answer = Response{};  // Kind::Answer
 };
 

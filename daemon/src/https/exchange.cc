@@ -96,8 +96,7 @@ Result<std::unique_ptr<Transfer>> prepare(const Request& r) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
   }
-  if (!r.form.empty())
-    t->headers = curl_slist_append(t->headers, "Content-Type: application/x-www-form-urlencoded");
+  if (!r.form.empty()) t->headers = curl_slist_append(t->headers, "Content-Type: application/x-www-form-urlencoded");
   for (const auto& h : r.headers) t->headers = curl_slist_append(t->headers, h.c_str());
   t->headers = curl_slist_append(t->headers, "Expect:");  // no 100-continue round trip
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
@@ -111,7 +110,8 @@ Result<Response> finish(Transfer& t, CURLcode rc) {
     if (curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) t.response.content_type = ct;
     return std::move(t.response);
   }
-  if (t.too_large) return fail(Errc::Protocol, t.what + ": answer larger than " + std::to_string(t.max_body) + " bytes");
+  if (t.too_large)
+    return fail(Errc::Protocol, t.what + ": answer larger than " + std::to_string(t.max_body) + " bytes");
   std::string why = t.error[0] ? t.error : curl_easy_strerror(rc);
   Errc code = Errc::Io;
   switch (rc) {

@@ -23,7 +23,7 @@ int rank(Assessment::Site s) {
 }  // namespace
 
 Assessment assess(spool::Record& rec, const std::vector<std::size_t>& attempt_rcpts,
-                  const std::vector<smtp::Reply>& replies) {
+                  const std::vector<smtp::Reply>& replies, const std::vector<smtp::Trouble>& classes) {
   Assessment a;
   auto site = [&a](Assessment::Site s, const std::string& why) {
     if (rank(s) <= rank(a.site)) return;
@@ -33,7 +33,7 @@ Assessment assess(spool::Record& rec, const std::vector<std::size_t>& attempt_rc
   for (std::size_t k = 0; k < attempt_rcpts.size() && k < replies.size(); ++k) {
     std::size_t i = attempt_rcpts[k];
     const smtp::Reply& r = replies[k];
-    smtp::Trouble t = smtp::classify(r);
+    smtp::Trouble t = k < classes.size() ? classes[k] : smtp::classify(r);
     std::string summary = r.summary();
     rec.rcpt_reply[i] = summary;
     switch (t) {

@@ -40,10 +40,10 @@ struct Assessment {
     Quota,          // the account's sending quota is spent: held until it resets
   };
   Site site = Site::None;
-  std::string site_reason;              // the reply that said so (the first one)
-  bool any_delivered = false;           // some recipient took it: the site works
-  std::vector<std::string> failed;      // "<rcpt>: reply" for each recipient failed for good
-  std::string last_error;               // the first reply that was not positive
+  std::string site_reason;          // the reply that said so (the first one)
+  bool any_delivered = false;       // some recipient took it: the site works
+  std::vector<std::string> failed;  // "<rcpt>: reply" for each recipient failed for good
+  std::string last_error;           // the first reply that was not positive
   // Any site trouble ends the session after this message (QUIT).
   bool end_session() const { return site != Site::None; }
 };
@@ -51,9 +51,11 @@ struct Assessment {
 // rec: the message; attempt_rcpts[k]: the index in rec of the attempt's k-th
 // recipient, whose deciding reply is replies[k] (fewer replies than
 // recipients leave the rest pending). Updates rec's recipient states and
-// replies, counts the attempt and keeps last_error.
+// replies, counts the attempt and keeps last_error. classes: when given,
+// the class of each reply (an API upstream's table decides it, api/answer.h);
+// otherwise smtp::classify reads it from the reply.
 Assessment assess(spool::Record& rec, const std::vector<std::size_t>& attempt_rcpts,
-                  const std::vector<smtp::Reply>& replies);
+                  const std::vector<smtp::Reply>& replies, const std::vector<smtp::Trouble>& classes = {});
 
 struct Judgement {
   bool site = false;            // mark the upstream failing (backoff)

@@ -22,7 +22,8 @@ TEST_SUITE("http/wire") {
     http::Frame ok;
     ok.kind = http::Frame::Kind::Answer;
     ok.id = 8;
-    ok.answer = http::Response{200, "application/json", "{\"access_token\":\"x\"}", {"retry-after: 30", "request-id: r-1"}};
+    ok.answer =
+        http::Response{200, "application/json", "{\"access_token\":\"x\"}", {"retry-after: 30", "request-id: r-1"}};
     http::Frame bad;
     bad.kind = http::Frame::Kind::Answer;
     bad.id = 9;

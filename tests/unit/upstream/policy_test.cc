@@ -101,9 +101,9 @@ TEST_SUITE("upstream/policy") {
   TEST_CASE("mixed replies: each recipient gets its own fate; last_error is the first that was not positive") {
     Record r = record(4);
     r.attempts = 2;
-    Assessment a = assess(r, {0, 1, 2, 3},
-                          {reply(250, "ok"), reply(451, "4.2.1 mailbox busy"), reply(550, "5.1.1 unknown"),
-                           reply(250, "ok")});
+    Assessment a =
+        assess(r, {0, 1, 2, 3},
+               {reply(250, "ok"), reply(451, "4.2.1 mailbox busy"), reply(550, "5.1.1 unknown"), reply(250, "ok")});
     CHECK(r.rcpt_state == std::vector<S>{S::Delivered, S::Pending, S::Failed, S::Delivered});
     CHECK(a.any_delivered);
     CHECK(a.failed == std::vector<std::string>{"<r2@example.com>: 550 5.1.1 unknown"});
@@ -122,9 +122,9 @@ TEST_SUITE("upstream/policy") {
 
   TEST_CASE("our account's trouble outranks throttling, and the first such reply is the reason") {
     Record r = record(3);
-    Assessment a = assess(r, {0, 1, 2},
-                          {reply(451, "4.7.0 slow down"), reply(550, "5.4.5 sending limit"),
-                           reply(535, "5.7.8 bad credentials")});
+    Assessment a =
+        assess(r, {0, 1, 2},
+               {reply(451, "4.7.0 slow down"), reply(550, "5.4.5 sending limit"), reply(535, "5.7.8 bad credentials")});
     CHECK(a.site == Site::Quota);
     CHECK(a.site_reason == "550 5.4.5 sending limit");
     CHECK(a.last_error == "451 4.7.0 slow down");
@@ -172,5 +172,15 @@ TEST_SUITE("upstream/policy") {
     CHECK(judge(auth, false, false, true).site);
     smtp::Failure disk{smtp::Failure::Temporary, "spool read failed", true, false};
     CHECK_FALSE(judge(disk, false, true, true).site);
+  }
+  TEST_CASE("classes given by an API upstream's table win over the reply's text") {
+    Record r = record(2);
+    auto a = assess(r, {0, 1}, {reply(432, "4.7.0 throttled (request-id QuotaExceeded)"), reply(554, "5.6.0 bad")},
+                    {smtp::Trouble::Throttled, smtp::Trouble::Permanent});
+    CHECK(a.site == Site::Throttled);
+    CHECK(r.rcpt_state[0] == S::Pending);
+    CHECK(r.rcpt_state[1] == S::Failed);
+    Record t = record(1);
+    CHECK(assess(t, {0}, {reply(432, "4.7.0 throttled (request-id QuotaExceeded)")}).site == Site::Quota);
   }
 }
