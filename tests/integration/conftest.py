@@ -8,6 +8,7 @@ observable event (a log line, a file, a socket reply), never a bare sleep.
 Teardown sends SIGTERM and requires exit status 0, which the daemon returns
 only when its event loop closed with no handle left.
 """
+import base64
 import json
 import os
 import re
@@ -544,6 +545,70 @@ def token_server_factory(workdir, pki):
     yield make
     for t in made:
         t.stop()
+
+
+class ApiServer:
+    """tests/support/fake_api.py: Microsoft Graph and Gmail API over TLS,
+    taking the tokens `ts` (a TokenServer) issued."""
+
+    def __init__(self, workdir, pki, ts):
+        self.dir = workdir / "api-server"
+        cert, key = pki.leaf("server")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SUPPORT / "fake_api.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
+             "--token-file", str(ts.dir / "tokens")],
+            stdout=subprocess.PIPE, stderr=open(workdir / "api-server.err", "wb"), text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+        self.base = f"https://localhost:{self.port}"
+
+    def _lines(self, name):
+        p = self.dir / name
+        return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+    def received(self):
+        """What the API accepted: each with its decoded message bytes."""
+        p = self.dir / "received"
+        out = [json.loads(f.read_text()) for f in sorted(p.glob("*.json"))] if p.exists() else []
+        for r in out:
+            r["raw"] = base64.b64decode(r["message"])
+        return out
+
+    def requests(self):
+        return self._lines("requests.jsonl")
+
+    def hung(self):
+        return self._lines("hung.jsonl")
+
+    def script(self, *answers):
+        """Canned answers for the next send requests, in order."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "script", "a") as f:
+            for a in answers:
+                f.write(json.dumps(a) + "\n")
+
+    def wait_received(self, n, timeout=30):
+        wait_for(lambda: len(self.received()) >= n, timeout=timeout, what=f"{n} messages at the fake API")
+        return self.received()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def api_server_factory(workdir, pki):
+    made = []
+
+    def make(ts):
+        a = ApiServer(workdir, pki, ts)
+        made.append(a)
+        return a
+
+    yield make
+    for a in made:
+        a.stop()
 
 
 class Lan:

@@ -26,8 +26,6 @@ http::Request base_request(std::string_view token) {
 
 }  // namespace
 
-std::uint64_t max_message(Kind k) { return k == Kind::Graph ? kGraphMaxMessage : kGmailMaxMessage; }
-
 std::string default_base(Kind k) {
   return k == Kind::Graph ? "https://graph.microsoft.com" : "https://gmail.googleapis.com";
 }

@@ -4,7 +4,8 @@
 //
 // Microsoft Graph: POST {base}/v1.0/users/{mailbox}/sendMail with the MIME
 // message base64-encoded as a text/plain body (Graph's MIME format; the
-// request is at most 4 MB, so the message at most 3 MiB before encoding),
+// request is at most 4 MB, so the message at most 3 MB before encoding:
+// the config caps limits.max_message_size of such an upstream),
 // answered 202; the message is saved to Sent Items.
 // Gmail API: POST {base}/upload/gmail/v1/users/{user}/messages/send
 // ?uploadType=media with the message as message/rfc822 (at most 35 MB),
@@ -23,10 +24,6 @@
 
 namespace spoolgate::api {
 
-constexpr std::uint64_t kGraphMaxMessage = 3 * std::uint64_t{1024} * 1024;
-constexpr std::uint64_t kGmailMaxMessage = 35 * std::uint64_t{1000} * 1000;
-
-std::uint64_t max_message(Kind k);
 std::string default_base(Kind k);
 
 // The send request. mailbox: the user the API sends as (Graph: an address

@@ -163,6 +163,7 @@ Result<void> Daemon::start() {
   if (auto t = tokens_->configure(cfg); !t) return t;
   delivery_ = std::make_unique<upstream::Delivery>(loop_, spool_, *sched_, std::move(*delivery_settings));
   delivery_->set_tokens(tokens_.get());
+  delivery_->set_fetcher(&tokens_->fetcher());
   auto inbound_settings = inbound_settings_from(cfg, inherited_);
   if (!inbound_settings) return tl::unexpected(inbound_settings.error());
   inbound_ = std::make_unique<listener::Inbound>(loop_, spool_, std::move(*inbound_settings), *accounting_);

@@ -14,8 +14,8 @@ namespace spoolgate::app {
 std::string oauth_key(const config::Upstream& u) {
   std::string k = u.username + "_" + u.host;
   for (char& c : k) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-              c == '_';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
     if (!ok) c = c == '@' ? '-' : '_';
   }
   if (k.size() > 100) k.resize(100);
@@ -61,7 +61,10 @@ oauth::ClientConfig oauth_client(const config::Upstream& u) {
   return c;
 }
 
-Tokens::Tokens(loop::Loop& loop, std::string spool_dir) : loop_(loop), spool_dir_(std::move(spool_dir)) {}
+Tokens::Tokens(loop::Loop& loop, std::string spool_dir)
+    : loop_(loop),
+      spool_dir_(std::move(spool_dir)),
+      fetch_(std::make_unique<fetch::Client>(loop_, loop::Process::sibling("spoolgate-https"))) {}
 
 Tokens::~Tokens() { close(); }
 
@@ -72,8 +75,6 @@ Result<void> Tokens::configure(const config::Config& cfg) {
     if (!manager_) {
       auto store = oauth::Store::open(spool_dir_);
       if (!store) return fail(store.error().code, "OAuth token store: " + store.error().message());
-      std::string helper = loop::Process::sibling("spoolgate-https");
-      fetch_ = std::make_unique<fetch::Client>(loop_, helper);
       manager_ = std::make_unique<oauth::Manager>(loop_, *fetch_, std::move(*store), [] { return unix_now_ms(); });
     }
     auto c = oauth_client(u);

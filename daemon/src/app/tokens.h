@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // app/tokens: the daemon's OAuth2 token source. Owns the HTTPS helper
-// client (fetch/) and the token manager (oauth/), made only when an
-// upstream has an `oauth:` block, and serves the upstream links as their
+// client (fetch/; the API upstreams send through it too) and the token
+// manager (oauth/), made only when an upstream has an `oauth:` block, and serves the upstream links as their
 // Credentials: a link of an OAuth upstream asks here for its access token,
 // and says here when the server refused it.
 #pragma once
@@ -38,9 +38,11 @@ class Tokens final : public upstream::Credentials {
   // start fetching, unchanged ones keep their tokens, removed ones stop.
   Result<void> configure(const config::Config& cfg);
   bool active() const { return manager_ != nullptr; }
+  // The HTTPS helper's client, for the API upstreams too (it starts the
+  // helper on its first request only).
+  http::Fetcher& fetcher() { return *fetch_; }
 
-  net::CancelConnect get(loop::Loop& loop, const upstream::Upstream& u, const std::string& log_id,
-                         Done done) override;
+  net::CancelConnect get(loop::Loop& loop, const upstream::Upstream& u, const std::string& log_id, Done done) override;
   bool refused(const upstream::Upstream& u, const std::string& secret) override;
 
   // `oauth login` stored a new sign-in for `key` (or every key when empty).

@@ -75,6 +75,12 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.name = c.url;
     u.host = c.host;
     u.port = c.port;
+    if (config::is_api(c.scheme)) {
+      u.api = c.scheme == config::Scheme::Graph ? api::Kind::Graph : api::Kind::Gmail;
+      u.api_base = c.api_base;
+      u.mailbox = c.mailbox;
+      u.ca_file = c.ca_file;
+    }
     u.tls = c.scheme == config::Scheme::Smtps      ? smtp::TlsMode::Implicit
             : c.scheme == config::Scheme::StartTls ? smtp::TlsMode::StartTls
                                                    : smtp::TlsMode::None;
@@ -95,7 +101,7 @@ Result<upstream::Settings> delivery_settings_from(const config::Config& cfg) {
     u.secret_file = c.password_file;
     if (!u.username.empty() && u.secret.empty() && u.oauth_key.empty())
       return fail(Errc::Invalid, where + ": username is set but no password_file or password_env");
-    if (u.tls != smtp::TlsMode::None) {
+    if (u.tls != smtp::TlsMode::None && !u.api) {
       auto ctx = tls::client_context({c.ca_file, c.pins, c.client_cert, c.client_key});
       if (!ctx) return fail(Errc::Invalid, where + ": " + ctx.error().message());
       u.tls_ctx = *ctx;

@@ -173,6 +173,10 @@ std::string_view to_string(Scheme s) {
       return "smtp+starttls";
     case Scheme::Plain:
       return "smtp";
+    case Scheme::Graph:
+      return "graph";
+    case Scheme::GmailApi:
+      return "gmail-api";
   }
   return "?";
 }

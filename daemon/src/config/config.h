@@ -58,7 +58,13 @@ struct ListenAddress {
 std::string_view to_string(ListenAuth a);
 std::string_view to_string(ListenTls t);
 
-enum class Scheme { Smtps, StartTls, Plain };
+// Graph, GmailApi: HTTP API upstreams (graph://MAILBOX, gmail-api://USER).
+enum class Scheme { Smtps, StartTls, Plain, Graph, GmailApi };
+inline bool is_api(Scheme s) { return s == Scheme::Graph || s == Scheme::GmailApi; }
+// The largest message each API takes: Graph's MIME sendMail request is at
+// most 4 MB and carries the message base64-encoded (4/3), with room for
+// the recipient fields; Gmail's media upload takes 35 MB.
+constexpr std::uint64_t kGraphMaxMessage = 3'000'000, kGmailApiMaxMessage = 35'000'000;
 enum class AuthMode { Auto, Plain, Login, XOAuth2, OAuthBearer };
 
 enum class OAuthProvider { None, Microsoft, Google, Custom };
@@ -150,6 +156,11 @@ struct Upstream {
   // kept as Reply-To:), or, without rewrite_from, is refused at RCPT.
   std::vector<std::string> send_as;
   std::string rewrite_from;
+  // API upstreams: the mailbox the URL names (Graph: the user to send as;
+  // Gmail: "me" or the user's address), and the API's base URL when not the
+  // provider's own (https://graph.microsoft.us, a test server).
+  std::string mailbox;
+  std::string api_base;
 };
 
 // A provider's defaults (every field set).

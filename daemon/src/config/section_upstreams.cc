@@ -15,6 +15,34 @@ bool has_ctl(std::string_view s) {
   return false;
 }
 
+// graph:// and gmail-api:// upstreams: what they need and what they do
+// not use; the largest message is the API's at most.
+void api_check(Parser& p, const Value& at, const std::string& path, Upstream& u) {
+  if (!is_api(u.scheme)) {
+    if (!u.api_base.empty()) p.err(at, path + ".api_base", "only for graph:// and gmail-api:// upstreams");
+    return;
+  }
+  // The API's host, for the token store's key and for people.
+  std::string base = u.api_base.empty()
+                         ? (u.scheme == Scheme::Graph ? "https://graph.microsoft.com" : "https://gmail.googleapis.com")
+                         : u.api_base;
+  if (!base.starts_with("https://") || base.size() <= 8 || has_ctl(base) ||
+      base.find_first_of(" ?#") != std::string::npos)
+    p.err(at, path + ".api_base", "expected an https:// URL like https://graph.microsoft.us, got '" + base + "'");
+  std::string_view host(base);
+  host.remove_prefix(std::min<std::size_t>(8, host.size()));
+  u.host = std::string(host.substr(0, host.find('/')));
+  if (!u.oauth.configured() && u.password_file.empty() && u.password_env.empty())
+    p.err(at, path, "an API upstream needs an oauth: block (or password_file / password_env with an access token)");
+  if (u.auth != AuthMode::Auto) p.err(at, path + ".auth", "not used by API upstreams (they send a bearer token)");
+  if (!u.pins.empty() || !u.client_cert.empty())
+    p.err(at, path,
+          "pins and client_cert are for SMTP upstreams; an API upstream verifies with ca_file or the system's");
+  if (u.insecure_plaintext) p.err(at, path + ".insecure_plaintext", "API upstreams are always HTTPS");
+  std::uint64_t most = u.scheme == Scheme::Graph ? kGraphMaxMessage : kGmailApiMaxMessage;
+  if (!u.limits.max_message_size || u.limits.max_message_size > most) u.limits.max_message_size = most;
+}
+
 }  // namespace
 
 Table upstream_fields(Upstream& u, Shown shown) {
@@ -68,6 +96,7 @@ Table upstream_fields(Upstream& u, Shown shown) {
       duration("limits.quota_wait", u.limits.quota_wait),
       strings("send_as", u.send_as),
       text("rewrite_from", u.rewrite_from),
+      text("api_base", u.api_base),
   };
   if (shown == Shown::All || u.oauth.configured())
     for (auto& f : oauth_fields(u.oauth)) t.push_back(std::move(f));
@@ -132,6 +161,7 @@ void upstreams_check(Check& k, Config& c) {
                                 {&l.max_message_size, d.max_message_size}})
       if (*mine == kUnset) *mine = theirs;
     if (l.quota_wait.count() < 0) l.quota_wait = d.quota_wait;
+    api_check(p, at, path, u);
     if (l.quota_wait > Millis(7 * 86'400'000))
       p.err(at, path + ".limits.quota_wait",
             "at most 7d (a provider's quota window reopens within a day), got " + format_duration(l.quota_wait));

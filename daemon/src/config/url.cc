@@ -31,6 +31,29 @@ std::optional<ListenAddress> parse_listen_address(std::string_view s, bool allow
   return a;
 }
 
+namespace {
+
+// graph://MAILBOX, gmail-api://USER: the rest of the URL is the mailbox,
+// as it is (an address, "me", or a Graph object id); the host is the API's.
+void parse_api_url(Parser& p, const Value& where, const std::string& path, Upstream& u, Scheme scheme,
+                   std::string_view rest) {
+  u.scheme = scheme;
+  u.port = 443;
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  bool ok = !rest.empty() && rest.size() <= 320;
+  for (char c : rest) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7f && c != '/' && c != '?' && c != '#';
+  if (!ok)
+    return p.err(where, path + ".url",
+                 scheme == Scheme::Graph ? "expected graph://MAILBOX (the mailbox to send as), got '" + u.url + "'"
+                                         : "expected gmail-api://me or gmail-api://USER@DOMAIN, got '" + u.url + "'");
+  if (scheme == Scheme::GmailApi && rest != "me" && rest.find('@') == std::string_view::npos)
+    return p.err(where, path + ".url", "expected gmail-api://me or gmail-api://USER@DOMAIN, got '" + u.url + "'");
+  u.mailbox = std::string(rest);
+  if (u.username.empty()) u.username = u.mailbox;
+}
+
+}  // namespace
+
 void parse_upstream_url(Parser& p, const Value& where, const std::string& path, Upstream& u) {
   std::string_view s = u.url;
   auto bad = [&](const std::string& why) { p.err(where, path + ".url", why + ", got '" + u.url + "'"); };
@@ -47,8 +70,10 @@ void parse_upstream_url(Parser& p, const Value& where, const std::string& path, 
   } else if (scheme == "smtp") {
     u.scheme = Scheme::Plain;
     u.port = 25;
+  } else if (scheme == "graph" || scheme == "gmail-api") {
+    return parse_api_url(p, where, path, u, scheme == "graph" ? Scheme::Graph : Scheme::GmailApi, s);
   } else
-    return bad("unknown scheme (expected smtps, smtp+starttls or smtp)");
+    return bad("unknown scheme (expected smtps, smtp+starttls, smtp, graph or gmail-api)");
   if (!s.empty() && s.back() == '/') s.remove_suffix(1);
   size_t at = s.rfind('@');
   if (at != std::string_view::npos) {

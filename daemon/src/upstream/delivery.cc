@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "upstream/api_session.h"
 #include "upstream/session.h"
 
 namespace spoolgate::upstream {
@@ -69,11 +70,11 @@ void Delivery::kick() {
     // A held session first: its connection is up and its site works. The
     // most recently parked one that may carry this message, so that
     // surplus sessions reach their end.
-    auto held = std::find_if(parked_.rbegin(), parked_.rend(), [&](const Session* s) {
+    auto held = std::find_if(parked_.rbegin(), parked_.rend(), [&](const Carrier* s) {
       return in_route(route, s->upstream()) && gate(s->upstream(), now) != Gate::Paced;
     });
     if (held != parked_.rend()) {
-      Session* s = *held;
+      Carrier* s = *held;
       parked_.erase(std::next(held).base());
       s->resume(id);
       continue;
@@ -101,24 +102,29 @@ void Delivery::kick() {
       quit_parked();
       break;
     }
-    auto* session = new Session(*this, *up, id);
+    Carrier* session = make_carrier(*up, id);
     sessions_.insert(session);
     session->start();
   }
   arm_timer();
 }
 
-void Delivery::park(Session* s) {
+Carrier* Delivery::make_carrier(std::size_t up, std::string first_job) {
+  if (s_.upstreams.at(up).api) return new ApiSession(*this, up, std::move(first_job));
+  return new Session(*this, up, std::move(first_job));
+}
+
+void Delivery::park(Carrier* s) {
   parked_.push_back(s);
   kick();  // a message may have become due while this one was finishing
 }
 
-void Delivery::unpark(Session* s) { std::erase(parked_, s); }
+void Delivery::unpark(Carrier* s) { std::erase(parked_, s); }
 
 void Delivery::quit_parked() {
   auto parked = std::move(parked_);
   parked_.clear();
-  for (Session* s : parked) s->end_hold();
+  for (Carrier* s : parked) s->end_hold();
 }
 
 std::vector<Delivery::Site> Delivery::sites_for(const std::vector<Upstream>& ups) const {
@@ -294,8 +300,8 @@ void Delivery::site_assessed(std::size_t upstream, const Assessment& a) {
     case Assessment::Site::Quota:
       return site_misconfigured(upstream, smtp::Trouble::Quota, a.site_reason);
     case Assessment::Site::Throttled:
-      return site_failure(upstream,
-                          smtp::Failure{smtp::Failure::Temporary, "throttled: " + a.site_reason, false, true});
+      return site_failure(upstream, smtp::Failure{smtp::Failure::Temporary, "throttled: " + a.site_reason, false, true},
+                          a.site_wait);
   }
 }
 
@@ -440,11 +446,11 @@ void Delivery::arm_timer() {
   timer_->start(Millis(std::min<std::int64_t>(wait, 3'600'000)));
 }
 
-void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f) {
+void Delivery::site_failure(std::size_t upstream, const smtp::Failure& f, std::optional<Millis> wait) {
   if (upstream >= sites_.size()) return;  // an upstream a reload removed
   Site& s = sites_[upstream];
   ++s.failures;
-  Millis backoff = sched_.backoff(s.failures);
+  Millis backoff = wait ? *wait : sched_.backoff(s.failures);
   s.down_until = unix_now_ms() + backoff.count();
   SiteStats& st = site_stats_[s_.upstreams[upstream].name];
   if (!st.failing_since) st.failing_since = unix_now();
@@ -566,7 +572,7 @@ std::string Delivery::site_summary() const {
   return out;
 }
 
-void Delivery::release(Session* s) {
+void Delivery::release(Carrier* s) {
   sessions_.erase(s);  // (finalize() already unparked it)
   delete s;
   if (draining_) return maybe_drained();
@@ -582,8 +588,8 @@ void Delivery::shutdown(std::function<void()> done) {
 }
 
 void Delivery::abort() {
-  std::vector<Session*> snapshot(sessions_.begin(), sessions_.end());
-  for (Session* s : snapshot) s->abort();
+  std::vector<Carrier*> snapshot(sessions_.begin(), sessions_.end());
+  for (Carrier* s : snapshot) s->abort();
 }
 
 }  // namespace spoolgate::upstream

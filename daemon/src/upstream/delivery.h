@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "core/units.h"
+#include "http/fetcher.h"
 #include "loop/loop.h"
 #include "pacing/pacer.h"
 #include "routing/routes.h"
@@ -111,7 +112,7 @@ struct SiteStats {
   std::vector<std::pair<std::string, std::uint64_t>> limits, used;
 };
 
-class Session;
+class Carrier;
 
 class Delivery {
  public:
@@ -163,6 +164,21 @@ class Delivery {
   // that is full, for hold().
   // *stamp: when it was counted, for admitted_done().
   std::optional<pacing::Wait> admit(std::size_t upstream, std::uint64_t rcpts, std::int64_t* stamp);
+  // What a session does with a message it loaded, the same for every kind
+  // of upstream. Carry: these recipients (counted against the limits at
+  // *stamp). Skip: nothing here (none routed to this upstream: back on its
+  // route; a window of the limits full: held), take the next. Finish:
+  // nothing is pending (a crash after the last outcome): record that.
+  // Fail: the message is larger than the upstream's max_message_size: this
+  // upstream's part fails at once, as the provider's 552 would, with the
+  // reason: record `failed`.
+  struct Screen {
+    enum class Do { Carry, Skip, Finish, Fail } what = Do::Carry;
+    std::vector<std::size_t> rcpts;
+    std::shared_ptr<spool::Record> failed;
+    std::vector<std::string> why;
+  };
+  Screen screen(const spool::Record& rec, std::size_t upstream, std::int64_t* stamp);
   // The transaction admitted at `stamp` got its last reply: the provider
   // counted it now (Pacer::restamp).
   void admitted_done(std::size_t upstream, std::int64_t stamp, std::uint64_t rcpts);
@@ -189,7 +205,8 @@ class Delivery {
   // Where message `id` goes after a site failure of `upstream`: another
   // usable upstream of its route (hand it back due now) or none (defer it).
   bool other_upstream_usable(std::size_t upstream, const std::string& id) const;
-  void site_failure(std::size_t upstream, const smtp::Failure& f);
+  // wait: how long the server asked for (Retry-After); none: the backoff.
+  void site_failure(std::size_t upstream, const smtp::Failure& f, std::optional<Millis> wait = std::nullopt);
   // Connected and authenticated. While the upstream is misconfigured this
   // does not end its backoff: only a delivery does (site_delivered).
   void site_success(std::size_t upstream);
@@ -197,7 +214,7 @@ class Delivery {
   // site backoff, a loud log line once, the health state raised.
   void site_misconfigured(std::size_t upstream, smtp::Trouble t, const std::string& reason);
   void site_delivered(std::size_t upstream);
-  void release(Session* s);
+  void release(Carrier* s);
   // The one end of an attempt, for every kind of upstream session. rec: the
   // message with the attempt's recipient states (policy.h: assess) and
   // attempts counted, or a deferral (no recipient decided, the reason in
@@ -224,8 +241,8 @@ class Delivery {
   void unreadable(const std::string& id, const Error& e, const std::string& session);
   // A session with nothing to send waits for a message (resume) or its hold
   // to end; unpark when it ends for another reason.
-  void park(Session* s);
-  void unpark(Session* s);
+  void park(Carrier* s);
+  void unpark(Carrier* s);
   bool draining() const { return draining_; }
   // Counts reloads: a session started under older settings is not held.
   std::uint64_t generation() const { return generation_; }
@@ -238,6 +255,10 @@ class Delivery {
   // afresh; OAuth tokens from `tokens`, set by app when an upstream uses OAuth).
   Credentials& credentials() { return secrets_; }
   void set_tokens(Credentials* tokens) { secrets_.set_tokens(tokens); }
+  // Where API upstreams send their HTTPS requests (app's helper client);
+  // null: an API upstream's sessions fail at once.
+  void set_fetcher(http::Fetcher* f) { fetcher_ = f; }
+  http::Fetcher* fetcher() { return fetcher_; }
 
  private:
   // The loop half of an outcome (after persist() on a worker): scheduler,
@@ -312,12 +333,16 @@ class Delivery {
     }
   };
   std::vector<Site> sites_for(const std::vector<Upstream>& ups) const;
+  // A new session for upstream `up`, carrying `first_job` first: SMTP or
+  // its API's.
+  Carrier* make_carrier(std::size_t up, std::string first_job);
   std::vector<Site> sites_;
   mutable std::map<std::string, std::optional<Route>, std::less<>> route_cache_;  // by route string
   std::map<std::string, SiteStats> site_stats_;
   CredentialSources secrets_;
-  std::set<Session*> sessions_;
-  std::vector<Session*> parked_;  // held sessions, the most recently parked last
+  http::Fetcher* fetcher_ = nullptr;
+  std::set<Carrier*> sessions_;
+  std::vector<Carrier*> parked_;  // held sessions, the most recently parked last
   std::size_t jobs_ = 0;          // work() jobs out
   loop::HandlePtr<loop::Timer> timer_;
   loop::HandlePtr<loop::Timer> pacing_timer_;  // the counters' write, a second after a change

@@ -14,7 +14,7 @@ namespace spoolgate::upstream {
 
 std::size_t Delivery::open_sessions(std::size_t u) const {
   return static_cast<std::size_t>(
-      std::count_if(sessions_.begin(), sessions_.end(), [u](const Session* s) { return s->upstream() == u; }));
+      std::count_if(sessions_.begin(), sessions_.end(), [u](const Carrier* s) { return s->upstream() == u; }));
 }
 
 Delivery::Gate Delivery::gate(std::size_t u, std::int64_t now) const {
@@ -36,7 +36,7 @@ bool Delivery::startable(const Route* r, std::int64_t now) const {
     full = full || g == Gate::Full;
   }
   if (!full) return true;  // all down or paced: held or released, now
-  return std::any_of(parked_.begin(), parked_.end(), [&](const Session* s) {
+  return std::any_of(parked_.begin(), parked_.end(), [&](const Carrier* s) {
     return in_route(r, s->upstream()) && gate(s->upstream(), now) != Gate::Paced;
   });
 }
@@ -99,6 +99,47 @@ std::optional<pacing::Wait> Delivery::admit(std::size_t upstream, std::uint64_t 
   site.pacing_dirty = true;
   if (pacing_timer_ && !pacing_saving_) pacing_timer_->start(Millis(1000));
   return std::nullopt;
+}
+
+Delivery::Screen Delivery::screen(const spool::Record& rec, std::size_t upstream, std::int64_t* stamp) {
+  *stamp = 0;
+  Screen sc;
+  sc.rcpts = carried(rec, upstream);
+  if (sc.rcpts.empty()) {
+    if (rec.all_done()) {
+      sc.what = Screen::Do::Finish;
+      return sc;
+    }
+    // Nothing here for this upstream (its route changed by a reload, or the
+    // scheduler's hint was stale): back on its route, unattempted.
+    reroute(rec);
+    sc.what = Screen::Do::Skip;
+    return sc;
+  }
+  const Upstream& u = s_.upstreams.at(upstream);
+  if (std::uint64_t max_size = u.limits.max_message_size; max_size && rec.size > max_size) {
+    // Queued before the limit was lowered (a reload), or routed here since:
+    // the provider would refuse it after the upload.
+    sc.what = Screen::Do::Fail;
+    sc.failed = std::make_shared<spool::Record>(rec);
+    std::string reply = "552 5.3.4 Message size " + std::to_string(rec.size) + " exceeds the limit of " + u.label() +
+                        " (" + std::to_string(max_size) + " bytes, upstreams[].limits.max_message_size)";
+    for (std::size_t i : sc.rcpts) {
+      sc.failed->rcpt_state[i] = spool::Record::RcptState::Failed;
+      sc.failed->rcpt_reply[i] = reply;
+      sc.why.push_back("<" + rec.recipients[i] + ">: " + reply);
+    }
+    ++sc.failed->attempts;
+    sc.failed->last_error = reply;
+    return sc;
+  }
+  if (auto wait = admit(upstream, sc.rcpts.size(), stamp)) {
+    // The account's window is full (its limits): the message waits for it,
+    // unattempted.
+    hold(rec.id, *wait, upstream);
+    sc.what = Screen::Do::Skip;
+  }
+  return sc;
 }
 
 void Delivery::admitted_done(std::size_t upstream, std::int64_t stamp, std::uint64_t rcpts) {

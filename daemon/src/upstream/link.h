@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/answer.h"
 #include "core/result.h"
 #include "core/units.h"
 #include "loop/loop.h"
@@ -62,6 +63,11 @@ struct Upstream {
   // Where the counters are kept across restarts: <spool>/pacing/<key>.
   std::string pacing_key;
   std::string config_name;  // upstreams[].name, "" when none
+  // An HTTP API upstream (graph://, gmail-api://; upstream/api_session.h)
+  // instead of SMTP: which API, its base URL, the mailbox it sends as, and
+  // the CA file its HTTPS is verified with ("" for the system's).
+  std::optional<api::Kind> api;
+  std::string api_base, mailbox, ca_file;
   // Sender policy (config upstreams[].send_as and rewrite_from, "account"
   // resolved to the username): from_for() says what a message goes out as.
   std::vector<std::string> send_as;

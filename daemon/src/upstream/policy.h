@@ -21,9 +21,11 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/units.h"
 #include "smtp/client.h"
 #include "smtp/reply.h"
 #include "smtp/trouble.h"
@@ -44,6 +46,9 @@ struct Assessment {
   bool any_delivered = false;       // some recipient took it: the site works
   std::vector<std::string> failed;  // "<rcpt>: reply" for each recipient failed for good
   std::string last_error;           // the first reply that was not positive
+  // Throttled: how long the server asked us to wait (an API's
+  // Retry-After); none: the site backoff's own.
+  std::optional<Millis> site_wait;
   // Any site trouble ends the session after this message (QUIT).
   bool end_session() const { return site != Site::None; }
 };

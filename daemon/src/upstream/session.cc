@@ -178,16 +178,8 @@ void Session::disk(const char* what, std::function<void()> work, std::function<v
 
 void Session::disk_via(const char* what, const std::function<void(std::function<void()>)>& start,
                        std::function<void()> then) {
-  if (disk_) {
-    // By construction this cannot happen: every caller runs from the loop
-    // with no job out (pump, timers and failures wait for it).
-    log::error("panic")
-        .kv("session", id_)
-        .kv("reason", std::string("second disk job '") + what + "' while '" + *disk_ + "' is out");
-    std::abort();
-  }
-  disk_ = what;
-  link_.stop_timer();  // the disk is not the server: no stage timer runs now
+  disk_begins(what, id_);  // (pump, timers and failures wait for a job out)
+  link_.stop_timer();      // the disk is not the server: no stage timer runs now
   start([this, then = std::move(then)] {
     disk_.reset();
     then();
@@ -247,51 +239,24 @@ void Session::on_loaded(const spool::Record& rec) {
   job.size = rec.size;
   job.smtputf8 = rec.smtputf8;
   job.body_8bit = rec.body_8bit;
-  job_rcpts_ = d_.carried(rec, up_);
+  Delivery::Screen sc = d_.screen(rec, up_, &pacing_stamp_);
+  job_rcpts_ = sc.rcpts;
+  switch (sc.what) {
+    case Delivery::Screen::Do::Carry:
+      break;
+    case Delivery::Screen::Do::Skip:
+      // Rerouted or held: this session takes nothing more through it.
+      job_id_.reset();
+      loaded_ = false;
+      reader_.reset();
+      return next_job();
+    case Delivery::Screen::Do::Finish:
+      return on_delivered();
+    case Delivery::Screen::Do::Fail:
+      reader_.reset();
+      return record(sc.failed, std::move(sc.why), job_rcpts_);
+  }
   for (std::size_t i : job_rcpts_) job.recipients.push_back(rec.recipients[i]);
-  if (job.recipients.empty() && !rec.all_done()) {
-    // Nothing here for this upstream (its route changed by a reload, or the
-    // scheduler's hint was stale): back on its route, unattempted.
-    job_id_.reset();
-    loaded_ = false;
-    reader_.reset();
-    d_.reroute(rec);
-    next_job();
-    return;
-  }
-  if (job.recipients.empty()) {  // a crash after the last outcome, before removal
-    on_delivered();
-    return;
-  }
-  if (std::uint64_t max = u_.limits.max_message_size; max && rec.size > max) {
-    // Queued before the limit was lowered (a reload), or routed here since:
-    // the provider would refuse it after the upload; this upstream's part
-    // fails now, as its 552 would have, with the reason.
-    auto failed = std::make_shared<spool::Record>(rec_);
-    std::vector<std::string> why;
-    std::string reply = "552 5.3.4 Message size " + std::to_string(rec.size) + " exceeds the limit of " + u_.label() +
-                        " (" + std::to_string(max) + " bytes, upstreams[].limits.max_message_size)";
-    for (std::size_t i : job_rcpts_) {
-      failed->rcpt_state[i] = spool::Record::RcptState::Failed;
-      failed->rcpt_reply[i] = reply;
-      why.push_back("<" + rec.recipients[i] + ">: " + reply);
-    }
-    ++failed->attempts;
-    failed->last_error = reply;
-    reader_.reset();
-    record(failed, std::move(why), job_rcpts_);
-    return;
-  }
-  if (auto wait = d_.admit(up_, job.recipients.size(), &pacing_stamp_)) {
-    // The account's window is full (its limits): the message waits for it,
-    // unattempted, and this session takes nothing more through it.
-    job_id_.reset();
-    loaded_ = false;
-    reader_.reset();
-    d_.hold(rec.id, *wait, up_);
-    next_job();
-    return;
-  }
   // The account may not send as this sender: envelope and From: become
   // its address (the original From: kept as Reply-To:), on the way out
   // only; the spool keeps what the device sent.

@@ -48,27 +48,27 @@
 #include "smtp/client.h"
 #include "smtp/headers.h"
 #include "spool/spool.h"
+#include "upstream/carrier.h"
 #include "upstream/delivery.h"
 #include "upstream/link.h"
 
 namespace spoolgate::upstream {
 
-class Session {
+class Session final : public Carrier {
  public:
   Session(Delivery& d, std::size_t upstream, std::string first_job);
-  ~Session();
+  ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  void start();
+  void start() override;
   // Shutdown deadline: end now; a carried message is handed back untouched.
-  void abort();
+  void abort() override;
   // While held: carry this message (due, taken from the scheduler).
-  void resume(std::string job);
+  void resume(std::string job) override;
   // While held: QUIT now.
-  void end_hold();
-  // Which of Delivery's upstreams (by index) this session talks to.
-  std::size_t upstream() const { return up_; }
+  void end_hold() override;
+  std::size_t upstream() const override { return up_; }
 
  private:
   enum class Hand { Defer, Failover, Untouched };
@@ -137,7 +137,6 @@ class Session {
 
   std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
-  std::optional<const char*> disk_;  // the disk job out now: what it does
   Hand closing_hand_ = Hand::Defer;  // what finalize() asked for a carried message
   std::string closing_reason_;
   bool closing_ = false;

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: MIT
+"""API upstreams (issue 17): mail goes out through Microsoft Graph's
+sendMail or Gmail's messages.send instead of SMTP, behind the same spool,
+with tokens from a token endpoint over real TLS. The APIs are faked over
+real TLS (tests/support/fake_api.py): they take only the tokens the fake
+token endpoint issued, decode what they receive and read its recipients
+with Python's own parser."""
+import json
+import re
+import smtplib
+import subprocess
+
+from conftest import BIN, CLIENT_SECRET, daemon_upstream_settings, send, send_raw, wait_for
+
+MAILBOX = "relay@contoso.example"
+
+
+def api_upstream(kind, api, ts, pki, workdir, **extra):
+    secret = workdir / "client-secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    secret.chmod(0o600)
+    u = {"name": kind, "url": f"graph://{MAILBOX}" if kind == "graph" else "gmail-api://me",
+         "api_base": api.base, "ca_file": pki.ca_file,
+         "oauth": {"provider": "custom", "grant": "client_credentials", "client_id": "app-1", "token_url": ts.url,
+                   "scope": "https://graph.microsoft.com/.default", "client_secret_file": str(secret),
+                   "ca_file": pki.ca_file}}
+    u.update(extra)
+    return u
+
+
+def make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir, kind="graph", start=True,
+             **settings):
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    d = daemon_factory(daemon_upstream_settings([api_upstream(kind, api, ts, pki, workdir)], **settings),
+                       start=start)
+    return d, api, ts
+
+
+def queued(d):
+    out = subprocess.run([BIN, "queue", "list", "--json", "-c", str(d.config)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def body_of(size):
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&()*+,-./:;<=>?@[]^_{|}~ " * 10
+    out = b""
+    while len(out) < size:
+        out += line[:998] + b"\r\n"
+    return out
+
+
+def capture_spooled(d, api):
+    """The message's bytes as spooled: the API first answers 503 (row 4,
+    throttled, no Retry-After), so it waits in the queue to be read."""
+    wait_for(lambda: any(r["status"] == 503 for r in api.requests()), what="the first, refused attempt")
+    wait_for(lambda: queued(d), what="the message queued")
+    return d.content(queued(d)[0]["id"])
+
+
+def test_graph_sends_each_message_byte_for_byte_with_a_token_of_its_own(daemon_factory, token_server_factory,
+                                                                        api_server_factory, pki, workdir):
+    """Graph's MIME sendMail: the message as spooled (our Received: on top),
+    base64 as text/plain, to the configured mailbox, with a token the
+    endpoint issued; a 503 before it only defers; the API's request id in
+    the attempt's log line."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir)
+    api.script({"status": 503, "code": "ServiceUnavailable"})
+    body = b"From: scanner@lan\r\nTo: ops@example.com\r\nSubject: scan\r\n\r\n" + body_of(2_500_000)
+    send(d, rcpts=["ops@example.com"], body=body)
+    spooled = capture_spooled(d, api)
+    got = api.wait_received(1)[0]
+    assert got["api"] == "graph" and got["mailbox"] == MAILBOX
+    assert got["raw"] == spooled, "the message changed on the way"
+    assert got["raw"].endswith(body[body.index(b"\r\n\r\n"):])
+    assert got["recipients"] == {"to": ["ops@example.com"], "cc": [], "bcc": []}
+    assert got["client_request_id"].endswith(queued_id_in(d.log()))
+    assert f"request_id={got['request_id']}" in d.log()
+    assert all(r["token"] == "ok" for r in api.requests())
+    wait_for(lambda: not queued(d), what="the message removed after the 202")
+    assert "event=delivered" in d.log()
+    d.stop()
+
+
+def queued_id_in(log):
+    m = re.search(r"event=api_answer session=\S+ msg=([0-9A-Z]{16})", log)
+    assert m, log
+    return m.group(1)
+
+
+def test_gmail_media_upload_of_a_large_message(daemon_factory, token_server_factory, api_server_factory, pki,
+                                               workdir):
+    """Gmail's media upload: 8 MB as message/rfc822, byte for byte."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir, kind="gmail")
+    api.script({"status": 503, "code": "backendError"})
+    body = b"To: ops@example.com\r\nSubject: big\r\n\r\n" + body_of(8_000_000)
+    send(d, rcpts=["ops@example.com"], body=body)
+    spooled = capture_spooled(d, api)
+    got = api.wait_received(1)[0]
+    assert got["api"] == "gmail" and got["mailbox"] == "me"
+    assert got["raw"] == spooled
+    wait_for(lambda: not queued(d), what="the message removed after the 200")
+    d.stop()
+
+
+def test_a_message_larger_than_the_api_takes_is_refused_while_the_device_is_there(
+        daemon_factory, token_server_factory, api_server_factory, pki, workdir):
+    """Graph takes 3,000,000 bytes of MIME at most: the listener says so at
+    RCPT (the SIZE the device declared: the recipient's upstream cannot take
+    it) and at the end of DATA, so the device hears it."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir)
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.ehlo()
+        assert s.mail("dev@lan", ["SIZE=3500000"])[0] == 250
+        code, msg = s.rcpt("ops@example.com")
+        assert code == 552 and b"3000000" in msg, msg
+    # Without SIZE: the end of DATA.
+    c = send_raw(d, b"To: ops@example.com\r\nSubject: too big\r\n\r\n" + body_of(3_100_000) + b".\r\n",
+                 rcpts=["ops@example.com"])
+    assert c.reply()[-1].startswith("552 5.3.4")
+    c.close()
+    assert not api.requests() and not queued(d)
+    d.stop()
+
+
+def test_the_envelope_decides_who_gets_the_message(daemon_factory, token_server_factory, api_server_factory,
+                                                   sink_factory, pki, workdir):
+    """The APIs read recipients from the header fields; the envelope is the
+    truth: an envelope-only recipient is added as Bcc:, a header address
+    outside the envelope never gets it, a recipient routed to another
+    upstream is not sent to through the API, and a Bcc: field of the
+    device's is not sent on."""
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    sink = sink_factory(name="partner", user="relay@example.com", password="pw")
+    pw = workdir / "partner-password"
+    pw.write_text("pw\n")
+    partner = {"name": "partner", "url": f"smtps://localhost:{sink.port}", "ca_file": pki.ca_file,
+               "username": "relay@example.com", "password_file": str(pw)}
+    routes = [{"recipient_domain": "partner.example", "upstream": "partner"}, {"upstream": "graph"}]
+    d = daemon_factory(daemon_upstream_settings([api_upstream("graph", api, ts, pki, workdir), partner],
+                                                routes=routes))
+    # Bcc-only: the envelope names archive@, no field does; outsider@ is in
+    # To: but not in the envelope; buyer@ goes through the partner's SMTP.
+    body = (b"From: ups@lan\r\nTo: Ops <ops@example.com>, outsider@elsewhere.example,\r\n buyer@partner.example\r\n"
+            b"Cc: boss@example.com\r\nBcc: hidden@example.com\r\nSubject: on battery\r\n\r\nThe UPS is on battery.\r\n")
+    send(d, rcpts=["ops@example.com", "archive@example.com", "buyer@partner.example"], body=body)
+    got = api.wait_received(1)[0]
+    sent_to = sorted(got["recipients"]["to"] + got["recipients"]["cc"] + got["recipients"]["bcc"])
+    assert sent_to == ["archive@example.com", "ops@example.com"], got["recipients"]
+    assert b"outsider" not in got["raw"] and b"hidden@" not in got["raw"] and b"boss@" not in got["raw"]
+    assert got["raw"].endswith(b"\r\n\r\nThe UPS is on battery.\r\n")
+    sink.wait_messages(1)
+    assert sink.messages()[0]["rcpt_tos"] == ["buyer@partner.example"]
+    wait_for(lambda: not queued(d), what="both parts delivered")
+    assert len(api.received()) == 1
+    d.stop()
+
+
+def test_each_answer_of_the_table_end_to_end(daemon_factory, token_server_factory, api_server_factory, pki,
+                                             workdir):
+    """400: the message fails for good and the report carries the API's
+    error; 403 quota: held (never bounced) and sent once the hold ends
+    (queue flush);
+    429 with Retry-After: the upstream rests that long, then delivers;
+    401: one fresh token, the same message sent again at once."""
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    d = daemon_factory(daemon_upstream_settings(
+        [api_upstream("graph", api, ts, pki, workdir)]))
+    # 400: permanent; the report goes to the sender (through the API too).
+    api.script({"status": 400, "code": "ErrorInvalidRecipients", "message": "Mailbox unavailable for recipient"})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: one\r\n\r\nx\r\n")
+    [report] = api.wait_received(1)
+    assert report["recipients"]["to"] == ["dev@lan"]
+    assert b"Microsoft Graph answered 400 ErrorInvalidRecipients: Mailbox unavailable for recipient" in report["raw"]
+    # 403 quota: held (a minute at least), never bounced; `queue flush`
+    # ends the hold and it goes.
+    api.script({"status": 403, "code": "ErrorQuotaExceeded", "message": "Quota exceeded"})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: two\r\n\r\nx\r\n")
+    wait_for(lambda: "event=upstream_quota" in d.log(), what="the quota reply")
+    wait_for(lambda: [m["state"] for m in queued(d)] == ["held"], what="the message held")
+    assert len(api.received()) == 1
+    subprocess.run([BIN, "queue", "flush", "-c", str(d.config)], check=True, capture_output=True)
+    got = api.wait_received(2, timeout=30)
+    assert b"Subject: two" in got[1]["raw"] and got[1]["recipients"]["to"] == ["ops@example.com"]
+    # 429 with Retry-After: 3 s of rest for the upstream.
+    api.script({"status": 429, "code": "ApplicationThrottled", "retry_after": "3"})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: three\r\n\r\nx\r\n")
+    got = api.wait_received(3, timeout=30)
+    assert b"Subject: three" in got[2]["raw"]
+    assert re.search(r"event=upstream_down upstream=graph://\S+ failures=\d+ retry_in=3s", d.log()), d.log()
+    # 401: the token was revoked; one fresh token and the same message again.
+    ts.revoke_issued()
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: four\r\n\r\nx\r\n")
+    got = api.wait_received(4, timeout=30)
+    assert b"Subject: four" in got[3]["raw"]
+    assert "event=api_token_refused" in d.log()
+    statuses = [r["status"] for r in api.requests() if r["method"] == "POST"]
+    assert statuses.count(401) == 1, statuses
+    # Nothing bounced but the first; nothing queued.
+    assert [r["recipients"]["to"] for r in got].count(["dev@lan"]) == 1
+    wait_for(lambda: not queued(d), what="an empty queue")
+    d.stop()
+
+
+def test_tokens_expiring_between_messages_and_kill_9_during_a_request(daemon_factory, token_server_factory,
+                                                                      api_server_factory, pki, workdir):
+    """Two-second tokens: every request carries a live one. A kill -9
+    while a request is out (the API got it and has not answered): after
+    the restart the message is sent again, nothing acknowledged is lost."""
+    ts = token_server_factory(lifetime=2)
+    api = api_server_factory(ts)
+    d = daemon_factory(daemon_upstream_settings([api_upstream("gmail", api, ts, pki, workdir)]))
+    for i in range(3):
+        send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: n%d\r\n\r\nx\r\n" % i)
+        api.wait_received(i + 1)
+        wait_for(lambda: len(ts.issued()) >= i + 2, timeout=20, what="a token refreshed between messages")
+    assert all(r["token"] == "ok" for r in api.requests()), api.requests()
+    api.script({"hang": True})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: hung\r\n\r\nx\r\n")
+    wait_for(lambda: api.hung(), what="the request at the API")
+    d.kill9()
+    d.start()
+    got = api.wait_received(4, timeout=30)
+    assert b"Subject: hung" in got[3]["raw"]
+    wait_for(lambda: not queued(d), what="an empty queue after the restart")
+    d.stop()

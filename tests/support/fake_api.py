@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""A fake Microsoft Graph and Gmail API over real TLS, for tests: the two
+send calls spoolgate makes and the two reads its probe makes.
+
+    fake_api.py --dir DIR --cert C --key K --token-file F
+
+Prints "PORT <n>" once listening (HTTP/1.1 with keep-alive).
+
+  POST /v1.0/users/{mailbox}/sendMail             Graph, MIME: base64 text/plain body -> 202
+  POST /upload/gmail/v1/users/{user}/messages/send?uploadType=media
+                                                   Gmail media upload, message/rfc822 -> 200 {"id": ...}
+  GET  /v1.0/users/{mailbox}                       Graph user (probe) -> 200 {"mail": ...}
+  GET  /gmail/v1/users/{user}/profile              Gmail profile (probe) -> 200 {"emailAddress": ...}
+
+Every request must carry "Authorization: Bearer T" with T a token the fake
+OAuth server issued (F: "<token> <unix expiry>" per line), unexpired and not
+listed in F.revoked; otherwise 401 as the APIs answer. A message accepted is
+decoded as the API would (base64 for Graph) and recorded in DIR/received/NNNNNN.json:
+the API, the mailbox, the message bytes (base64 of them), and the recipients
+the API would send to, read from its To:, Cc: and Bcc: fields with Python's
+own parser (email.utils.getaddresses: independent of spoolgate's).
+
+DIR/script holds canned answers, one JSON object per line, used up one per
+send request before any normal handling:
+  {"status": 429, "retry_after": "2", "code": "ApplicationThrottled", "message": "..."}
+  {"hang": true}  the request is read and recorded in DIR/hung.jsonl, and no answer comes
+Every request goes to DIR/requests.jsonl (path, status, time, request id,
+whether the token was good) with the number of requests in progress.
+"""
+import argparse
+import base64
+import json
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from email import message_from_bytes, policy
+from email.utils import getaddresses
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def recipients_of(raw: bytes):
+    msg = message_from_bytes(raw, policy=policy.compat32)
+    fields = {}
+    for name in ("to", "cc", "bcc"):
+        values = msg.get_all(name) or []
+        fields[name] = [a.lower() for _, a in getaddresses([str(v) for v in values]) if "@" in a]
+    return fields
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--token-file", required=True)
+    args = ap.parse_args()
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+    in_progress = [0]
+    received = [0]
+
+    def append(name, entry):
+        with lock:
+            with open(d / name, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def next_scripted():
+        with lock:
+            p = d / "script"
+            if not p.exists():
+                return None
+            lines = [l for l in p.read_text().splitlines() if l.strip()]
+            if not lines:
+                return None
+            p.write_text("".join(l + "\n" for l in lines[1:]))
+            return json.loads(lines[0])
+
+    def token_ok(header):
+        if not header.startswith("Bearer "):
+            return False
+        token = header[len("Bearer "):]
+        p = Path(args.token_file)
+        revoked = Path(args.token_file + ".revoked")
+        gone = set(revoked.read_text().split()) if revoked.exists() else set()
+        if not p.exists() or token in gone:
+            return False
+        for line in p.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == token and float(parts[1]) > time.time():
+                return True
+        return False
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def answer(self, status, obj=None, headers=()):
+            body = json.dumps(obj).encode() if obj is not None else b""
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            if obj is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def error(self, status, code, message, extra=()):
+            rid = str(uuid.uuid4())
+            if self.path.startswith("/v1.0/"):
+                obj = {"error": {"code": code, "message": message, "innerError": {"request-id": rid}}}
+            else:
+                obj = {"error": {"code": status, "message": message, "errors": [{"reason": code}]}}
+            self.answer(status, obj, [("request-id", rid), *extra])
+            return rid
+
+        def handle_one(self, method):
+            with lock:
+                in_progress[0] += 1
+                busy = in_progress[0]
+            try:
+                self.serve(method, busy)
+            finally:
+                with lock:
+                    in_progress[0] -= 1
+
+        def do_GET(self):
+            self.handle_one("GET")
+
+        def do_POST(self):
+            self.handle_one("POST")
+
+        def serve(self, method, busy):
+            url = urllib.parse.urlsplit(self.path)
+            parts = [urllib.parse.unquote(p) for p in url.path.split("/") if p]
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length) if length else b""
+            entry = {"method": method, "path": url.path, "time": time.time(), "busy": busy,
+                     "content_type": self.headers.get("Content-Type", ""),
+                     "client_request_id": self.headers.get("client-request-id", "")}
+            good = token_ok(self.headers.get("Authorization", ""))
+            entry["token"] = "ok" if good else "refused"
+            graph_send = method == "POST" and len(parts) == 4 and parts[0] == "v1.0" and parts[3] == "sendMail"
+            gmail_send = (method == "POST" and parts[:4] == ["upload", "gmail", "v1", "users"] and len(parts) == 7
+                          and parts[5:] == ["messages", "send"])
+            if not good:
+                entry["status"] = 401
+                append("requests.jsonl", entry)
+                self.error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+                return
+            if graph_send or gmail_send:
+                scripted = next_scripted()
+                if scripted and scripted.get("hang"):
+                    append("hung.jsonl", {**entry, "size": len(body)})
+                    time.sleep(3600)
+                    return
+                if scripted:
+                    entry["status"] = scripted["status"]
+                    append("requests.jsonl", entry)
+                    extra = [("Retry-After", scripted["retry_after"])] if "retry_after" in scripted else []
+                    self.error(scripted["status"], scripted.get("code", "Scripted"),
+                               scripted.get("message", "scripted answer"), extra)
+                    return
+                if graph_send:
+                    if not entry["content_type"].startswith("text/plain"):
+                        entry["status"] = 400
+                        append("requests.jsonl", entry)
+                        self.error(400, "ErrorInvalidRequest", "expected text/plain MIME content")
+                        return
+                    try:
+                        raw = base64.b64decode(body, validate=True)
+                    except Exception:
+                        entry["status"] = 400
+                        append("requests.jsonl", entry)
+                        self.error(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+                        return
+                    mailbox = parts[2]
+                else:
+                    if entry["content_type"] != "message/rfc822" or urllib.parse.parse_qs(url.query).get(
+                            "uploadType") != ["media"]:
+                        entry["status"] = 400
+                        append("requests.jsonl", entry)
+                        self.error(400, "invalidArgument", "expected a media upload of message/rfc822")
+                        return
+                    raw = body
+                    mailbox = parts[4]
+                rcpts = recipients_of(raw)
+                if not (rcpts["to"] or rcpts["cc"] or rcpts["bcc"]):
+                    entry["status"] = 400
+                    append("requests.jsonl", entry)
+                    self.error(400, "ErrorInvalidRecipients", "At least one recipient is required.")
+                    return
+                rid = str(uuid.uuid4())
+                entry["status"] = 202 if graph_send else 200
+                entry["request_id"] = rid
+                append("requests.jsonl", entry)
+                record = {"api": "graph" if graph_send else "gmail", "mailbox": mailbox,
+                          "message": base64.b64encode(raw).decode(), "recipients": rcpts, "time": time.time(),
+                          "request_id": rid, "client_request_id": entry["client_request_id"]}
+                with lock:
+                    received[0] += 1
+                    (d / "received").mkdir(exist_ok=True)
+                    tmp = d / "received" / f".{received[0]:06d}.tmp"
+                    tmp.write_text(json.dumps(record))
+                    tmp.rename(d / "received" / f"{received[0]:06d}.json")
+                if graph_send:
+                    self.answer(202, None, [("request-id", rid)])
+                else:
+                    self.answer(200, {"id": rid[:16], "threadId": rid[:16], "labelIds": ["SENT"]},
+                                [("x-request-id", rid)])
+                return
+            if method == "GET" and len(parts) == 3 and parts[0] == "v1.0" and parts[1] == "users":
+                entry["status"] = 200
+                append("requests.jsonl", entry)
+                self.answer(200, {"mail": parts[2]})
+                return
+            if method == "GET" and parts[:3] == ["gmail", "v1", "users"] and len(parts) == 5 and parts[4] == "profile":
+                entry["status"] = 200
+                append("requests.jsonl", entry)
+                self.answer(200, {"emailAddress": parts[3]})
+                return
+            entry["status"] = 404
+            append("requests.jsonl", entry)
+            self.error(404, "ResourceNotFound", "no such resource")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(f"PORT {server.server_address[1]}", flush=True)
+    sys.stdout.close()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
