@@ -88,8 +88,7 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
 
   int secrets = (o.client_secret_file.empty() ? 0 : 1) + (o.client_secret_env.empty() ? 0 : 1) +
                 (o.client_cert.empty() && o.client_key.empty() ? 0 : 1);
-  if (o.client_cert.empty() != o.client_key.empty())
-    p.err(at, k, "client_cert and client_key go together");
+  if (o.client_cert.empty() != o.client_key.empty()) p.err(at, k, "client_cert and client_key go together");
   if (secrets > 1) p.err(at, k, "set one of client_secret_file, client_secret_env or client_cert/client_key");
   if (o.grant == OAuthGrant::ClientCredentials && secrets == 0)
     p.err(at, k, "client_credentials needs client_secret_file, client_secret_env or client_cert/client_key");
@@ -104,8 +103,15 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
       preset(o.token_url, base + "token");
       preset(o.device_authorization_url, base + "devicecode");
       preset(o.authorization_url, base + "authorize");
-      preset(o.scope, o.grant == OAuthGrant::ClientCredentials ? "https://outlook.office365.com/.default"
-                                                                : "https://outlook.office.com/SMTP.Send offline_access");
+      // SMTP AUTH's resource, or Graph's for a graph:// upstream.
+      if (u.scheme == Scheme::Graph)
+        preset(o.scope, o.grant == OAuthGrant::ClientCredentials
+                            ? "https://graph.microsoft.com/.default"
+                            : "https://graph.microsoft.com/Mail.Send offline_access");
+      else
+        preset(o.scope, o.grant == OAuthGrant::ClientCredentials
+                            ? "https://outlook.office365.com/.default"
+                            : "https://outlook.office.com/SMTP.Send offline_access");
       break;
     }
     case OAuthProvider::Google:
@@ -115,7 +121,9 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
       preset(o.token_url, "https://oauth2.googleapis.com/token");
       preset(o.device_authorization_url, "https://oauth2.googleapis.com/device/code");
       preset(o.authorization_url, "https://accounts.google.com/o/oauth2/v2/auth");
-      preset(o.scope, "https://mail.google.com/");
+      // Gmail's SMTP needs the full scope; its API sends with gmail.send.
+      preset(o.scope,
+             u.scheme == Scheme::GmailApi ? "https://www.googleapis.com/auth/gmail.send" : "https://mail.google.com/");
       break;
     case OAuthProvider::Custom:
       if (o.token_url.empty()) p.err(at, k + ".token_url", "required with provider custom");

@@ -118,6 +118,53 @@ TEST_SUITE("config") {
           "got 3000d");
   }
 
+  TEST_CASE("API upstreams: graph:// and gmail-api://, their scopes, size cap and what they refuse") {
+    const std::string ms =
+        "    oauth: {provider: microsoft, tenant: contoso.com, grant: client_credentials, client_id: a, "
+        "client_secret_file: /s}\n";
+    auto g = load_text("upstreams:\n  - url: graph://alerts@contoso.com/\n" + ms, "t.yaml", {});
+    REQUIRE(g);
+    const Upstream& u = g->upstreams[0];
+    CHECK(u.scheme == Scheme::Graph);
+    CHECK(u.mailbox == "alerts@contoso.com");
+    CHECK(u.username == "alerts@contoso.com");
+    CHECK(u.host == "graph.microsoft.com");
+    CHECK(u.oauth.scope == "https://graph.microsoft.com/.default");
+    CHECK(u.limits.max_message_size == kGraphMaxMessage);
+    auto m = load_text(
+        "upstreams:\n  - url: gmail-api://me\n    username: a@example.com\n    api_base: "
+        "https://gmail.test:8443/\n    limits: {max_message_size: 50MiB}\n    oauth: {provider: google, "
+        "grant: refresh_token, client_id: id}\n",
+        "t.yaml", {});
+    REQUIRE(m);
+    CHECK(m->upstreams[0].scheme == Scheme::GmailApi);
+    CHECK(m->upstreams[0].mailbox == "me");
+    CHECK(m->upstreams[0].host == "gmail.test:8443");
+    CHECK(m->upstreams[0].oauth.scope == "https://www.googleapis.com/auth/gmail.send");
+    CHECK(m->upstreams[0].limits.max_message_size == kGmailApiMaxMessage);
+    // The SMTP scope stays for SMTP upstreams.
+    auto smtp =
+        load_text("upstreams:\n  - url: smtps://smtp.office365.com\n    username: a@contoso.com\n" + ms, "t.yaml", {});
+    REQUIRE(smtp);
+    CHECK(smtp->upstreams[0].oauth.scope == "https://outlook.office365.com/.default");
+    struct Case {
+      std::string yaml;
+      const char* expect;
+    } cases[] = {
+        {"upstreams:\n  - url: graph://\n" + ms, "expected graph://MAILBOX"},
+        {"upstreams:\n  - url: gmail-api://someone\n" + ms, "expected gmail-api://me or gmail-api://USER@DOMAIN"},
+        {"upstreams:\n  - url: graph://a@b.c\n    api_base: http://graph.test\n" + ms, "expected an https:// URL"},
+        {"upstreams:\n  - url: graph://a@b.c\n", "an API upstream needs an oauth: block"},
+        {"upstreams:\n  - url: graph://a@b.c\n    password_file: /t\n    auth: login\n", "not used by API upstreams"},
+        {"upstreams:\n  - url: smtps://x.example\n    api_base: https://graph.test\n",
+         "only for graph:// and gmail-api:// upstreams"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.yaml);
+      CHECK(first_error(c.yaml).find(c.expect) != std::string::npos);
+    }
+  }
+
   TEST_CASE("bad input names file:line, the key path and what was expected") {
     struct Case {
       const char* yaml;
