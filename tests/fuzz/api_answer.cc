@@ -2,10 +2,12 @@
 // api/answer: any HTTP answer from an API upstream (status, headers, body).
 // Oracles: the reply is one printable line whose class is its row's
 // (smtp/trouble.h) whatever the API's text says, a Retry-After wait lies within [0, 1 day], and the
-// request id is short and printable.
+// request id is short and printable; api/claims reads any text as a token
+// without failing, and the scopes it finds are single words.
 #include <string>
 
 #include "api/answer.h"
+#include "api/claims.h"
 #include "oracle.h"
 #include "smtp/trouble.h"
 
@@ -39,5 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SG_REQUIRE(m.reply.temporary() == (m.trouble == smtp::Trouble::Temporary || m.trouble == smtp::Trouble::Throttled));
   if (m.row == 1) SG_REQUIRE(r.status >= 200 && r.status < 300);
   if (m.retry_after) SG_REQUIRE(m.retry_after->count() >= 0 && m.retry_after->count() <= 86'400'000);
+  // The body read as an access token: claims, when any, are words.
+  if (auto c = api::claims(r.body)) {
+    for (const auto& s : c->scopes) SG_REQUIRE(!s.empty() && s.find(' ') == std::string::npos);
+    for (const auto& s : c->roles) SG_REQUIRE(!s.empty());
+  }
   return 0;
 }

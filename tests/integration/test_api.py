@@ -227,3 +227,32 @@ def test_tokens_expiring_between_messages_and_kill_9_during_a_request(daemon_fac
     assert b"Subject: hung" in got[3]["raw"]
     wait_for(lambda: not queued(d), what="an empty queue after the restart")
     d.stop()
+
+
+def probe(d):
+    return subprocess.run([BIN, "probe", "-c", str(d.config)], capture_output=True, text=True, timeout=60)
+
+
+def test_probe_checks_the_token_its_permission_and_the_mailbox_without_sending(
+        daemon_factory, token_server_factory, api_server_factory, pki, workdir):
+    """probe on a graph:// upstream: the daemon's token, the Mail.Send
+    permission it claims, the mailbox read through the API; nothing sent.
+    A token without Mail.Send fails the probe, naming what it has."""
+    ts = token_server_factory(lifetime=2)
+    ts.dir.mkdir(parents=True, exist_ok=True)
+    (ts.dir / "roles").write_text("Mail.Send User.Read.All\n")
+    api = api_server_factory(ts)
+    d = daemon_factory(daemon_upstream_settings([api_upstream("graph", api, ts, pki, workdir)]))
+    wait_for(lambda: "event=oauth_token_refreshed" in d.log(), what="the daemon's first token stored")
+    p = probe(d)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "token: ok" in p.stdout and "permission: Mail.Send (application)" in p.stdout
+    assert f"mailbox: {MAILBOX} found" in p.stdout and "result: ok" in p.stdout
+    assert not api.received() and all(r["method"] == "GET" for r in api.requests())
+    # The app registration loses Mail.Send: the next token says so.
+    (ts.dir / "roles").write_text("Calendars.Read\n")
+    wait_for(lambda: probe(d).returncode == 1, timeout=20, what="the probe failing on a token without Mail.Send")
+    p = probe(d)
+    assert "permission: FAILED: the token has no Mail.Send (it has: Calendars.Read)" in p.stdout, p.stdout
+    assert not api.received()
+    d.stop()

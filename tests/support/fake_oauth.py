@@ -25,9 +25,12 @@ token is made and before the answer leaves (the file is then removed, the
 request logged with "killed"). DIR/mode switches behaviour: "ok" (default), "down" (503),
 "invalid_grant" (400: consent revoked), "slow" (answers after 3 s),
 "deny" (/authorize: the person refuses consent, error=access_denied).
+DIR/roles, when present, makes each access token a JWT (as Microsoft's are)
+whose payload claims those application permissions ("Mail.Send").
 DIR/requests.log gets one JSON line per request (grant, outcome).
 """
 import argparse
+import base64
 import json
 import os
 import signal
@@ -38,6 +41,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+
+def jwt_part(obj):
+    """One base64url part of a JWT (RFC 7515), without padding."""
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
 
 def main():
@@ -240,6 +248,11 @@ def main():
                     return self.answer(400, {"error": "unsupported_grant_type"})
                 counter[0] += 1
                 token = f"at-{counter[0]}-{time.time_ns()}"
+                if (d / "roles").exists():
+                    # Shaped as Microsoft's: a JWT whose payload claims the
+                    # application permissions listed in DIR/roles.
+                    token = (jwt_part({"alg": "RS256", "typ": "JWT"}) + "." +
+                             jwt_part({"roles": (d / "roles").read_text().split(), "jti": token}) + ".fake-signature")
                 with open(d / "tokens", "a") as f:
                     f.write(f"{token} {time.time() + args.lifetime}\n")
             out = {"token_type": "Bearer", "access_token": token, "expires_in": args.lifetime}

@@ -4,10 +4,13 @@
 #include <ostream>
 #include <utility>
 
+#include "api/claims.h"
+#include "api/request.h"
 #include "app/upstreams.h"
 #include "core/clock.h"
 #include "core/text.h"
 #include "core/units.h"
+#include "fetch/client.h"
 #include "loop/loop.h"
 #include "oauth/store.h"
 #include "smtp/client.h"
@@ -145,6 +148,91 @@ class Probe {
   bool ok_ = false;
 };
 
+// An API upstream: the token (as a delivery gets it), the permission it
+// claims (Microsoft's tokens say; Google's are opaque), and a read of the
+// mailbox through the API with it. Neither API has a dry run of a send:
+// nothing is sent.
+class ApiProbe {
+ public:
+  ApiProbe(loop::Loop& loop, const upstream::Upstream& u, upstream::Credentials& credentials, std::ostream& out)
+      : loop_(loop),
+        u_(u),
+        credentials_(credentials),
+        out_(out),
+        fetch_(loop, loop::Process::sibling("spoolgate-https")) {}
+
+  void start() {
+    cancel_ = credentials_.get(loop_, u_, "probe", [this](Result<std::string> token) {
+      if (!token) return finish("token: FAILED: " + token.error().message(), false);
+      out_ << "token: ok\n";
+      if (*u_.api == api::Kind::Graph && !permission(*token)) return finish("", false);
+      std::string base = u_.api_base.empty() ? api::default_base(*u_.api) : u_.api_base;
+      http::Request r = api::probe_request(*u_.api, base, u_.mailbox, *token);
+      r.ca_file = u_.ca_file;
+      r.timeout = Millis(30'000);
+      fetch_.send(std::move(r), [this](const Result<http::Response>& a) { on_answer(a); });
+    });
+  }
+  int result() const { return ok_ ? 0 : 1; }
+
+ private:
+  bool permission(const std::string& token) {
+    auto c = api::claims(token);
+    if (!c) {
+      out_ << "permission: not readable from the token (not a JWT); the first send will tell\n";
+      return true;
+    }
+    if (c->has("Mail.Send")) {
+      out_ << "permission: Mail.Send (" << (c->roles.empty() ? "delegated" : "application") << ")\n";
+      return true;
+    }
+    std::string has;
+    for (const auto& x : c->roles) has += (has.empty() ? "" : " ") + x;
+    for (const auto& x : c->scopes) has += (has.empty() ? "" : " ") + x;
+    out_ << "permission: FAILED: the token has no Mail.Send (it has: " << (has.empty() ? "nothing" : has)
+         << "); grant it to the app registration and give admin consent\n";
+    return false;
+  }
+
+  void on_answer(const Result<http::Response>& a) {
+    if (!a) return finish("api: FAILED: " + a.error().message(), false);
+    std::string who = u_.mailbox;
+    switch (a->status) {
+      case 200:
+        out_ << "mailbox: " << who << " found\n";
+        return finish("", true);
+      case 401:
+        return finish("mailbox: FAILED: the API refused the token (401)", false);
+      case 404:
+        return finish("mailbox: FAILED: no such mailbox " + who + " (404)", false);
+      case 403:
+        // Reading a user needs more than sending: a Mail.Send-only app or
+        // a gmail.send token may not read it, and that is fine.
+        out_ << "mailbox: not readable with this token (403; sending needs only "
+             << (*u_.api == api::Kind::Graph ? "Mail.Send" : "gmail.send") << ")\n";
+        return finish("", true);
+      default:
+        return finish("mailbox: FAILED: " + api::meaning(*u_.api, *a, unix_now()).reply.summary(), false);
+    }
+  }
+
+  void finish(const std::string& why, bool ok) {
+    ok_ = ok;
+    if (!why.empty()) out_ << why << "\n";
+    out_ << "send: not tried (neither API has a dry run; nothing was sent)\n";
+    out_ << "result: " << (ok ? "ok" : "FAILED") << "\n";
+    fetch_.close();
+  }
+
+  loop::Loop& loop_;
+  const upstream::Upstream& u_;
+  upstream::Credentials& credentials_;
+  std::ostream& out_;
+  fetch::Client fetch_;
+  net::CancelConnect cancel_;
+  bool ok_ = false;
+};
+
 // What the configuration says this account will do, and what its provider
 // is known to require of it (no mail is sent to find out).
 void report_policy(const config::Upstream& c, const upstream::Upstream& u, std::ostream& out) {
@@ -177,7 +265,7 @@ void report_policy(const config::Upstream& c, const upstream::Upstream& u, std::
         out << "check: Microsoft 365 takes a From: other than the mailbox" << (account.empty() ? "" : " " + account)
             << " only with Send As rights on it (else 550 5.7.60 or SendAsDenied, held, never bounced);"
                " rewrite_from: account avoids it\n";
-      if (!c.oauth.configured())
+      if (!c.oauth.configured() && !config::is_api(c.scheme))
         out << "check: Microsoft 365 turns SMTP AUTH with a password off by default (Basic Auth ends"
                " December 2026): prefer an oauth block\n";
       break;
@@ -220,10 +308,20 @@ int probe(const config::Config& cfg, std::size_t index, bool auth, std::ostream&
     upstream::SecretFiles files;
     StoredToken token(u.oauth_key.empty() ? Result<std::string>(std::string()) : stored_token(cfg, index, u));
     if (!u.oauth_key.empty() && auth) out << "auth: OAuth2 token from the daemon's store (" << u.oauth_key << ")\n";
-    Probe p(loop, u, *s, auth, u.oauth_key.empty() ? static_cast<upstream::Credentials&>(files) : token, out);
-    p.start();
-    loop.run();
-    rc = p.result();
+    upstream::Credentials& credentials = u.oauth_key.empty() ? static_cast<upstream::Credentials&>(files) : token;
+    if (u.api) {
+      out << "api: " << (*u.api == api::Kind::Graph ? "Microsoft Graph sendMail" : "Gmail messages.send") << " at "
+          << (u.api_base.empty() ? api::default_base(*u.api) : u.api_base) << ", as " << u.mailbox << "\n";
+      ApiProbe p(loop, u, credentials, out);
+      p.start();
+      loop.run();
+      rc = p.result();
+    } else {
+      Probe p(loop, u, *s, auth, credentials, out);
+      p.start();
+      loop.run();
+      rc = p.result();
+    }
   }
   if (loop.close() != 0) rc = 70;
   return rc;

@@ -36,3 +36,29 @@ TEST_SUITE("api/request") {
           "https://gmail.googleapis.com/gmail/v1/users/me/profile");
   }
 }
+
+#include "api/claims.h"
+
+TEST_SUITE("api/claims") {
+  TEST_CASE("roles and scp of a Microsoft token; anything else is not a JWT") {
+    auto jwt = [](const std::string& payload) {
+      std::string p = base64_encode(payload);
+      for (char& c : p) c = c == '+' ? '-' : c == '/' ? '_' : c;
+      while (!p.empty() && p.back() == '=') p.pop_back();
+      return "eyJhbGciOiJSUzI1NiJ9." + p + ".sig";
+    };
+    auto app = api::claims(jwt(R"({"aud":"https://graph.microsoft.com","roles":["Mail.Send","User.Read.All"]})"));
+    REQUIRE(app);
+    CHECK(app->has("Mail.Send"));
+    CHECK(app->has("mail.send"));
+    auto delegated = api::claims(jwt(R"({"scp":"Mail.Send offline_access"})"));
+    REQUIRE(delegated);
+    CHECK(delegated->scopes == std::vector<std::string>{"Mail.Send", "offline_access"});
+    auto none = api::claims(jwt(R"({"roles":["Calendars.Read"]})"));
+    REQUIRE(none);
+    CHECK_FALSE(none->has("Mail.Send"));
+    CHECK_FALSE(api::claims("ya29.opaque-google-token"));
+    CHECK_FALSE(api::claims("a.b.c"));
+    CHECK_FALSE(api::claims(jwt("[1,2]")));
+  }
+}
