@@ -9,6 +9,7 @@ import json
 import re
 import smtplib
 import subprocess
+from pathlib import Path
 
 from conftest import BIN, CLIENT_SECRET, daemon_upstream_settings, send, send_raw, wait_for
 
@@ -255,4 +256,48 @@ def test_probe_checks_the_token_its_permission_and_the_mailbox_without_sending(
     p = probe(d)
     assert "permission: FAILED: the token has no Mail.Send (it has: Calendars.Read)" in p.stdout, p.stdout
     assert not api.received()
+    d.stop()
+
+
+def test_the_graph_recipe_as_the_readme_says(daemon_factory, token_server_factory, api_server_factory, pki,
+                                             workdir):
+    """README "Microsoft 365 with SMTP AUTH disabled", step by step, with
+    conf/examples/microsoft365-graph.yaml (the block the README shows) and
+    only its endpoints pointed at the fakes: the secret file (step 4), the
+    upstream (step 5), check-config and probe (step 6), then a device's
+    message going out as the mailbox, its own From: kept as Reply-To:."""
+    import yaml
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "conf/examples/microsoft365-graph.yaml").read_text()
+    assert text[text.index("upstreams:"):] in (root / "README.md").read_text()
+    recipe = yaml.safe_load(text)
+    ts = token_server_factory()
+    ts.dir.mkdir(parents=True, exist_ok=True)
+    (ts.dir / "roles").write_text("Mail.Send\n")  # step 2: the application permission, consented
+    api = api_server_factory(ts)
+    secret = workdir / "m365-client.secret"  # step 4
+    secret.write_text(CLIENT_SECRET + "\n")
+    secret.chmod(0o600)
+    [u] = recipe["upstreams"]
+    u["oauth"]["client_secret_file"] = str(secret)
+    # The fakes instead of login.microsoftonline.com and graph.microsoft.com.
+    u["oauth"].update(token_url=ts.url, ca_file=pki.ca_file, client_id="app-1")
+    u.update(api_base=api.base, ca_file=pki.ca_file)
+    d = daemon_factory(daemon_upstream_settings([u]), start=False)
+    r = subprocess.run([BIN, "check-config", "-c", str(d.config)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    d.start()
+    wait_for(lambda: "event=oauth_token_refreshed" in d.log(), what="the daemon's token stored")
+    p = probe(d)
+    assert p.returncode == 0, p.stdout
+    for line in ("token: ok", "permission: Mail.Send (application)", "mailbox: scanner@contoso.com found"):
+        assert line in p.stdout, p.stdout
+    send(d, rcpts=["ops@example.com"], sender="printer@lan",
+         body=b"From: Printer <printer@lan>\r\nTo: ops@example.com\r\nSubject: toner low\r\n\r\nToner at 5%.\r\n")
+    got = api.wait_received(1)[0]
+    assert got["mailbox"] == "scanner@contoso.com"
+    assert re.search(rb"\r\nFrom: Printer <scanner@contoso.com>\r\n", got["raw"]), got["raw"]
+    assert b"Reply-To: Printer <printer@lan>" in got["raw"]
+    assert got["recipients"]["to"] == ["ops@example.com"]
+    wait_for(lambda: not queued(d), what="an empty queue")
     d.stop()
