@@ -301,3 +301,25 @@ def test_the_graph_recipe_as_the_readme_says(daemon_factory, token_server_factor
     assert got["recipients"]["to"] == ["ops@example.com"]
     wait_for(lambda: not queued(d), what="an empty queue")
     d.stop()
+
+
+def test_requests_run_in_parallel_up_to_the_upstream_s_sessions_over_kept_alive_connections(
+        daemon_factory, token_server_factory, api_server_factory, pki, workdir):
+    """limits.max_connections 3: with slow answers, three requests are out
+    at once and never a fourth; the connections are reused (fewer TCP
+    connections than requests)."""
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    api.dir.mkdir(parents=True, exist_ok=True)
+    (api.dir / "delay").write_text("0.4")
+    d = daemon_factory(daemon_upstream_settings(
+        [api_upstream("graph", api, ts, pki, workdir, limits={"max_connections": 3})]), start=False)
+    d.start()
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        for i in range(12):
+            s.sendmail("dev@lan", ["ops@example.com"], b"To: ops@example.com\r\nSubject: p%d\r\n\r\nx\r\n" % i)
+    api.wait_received(12, timeout=60)
+    sends = [r for r in api.requests() if r["method"] == "POST"]
+    assert max(r["busy"] for r in sends) == 3, [r["busy"] for r in sends]
+    assert len({r["peer"] for r in api.requests()}) < len(api.requests()), "no connection was reused"
+    d.stop()

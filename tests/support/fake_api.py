@@ -25,7 +25,9 @@ send request before any normal handling:
   {"status": 429, "retry_after": "2", "code": "ApplicationThrottled", "message": "..."}
   {"hang": true}  the request is read and recorded in DIR/hung.jsonl, and no answer comes
 Every request goes to DIR/requests.jsonl (path, status, time, request id,
-whether the token was good) with the number of requests in progress.
+whether the token was good, the client's port: one per connection) with the
+number of requests in progress ("busy"). DIR/delay holds seconds each send
+request takes before its answer.
 """
 import argparse
 import base64
@@ -143,6 +145,7 @@ def main():
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length) if length else b""
             entry = {"method": method, "path": url.path, "time": time.time(), "busy": busy,
+                     "peer": self.client_address[1],
                      "content_type": self.headers.get("Content-Type", ""),
                      "client_request_id": self.headers.get("client-request-id", "")}
             good = token_ok(self.headers.get("Authorization", ""))
@@ -156,6 +159,8 @@ def main():
                 self.error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
                 return
             if graph_send or gmail_send:
+                if (d / "delay").exists():
+                    time.sleep(float((d / "delay").read_text()))
                 scripted = next_scripted()
                 if scripted and scripted.get("hang"):
                     append("hung.jsonl", {**entry, "size": len(body)})
