@@ -3,14 +3,17 @@
 and a private Postfix null client, both relaying to that sink), the load
 generator and the per-relay CPU and memory figures. bench/run measures and
 reports; this module only starts, drives and stops things."""
+import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +99,50 @@ class Sink:
             p.wait(timeout=10)
 
 
+class ApiSink:
+    """Microsoft Graph for bench/run --api: tests/support/fake_api.py in its
+    count-only mode, with tests/support/fake_oauth.py issuing the tokens.
+    Python, so its own rate bounds the end-to-end rate; the relay's CPU per
+    message is what it measures."""
+
+    def __init__(self, dir: Path, cert, key, ca):
+        support = ROOT / "tests" / "support"
+        self.dir = dir / "api"
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        self.procs = []
+        ports = []
+        for cmd in ([sys.executable, str(support / "fake_oauth.py"), "--dir", str(self.dir / "oauth"), "--cert", cert,
+                     "--key", key, "--client-secret", "bench-secret"],
+                    [sys.executable, str(support / "fake_api.py"), "--dir", str(self.dir / "graph"), "--cert", cert,
+                     "--key", key, "--token-file", str(self.dir / "oauth" / "tokens"), "--count-only"]):
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            ports.append(int(p.stdout.readline().split()[1]))
+            self.procs.append(p)
+        self.token_port, self.port = ports
+
+    def upstream(self, dir: Path, ca):
+        secret = dir / "client-secret"
+        secret.write_text("bench-secret\n")
+        secret.chmod(0o600)
+        return (f'  - url: graph://relay@bench.example\n    api_base: "https://localhost:{self.port}"\n'
+                f'    ca_file: "{ca}"\n    oauth: {{provider: custom, grant: client_credentials, client_id: app-1, '
+                f'token_url: "https://localhost:{self.token_port}/token", scope: "https://graph.microsoft.com/.default", '
+                f'client_secret_file: "{secret}", ca_file: "{ca}"}}\n')
+
+    @property
+    def count(self):
+        with urllib.request.urlopen(f"https://localhost:{self.port}/count", context=self.ctx, timeout=10) as r:
+            return json.loads(r.read())["count"]
+
+    def wait_count(self, n, timeout):
+        wait_until(lambda: self.count >= n, timeout, f"{n} messages at the fake Graph")
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
 # ---------------------------------------------------------------- relays
 
 def proc_stat(pid):
@@ -151,9 +198,12 @@ MEMORY_LIMITS = "limits: {max_connections: 2000, max_connections_per_client: 200
 class Spoolgate(Relay):
     name = "spoolgate"
 
-    def __init__(self, dir: Path, sink: Sink, ca, starttls=False, memory_run=False, intake_tls=None):
+    def __init__(self, dir: Path, sink, ca, starttls=False, memory_run=False, intake_tls=None):
         self.port = free_port()
         url = f"smtp+starttls://localhost:{sink.starttls_port}" if starttls else f"smtps://localhost:{sink.port}"
+        upstream = f'  - url: {url}\n    ca_file: "{ca}"\n'
+        if isinstance(sink, ApiSink):
+            upstream = sink.upstream(dir, ca)
         listen = f'"127.0.0.1:{self.port}"'
         if intake_tls:  # STARTTLS offered, not required: plain clients use the same port
             listen = (f'{{address: "127.0.0.1:{self.port}", tls: starttls, cert_file: "{intake_tls[0]}", '
@@ -161,14 +211,23 @@ class Spoolgate(Relay):
         cfg = dir / "spoolgate.yaml"
         cfg.write_text(f'hostname: relay.bench\nlisten: [{listen}]\n'
                        f'spool: {{dir: "{dir}/spool"}}\n' + (MEMORY_LIMITS if memory_run else "") +
-                       f'upstreams:\n  - url: {url}\n    ca_file: "{ca}"\n')
+                       f'upstreams:\n{upstream}')
         self.log = open(dir / "spoolgate.log", "wb")
         self.proc = subprocess.Popen([str(ROOT / "build" / "spoolgate"), "run", "-c", str(cfg)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         wait_port(self.port)
 
     def pids(self):
-        return [self.proc.pid] if self.proc.poll() is None else []
+        """The daemon and its live children (the HTTPS helper of the token
+        requests and API upstreams): the daemon first."""
+        if self.proc.poll() is not None:
+            return []
+        kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            children = [int(x) for x in kids.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            children = []
+        return [self.proc.pid, *children]
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

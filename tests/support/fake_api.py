@@ -4,7 +4,9 @@ send calls spoolgate makes and the two reads its probe makes.
 
     fake_api.py --dir DIR --cert C --key K --token-file F
 
-Prints "PORT <n>" once listening (HTTP/1.1 with keep-alive).
+Prints "PORT <n>" once listening (HTTP/1.1 with keep-alive). With
+--count-only (bench/run --api) it only checks the token, answers 202 and
+counts; GET /count says how many.
 
   POST /v1.0/users/{mailbox}/sendMail             Graph, MIME: base64 text/plain body -> 202
   POST /upload/gmail/v1/users/{user}/messages/send?uploadType=media
@@ -59,6 +61,9 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--token-file", required=True)
+    ap.add_argument("--count-only", action="store_true",
+                    help="for bench/run: take every well-formed send with a good token, count it, record nothing; "
+                         "GET /count says how many")
     args = ap.parse_args()
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -148,6 +153,16 @@ def main():
                      "peer": self.client_address[1],
                      "content_type": self.headers.get("Content-Type", ""),
                      "client_request_id": self.headers.get("client-request-id", "")}
+            if args.count_only:
+                if method == "GET" and url.path == "/count":
+                    with lock:
+                        n = received[0]
+                    return self.answer(200, {"count": n})
+                if not token_ok(self.headers.get("Authorization", "")):
+                    return self.error(401, "InvalidAuthenticationToken", "Access token has expired.")
+                with lock:
+                    received[0] += 1
+                return self.answer(202, None, [("request-id", str(uuid.uuid4()))])
             good = token_ok(self.headers.get("Authorization", ""))
             entry["token"] = "ok" if good else "refused"
             graph_send = method == "POST" and len(parts) == 4 and parts[0] == "v1.0" and parts[3] == "sendMail"
