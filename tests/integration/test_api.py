@@ -323,3 +323,43 @@ def test_requests_run_in_parallel_up_to_the_upstream_s_sessions_over_kept_alive_
     assert max(r["busy"] for r in sends) == 3, [r["busy"] for r in sends]
     assert len({r["peer"] for r in api.requests()}) < len(api.requests()), "no connection was reused"
     d.stop()
+
+
+def test_kill_9_at_random_points_of_api_delivery_loses_nothing(daemon_factory, token_server_factory,
+                                                               api_server_factory, pki, workdir):
+    """Twenty messages through Graph; the daemon is killed with SIGKILL at
+    three random moments of the stream (requests out, answers coming in,
+    outcomes being written) and restarted each time. Every message
+    acknowledged with 250 reaches the API at least once, and the queue ends
+    empty (a copy sent twice is the accepted cost of the answer-to-removal
+    window, as for SMTP)."""
+    import random
+    rnd = random.Random()
+    seed = rnd.randrange(1 << 30)
+    rnd.seed(seed)
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    api.dir.mkdir(parents=True, exist_ok=True)
+    (api.dir / "delay").write_text("0.15")
+    # One request at a time, so that the stream lasts long enough to be cut.
+    d = daemon_factory(daemon_upstream_settings(
+        [api_upstream("graph", api, ts, pki, workdir, limits={"max_connections": 1})]))
+    subjects = [b"k%02d" % i for i in range(20)]
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        for subj in subjects:
+            s.sendmail("dev@lan", ["ops@example.com"], b"To: ops@example.com\r\nSubject: " + subj + b"\r\n\r\nx\r\n")
+    kills = []
+    for _ in range(3):
+        # A random moment: after 0 to 6 more messages reached the API.
+        target = min(len(subjects), len(api.received()) + rnd.randrange(0, 7))
+        wait_for(lambda: len(api.received()) >= target or not queued(d), timeout=30,
+                 what=f"{target} messages at the API (seed {seed})")
+        cut_short = bool(queued(d))
+        d.kill9()
+        d.start()
+        kills.append(cut_short)
+    assert any(kills), "every kill came after the stream ended: the test proved nothing"
+    wait_for(lambda: not queued(d), timeout=60, what=f"an empty queue (seed {seed})")
+    got = {re.search(rb"Subject: (k\d\d)", r["raw"]).group(1) for r in api.received()}
+    assert got == set(subjects), (seed, sorted(set(subjects) - got))
+    d.stop()
