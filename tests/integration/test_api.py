@@ -363,3 +363,42 @@ def test_kill_9_at_random_points_of_api_delivery_loses_nothing(daemon_factory, t
     got = {re.search(rb"Subject: (k\d\d)", r["raw"]).group(1) for r in api.received()}
     assert got == set(subjects), (seed, sorted(set(subjects) - got))
     d.stop()
+
+
+def test_a_recipient_delivered_in_an_earlier_attempt_is_not_sent_again_through_the_api(
+        daemon_factory, token_server_factory, api_server_factory, sink_factory, pki, workdir):
+    """Failover from SMTP to Graph mid-message: the SMTP upstream takes one
+    recipient and defers the other (451), then goes away; the retry fails
+    over to Graph carrying only the pending recipient, and the copy sent
+    names only that one, although the device's To: names both."""
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    sink = sink_factory(name="smtp", user="relay@example.com", password="pw")
+    pw = workdir / "smtp-password"
+    pw.write_text("pw\n")
+    smtp_up = {"name": "smtp", "url": f"smtps://localhost:{sink.port}", "ca_file": pki.ca_file,
+               "username": "relay@example.com", "password_file": str(pw)}
+    d = daemon_factory(daemon_upstream_settings([smtp_up, api_upstream("graph", api, ts, pki, workdir)]))
+    send(d, rcpts=["ok@example.com", "later+451@example.com"],
+         body=b"To: ok@example.com, later+451@example.com\r\nSubject: both\r\n\r\nx\r\n")
+    sink.wait_messages(1)
+    assert sink.messages()[0]["rcpt_tos"] == ["ok@example.com"]
+    sink.stop()
+    got = api.wait_received(1)[0]
+    assert got["recipients"] == {"to": ["later+451@example.com"], "cc": [], "bcc": []}, got["recipients"]
+    assert b"ok@example.com" not in got["raw"]
+    wait_for(lambda: not queued(d), what="an empty queue")
+    d.stop()
+
+
+def test_probe_of_a_gmail_api_upstream(daemon_factory, token_server_factory, api_server_factory, pki, workdir):
+    """gmail-api://me: Google's tokens are opaque (no permission to read
+    from them); the profile read through the API says the token works."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir, kind="gmail")
+    wait_for(lambda: "event=oauth_token_refreshed" in d.log(), what="the daemon's first token stored")
+    p = probe(d)
+    assert p.returncode == 0, p.stdout
+    assert "api: Gmail messages.send at https://localhost:" in p.stdout
+    assert "mailbox: me found" in p.stdout and "result: ok" in p.stdout
+    assert [r["path"] for r in api.requests()] == ["/gmail/v1/users/me/profile"]
+    d.stop()
