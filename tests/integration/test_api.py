@@ -402,3 +402,35 @@ def test_probe_of_a_gmail_api_upstream(daemon_factory, token_server_factory, api
     assert "mailbox: me found" in p.stdout and "result: ok" in p.stdout
     assert [r["path"] for r in api.requests()] == ["/gmail/v1/users/me/profile"]
     d.stop()
+
+
+def test_a_reload_mid_stream_ends_the_api_session_after_its_message(daemon_factory, token_server_factory,
+                                                                     api_server_factory, pki, workdir):
+    """Slow answers, one request at a time; a reload changes the mailbox the
+    upstream sends as. The API session that was busy ends after the message
+    it carries (it holds the old upstream), the rest goes out as the new
+    mailbox, and every message arrives once."""
+    import os
+    import signal
+    ts = token_server_factory()
+    api = api_server_factory(ts)
+    api.dir.mkdir(parents=True, exist_ok=True)
+    (api.dir / "delay").write_text("0.3")
+    graph = api_upstream("graph", api, ts, pki, workdir, limits={"max_connections": 1})
+    settings = daemon_upstream_settings([graph])
+    d = daemon_factory(settings)
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        for i in range(8):
+            s.sendmail("dev@lan", ["ops@example.com"], b"To: ops@example.com\r\nSubject: r%d\r\n\r\nx\r\n" % i)
+    api.wait_received(1)
+    d.write_config(dict(settings, upstreams=[dict(graph, url="graph://other@contoso.example")]))
+    os.kill(d.pid, signal.SIGHUP)
+    wait_for(lambda: "event=reloaded" in d.log(), what="reloaded")
+    at_reload = len(api.received())
+    wait_for(lambda: not queued(d), timeout=30, what="an empty queue")
+    got = api.received()
+    old = [r for r in got[at_reload:] if r["mailbox"] == MAILBOX]
+    assert len(old) <= 1, [(r["mailbox"], r["raw"][-40:]) for r in got]
+    subjects = sorted(re.search(rb"Subject: (r\d)", r["raw"]).group(1) for r in got)
+    assert subjects == [b"r%d" % i for i in range(8)], subjects
+    d.stop()

@@ -25,7 +25,8 @@ ApiSession::ApiSession(Delivery& d, std::size_t upstream, std::string first_job)
       id_(new_session_id('a')),
       u_(d.settings().upstreams.at(upstream)),
       kind_(u_.api.value_or(api::Kind::Graph)),
-      job_id_(std::move(first_job)) {}
+      job_id_(std::move(first_job)),
+      generation_(d.generation()) {}
 
 ApiSession::~ApiSession() = default;
 
@@ -43,7 +44,10 @@ void ApiSession::resume(std::string job) {
 
 void ApiSession::next_job() {
   if (closing_) return;
-  if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection)
+  // After a reload the upstreams' indexes may name others: this session
+  // (a copy of the old upstream) takes nothing more.
+  if (d_.draining() || throttled_ || jobs_done_ >= d_.settings().messages_per_connection ||
+      generation_ != d_.generation())
     return finalize("done", Hand::Defer);
   job_id_ = d_.take_job(up_);
   if (!job_id_) return finalize("done", Hand::Defer);

@@ -83,6 +83,7 @@ class ApiSession final : public Carrier {
   net::CancelConnect cancel_token_;
   std::optional<std::uint64_t> request_;
 
+  std::uint64_t generation_;  // Delivery's, when this session started
   unsigned jobs_done_ = 0;
   bool throttled_ = false;
   bool closing_ = false;
