@@ -84,7 +84,7 @@ void ApiSession::load_job() {
 
 void ApiSession::on_loaded() {
   // (The config caps an API upstream's max_message_size at what its API
-  // takes, so the listener refuses larger mail at MAIL or DATA already.)
+  // takes, so the listener refuses larger mail at RCPT or DATA already.)
   Delivery::Screen sc = d_.screen(rec_, up_, &pacing_stamp_);
   job_rcpts_ = sc.rcpts;
   switch (sc.what) {
@@ -153,7 +153,11 @@ void ApiSession::prepare() {
 }
 
 void ApiSession::get_token() {
-  cancel_token_ = d_.credentials().get(d_.loop(), u_, id_, [this](Result<std::string> secret) {
+  // done may run before get() returns (a token at hand, or none at all),
+  // and may end this session: then nothing of it is touched afterwards.
+  auto answered = std::make_shared<bool>(false);
+  auto cancel = d_.credentials().get(d_.loop(), u_, id_, [this, answered](Result<std::string> secret) {
+    *answered = true;
     cancel_token_ = nullptr;
     if (closing_) return;
     if (!secret) {
@@ -164,6 +168,7 @@ void ApiSession::get_token() {
     token_ = std::move(*secret);
     send();
   });
+  if (!*answered) cancel_token_ = std::move(cancel);
 }
 
 void ApiSession::send() {
