@@ -11,7 +11,8 @@ import smtplib
 import subprocess
 from pathlib import Path
 
-from conftest import BIN, CLIENT_SECRET, daemon_upstream_settings, send, send_raw, wait_for
+from conftest import (BIN, CLIENT_SECRET, PASSWORD, USER, daemon_upstream_settings, send, send_raw, upstream_config,
+                      wait_for)
 
 MAILBOX = "relay@contoso.example"
 
@@ -134,11 +135,8 @@ def test_the_envelope_decides_who_gets_the_message(daemon_factory, token_server_
     device's is not sent on."""
     ts = token_server_factory()
     api = api_server_factory(ts)
-    sink = sink_factory(name="partner", user="relay@example.com", password="pw")
-    pw = workdir / "partner-password"
-    pw.write_text("pw\n")
-    partner = {"name": "partner", "url": f"smtps://localhost:{sink.port}", "ca_file": pki.ca_file,
-               "username": "relay@example.com", "password_file": str(pw)}
+    sink = sink_factory(name="partner", user=USER, password=PASSWORD)
+    partner = dict(upstream_config(sink, pki, workdir), name="partner")
     routes = [{"recipient_domain": "partner.example", "upstream": "partner"}, {"upstream": "graph"}]
     d = daemon_factory(daemon_upstream_settings([api_upstream("graph", api, ts, pki, workdir), partner],
                                                 routes=routes))
@@ -373,11 +371,8 @@ def test_a_recipient_delivered_in_an_earlier_attempt_is_not_sent_again_through_t
     names only that one, although the device's To: names both."""
     ts = token_server_factory()
     api = api_server_factory(ts)
-    sink = sink_factory(name="smtp", user="relay@example.com", password="pw")
-    pw = workdir / "smtp-password"
-    pw.write_text("pw\n")
-    smtp_up = {"name": "smtp", "url": f"smtps://localhost:{sink.port}", "ca_file": pki.ca_file,
-               "username": "relay@example.com", "password_file": str(pw)}
+    sink = sink_factory(name="smtp", user=USER, password=PASSWORD)
+    smtp_up = dict(upstream_config(sink, pki, workdir), name="smtp")
     d = daemon_factory(daemon_upstream_settings([smtp_up, api_upstream("graph", api, ts, pki, workdir)]))
     send(d, rcpts=["ok@example.com", "later+451@example.com"],
          body=b"To: ok@example.com, later+451@example.com\r\nSubject: both\r\n\r\nx\r\n")

@@ -131,11 +131,7 @@ void ApiSession::prepare() {
           }
         }
         if (!from.empty()) {
-          smtp::HeaderFixSettings hs;
-          hs.add_missing = false;
-          hs.rewrite_from = from;
-          hs.max_header_bytes = spool::kMaxHeaderBytes;
-          smtp::HeaderFixer fixer(hs);
+          smtp::HeaderFixer fixer(rewrite_from_settings(from));
           std::string fixed;
           fixer.feed(content, fixed);
           fixer.finish(fixed);

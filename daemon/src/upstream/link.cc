@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "smtp/address.h"
+#include "spool/record.h"
 
 namespace spoolgate::upstream {
 namespace {
@@ -28,6 +29,14 @@ smtp::ClientSettings client_settings(const Upstream& u, const std::string& helo,
 }
 
 }  // namespace
+
+smtp::HeaderFixSettings rewrite_from_settings(const std::string& from) {
+  smtp::HeaderFixSettings hs;
+  hs.add_missing = false;
+  hs.rewrite_from = from;
+  hs.max_header_bytes = spool::kMaxHeaderBytes;
+  return hs;
+}
 
 std::string Upstream::from_for(std::string_view sender) const {
   if (sender.empty() || rewrite_from.empty()) return {};

@@ -41,6 +41,7 @@
 #include "net/connector.h"
 #include "pacing/pacer.h"
 #include "smtp/client.h"
+#include "smtp/headers.h"
 #include "tls/tls.h"
 
 namespace spoolgate::upstream {
@@ -79,6 +80,11 @@ struct Upstream {
   // For people: the config's name when there is one, else the URL.
   const std::string& label() const { return config_name.empty() ? name : config_name; }
 };
+
+// The header fix-up that sends a message out as `from` (upstreams[].
+// rewrite_from: From: rewritten, the original kept as Reply-To:) and changes
+// nothing else; for every kind of upstream session.
+smtp::HeaderFixSettings rewrite_from_settings(const std::string& from);
 
 struct Timeouts {
   Millis connect{30'000}, greeting{300'000}, mail{300'000}, rcpt{300'000}, data{120'000}, block{180'000}, done{600'000};

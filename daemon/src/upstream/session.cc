@@ -264,11 +264,7 @@ void Session::on_loaded(const spool::Record& rec) {
   if (std::string from = u_.from_for(rec.sender); !from.empty()) {
     job.sender = from;
     job.size += 2 * from.size() + 1024;  // SIZE: the new From: and Reply-To: (an estimate, RFC 1870)
-    smtp::HeaderFixSettings hs;
-    hs.add_missing = false;
-    hs.rewrite_from = from;
-    hs.max_header_bytes = spool::kMaxHeaderBytes;
-    fixer_ = std::make_unique<smtp::HeaderFixer>(hs);
+    fixer_ = std::make_unique<smtp::HeaderFixer>(rewrite_from_settings(from));
     log::debug("rewrite_from").kv("session", id_).kv("msg", rec.id).kv("from", rec.sender).kv("to", from);
   }
   log::debug("upstream_send")
