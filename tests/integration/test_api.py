@@ -108,17 +108,27 @@ def test_gmail_media_upload_of_a_large_message(daemon_factory, token_server_fact
 
 def test_a_message_larger_than_the_api_takes_is_refused_while_the_device_is_there(
         daemon_factory, token_server_factory, api_server_factory, pki, workdir):
-    """Graph takes 3,000,000 bytes of MIME at most: the listener says so at
-    RCPT (the SIZE the device declared: the recipient's upstream cannot take
-    it) and at the end of DATA, so the device hears it."""
-    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir)
+    """Gmail's media upload takes 35,000,000 bytes at most, and an upstream's
+    own limits.max_message_size holds too (a Graph one set to 4000000
+    here): the listener says so at RCPT (the SIZE the device declared: the
+    recipient's upstream cannot take it) and at the end of DATA, so the
+    device hears it."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir, kind="gmail")
     with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
         s.ehlo()
-        assert s.mail("dev@lan", ["SIZE=3500000"])[0] == 250
+        assert s.mail("dev@lan", ["SIZE=35000001"])[0] == 250
         code, msg = s.rcpt("ops@example.com")
-        assert code == 552 and b"3000000" in msg, msg
+        assert code == 552 and b"35000000" in msg, msg
+    d.stop()
+    d = daemon_factory(daemon_upstream_settings(
+        [api_upstream("graph", api, ts, pki, workdir, limits={"max_message_size": 4_000_000})]))
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+        s.ehlo()
+        assert s.mail("dev@lan", ["SIZE=4500000"])[0] == 250
+        code, msg = s.rcpt("ops@example.com")
+        assert code == 552 and b"4000000" in msg, msg
     # Without SIZE: the end of DATA.
-    c = send_raw(d, b"To: ops@example.com\r\nSubject: too big\r\n\r\n" + body_of(3_100_000) + b".\r\n",
+    c = send_raw(d, b"To: ops@example.com\r\nSubject: too big\r\n\r\n" + body_of(4_100_000) + b".\r\n",
                  rcpts=["ops@example.com"])
     assert c.reply()[-1].startswith("552 5.3.4")
     c.close()
@@ -235,8 +245,9 @@ def probe(d):
 def test_probe_checks_the_token_its_permission_and_the_mailbox_without_sending(
         daemon_factory, token_server_factory, api_server_factory, pki, workdir):
     """probe on a graph:// upstream: the daemon's token, the Mail.Send
-    permission it claims, the mailbox read through the API; nothing sent.
-    A token without Mail.Send fails the probe, naming what it has."""
+    permission it claims (and Mail.ReadWrite, which large messages need),
+    the mailbox read through the API; nothing sent. A token without
+    Mail.Send fails the probe, naming what it has."""
     ts = token_server_factory(lifetime=2)
     ts.dir.mkdir(parents=True, exist_ok=True)
     (ts.dir / "roles").write_text("Mail.Send User.Read.All\n")
@@ -248,6 +259,12 @@ def test_probe_checks_the_token_its_permission_and_the_mailbox_without_sending(
     assert "token: ok" in p.stdout and "permission: Mail.Send (application)" in p.stdout
     assert f"mailbox: {MAILBOX} found" in p.stdout and "result: ok" in p.stdout
     assert not api.received() and all(r["method"] == "GET" for r in api.requests())
+    # Messages over 3 MB go as drafts, which need Mail.ReadWrite: a warning
+    # (smaller mail goes), until a token has it.
+    assert "large messages: WARNING: the token has no Mail.ReadWrite" in p.stdout, p.stdout
+    (ts.dir / "roles").write_text("Mail.Send Mail.ReadWrite\n")
+    wait_for(lambda: "large messages: Mail.ReadWrite" in probe(d).stdout, timeout=20,
+             what="the probe seeing Mail.ReadWrite in a new token")
     # The app registration loses Mail.Send: the next token says so.
     (ts.dir / "roles").write_text("Calendars.Read\n")
     wait_for(lambda: probe(d).returncode == 1, timeout=20, what="the probe failing on a token without Mail.Send")

@@ -8,7 +8,16 @@ Prints "PORT <n>" once listening (HTTP/1.1 with keep-alive). With
 --count-only (bench/run --api) it only checks the token, answers 202 and
 counts; GET /count says how many.
 
-  POST /v1.0/users/{mailbox}/sendMail             Graph, MIME: base64 text/plain body -> 202
+  POST /v1.0/users/{mailbox}/sendMail             Graph, MIME: base64 text/plain body (at most 4 MiB) -> 202
+  Graph's large-message path (needs the Mail.ReadWrite role in the token when the token is a JWT):
+  POST /v1.0/users/{mailbox}/messages             a draft, MIME as for sendMail -> 201 {"id": ...}
+  POST .../messages/{id}/attachments              a fileAttachment (JSON, contentBytes, under 3 MB) -> 201
+  POST .../messages/{id}/attachments/createUploadSession
+                                                  {"AttachmentItem": {...}} -> 201 {"uploadUrl": ...}
+  PUT  /upload/{session}?authtoken=...            a range (Content-Range, no Authorization) -> 200, the last 201
+  POST .../messages/{id}/send                     -> 202; recorded like a sendMail, with the attachments
+  DELETE .../messages/{id}                        -> 204
+  A draft lives in DIR/drafts/{id}.json until it is sent or deleted.
   POST /upload/gmail/v1/users/{user}/messages/send?uploadType=media
                                                    Gmail media upload, message/rfc822 -> 200 {"id": ...}
   GET  /v1.0/users/{mailbox}                       Graph user (probe) -> 200 {"mail": ...}
@@ -23,7 +32,9 @@ the API would send to, read from its To:, Cc: and Bcc: fields with Python's
 own parser (email.utils.getaddresses: independent of spoolgate's).
 
 DIR/script holds canned answers, one JSON object per line, used up one per
-send request before any normal handling:
+send request before any normal handling (an entry with "on": "draft",
+"attach", "session" or "upload" is used by that request of the large path
+instead; "send" is the default and covers the draft's send):
   {"status": 429, "retry_after": "2", "code": "ApplicationThrottled", "message": "..."}
   {"hang": true}  the request is read and recorded in DIR/hung.jsonl, and no answer comes
 Every request goes to DIR/requests.jsonl (path, status, time, request id,
@@ -76,16 +87,49 @@ def main():
             with open(d / name, "a") as f:
                 f.write(json.dumps(entry) + "\n")
 
-    def next_scripted():
+    def next_scripted(kind):
         with lock:
             p = d / "script"
             if not p.exists():
                 return None
             lines = [l for l in p.read_text().splitlines() if l.strip()]
-            if not lines:
+            if not lines or json.loads(lines[0]).get("on", "send") != kind:
                 return None
             p.write_text("".join(l + "\n" for l in lines[1:]))
             return json.loads(lines[0])
+
+    drafts = {}
+    uploads = {}
+
+    def record_received(record):
+        with lock:
+            received[0] += 1
+            (d / "received").mkdir(exist_ok=True)
+            tmp = d / "received" / f".{received[0]:06d}.tmp"
+            tmp.write_text(json.dumps(record))
+            tmp.rename(d / "received" / f"{received[0]:06d}.json")
+
+    def roles_allow(tok, role):
+        """Whether the token, when it is a JWT with roles or scp, holds `role`."""
+        if tok.count(".") != 2:
+            return True
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+        except Exception:
+            return True
+        held = list(claims.get("roles", [])) + str(claims.get("scp", "")).split()
+        return not held or role in held
+
+    def save_draft(did):
+        (d / "drafts").mkdir(exist_ok=True)
+        dr = drafts[did]
+        (d / "drafts" / f"{did}.json").write_text(json.dumps(
+            {"mailbox": dr["mailbox"], "attachments": [{k: v for k, v in a.items() if k != "bytes"}
+                                                       for a in dr["attachments"]]}))
+
+    def drop_draft(did):
+        drafts.pop(did, None)
+        (d / "drafts" / f"{did}.json").unlink(missing_ok=True)
 
     def token_ok(header):
         if not header.startswith("Bearer "):
@@ -144,6 +188,165 @@ def main():
         def do_POST(self):
             self.handle_one("POST")
 
+        def do_PUT(self):
+            self.handle_one("PUT")
+
+        def do_DELETE(self):
+            self.handle_one("DELETE")
+
+        def scripted_answer(self, kind, entry, body):
+            """A canned answer for this request, if the script has one: True when it was given."""
+            scripted = next_scripted(kind)
+            if scripted and scripted.get("hang"):
+                append("hung.jsonl", {**entry, "size": len(body)})
+                time.sleep(3600)
+                return True
+            if scripted:
+                entry["status"] = scripted["status"]
+                append("requests.jsonl", entry)
+                extra = [("Retry-After", scripted["retry_after"])] if "retry_after" in scripted else []
+                self.error(scripted["status"], scripted.get("code", "Scripted"),
+                           scripted.get("message", "scripted answer"), extra)
+                return True
+            return False
+
+        def refuse(self, entry, status, code, message):
+            entry["status"] = status
+            append("requests.jsonl", entry)
+            self.error(status, code, message)
+
+        def graph_large(self, method, parts, url, entry, body):
+            """Graph's draft, attachments, upload sessions and send. True when the request was one of them."""
+            user = len(parts) >= 4 and parts[0] == "v1.0" and parts[1] == "users" and parts[3] == "messages"
+            if method == "PUT" and len(parts) == 2 and parts[0] == "upload":
+                if self.headers.get("Authorization"):
+                    self.refuse(entry, 400, "InvalidRequest", "the upload URL is pre-authenticated: no Authorization")
+                    return True
+                if self.scripted_answer("upload", entry, body):
+                    return True
+                up = uploads.get(parts[1])
+                if not up or urllib.parse.parse_qs(url.query).get("authtoken") != [up["authtoken"]]:
+                    self.refuse(entry, 404, "ErrorItemNotFound", "no such upload session")
+                    return True
+                rng = self.headers.get("Content-Range", "")
+                try:
+                    unit, spec = rng.split(" ")
+                    span, total = spec.split("/")
+                    first, last = (int(x) for x in span.split("-"))
+                    total = int(total)
+                except ValueError:
+                    self.refuse(entry, 400, "InvalidRequest", f"bad Content-Range {rng!r}")
+                    return True
+                if (unit != "bytes" or first != len(up["bytes"]) or last - first + 1 != len(body)
+                        or total != up["size"] or len(body) > 4 * 1024 * 1024
+                        or self.headers.get("Content-Type") != "application/octet-stream"):
+                    self.refuse(entry, 416, "InvalidRange", f"expected bytes {len(up['bytes'])}-... of {up['size']}")
+                    return True
+                up["bytes"] += body
+                entry["range"] = rng
+                if len(up["bytes"]) < up["size"]:
+                    entry["status"] = 200
+                    append("requests.jsonl", entry)
+                    return self.answer(200, {"nextExpectedRanges": [f"{len(up['bytes'])}-"]}) or True
+                dr = drafts.get(up["draft"])
+                if dr is not None:
+                    dr["attachments"].append({**up["item"], "bytes": up["bytes"], "via": "upload"})
+                    save_draft(up["draft"])
+                del uploads[parts[1]]
+                entry["status"] = 201
+                append("requests.jsonl", entry)
+                return self.answer(201, None, [("Location", f"{self.base()}/attachments/{uuid.uuid4()}")]) or True
+            if not user:
+                return False
+            mailbox = parts[2]
+            kind = {4: "draft", 6: parts[5] if len(parts) == 6 else "", 7: "session"}.get(len(parts), "")
+            if method == "DELETE" and len(parts) == 5:
+                entry["status"] = 204 if parts[4] in drafts else 404
+                drop_draft(parts[4])
+                append("requests.jsonl", entry)
+                self.send_response(entry["status"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
+            if method != "POST" or kind not in ("draft", "attachments", "send", "session"):
+                return False
+            if kind == "session" and parts[5:] != ["attachments", "createUploadSession"]:
+                return False
+            if not roles_allow(self.bearer, "Mail.ReadWrite"):
+                self.refuse(entry, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+                return True
+            if self.scripted_answer({"attachments": "attach"}.get(kind, kind), entry, body):
+                return True
+            if kind == "draft":
+                if len(body) > 4 * 1024 * 1024:
+                    self.refuse(entry, 413, "RequestEntityTooLarge", "request over 4 MB")
+                    return True
+                try:
+                    raw = base64.b64decode(body, validate=True)
+                except Exception:
+                    self.refuse(entry, 400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string.")
+                    return True
+                did = f"AAMk{uuid.uuid4().hex[:12]}="
+                drafts[did] = {"mailbox": mailbox, "raw": raw, "attachments": []}
+                save_draft(did)
+                entry["status"] = 201
+                append("requests.jsonl", entry)
+                return self.answer(201, {"id": did}, [("request-id", str(uuid.uuid4()))]) or True
+            did = parts[4]
+            if did not in drafts or drafts[did]["mailbox"] != mailbox:
+                self.refuse(entry, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return True
+            if kind == "attachments":
+                j = json.loads(body)
+                data = base64.b64decode(j["contentBytes"], validate=True)
+                if len(body) > 4 * 1024 * 1024 or len(data) >= 3_000_000:
+                    self.refuse(entry, 413, "RequestEntityTooLarge", "attachment over 3 MB: use an upload session")
+                    return True
+                drafts[did]["attachments"].append(
+                    {"name": j["name"], "contentType": j["contentType"], "isInline": j.get("isInline", False),
+                     "contentId": j.get("contentId", ""), "size": len(data), "bytes": data, "via": "post"})
+                save_draft(did)
+                entry["status"] = 201
+                append("requests.jsonl", entry)
+                return self.answer(201, {"id": str(uuid.uuid4())}) or True
+            if kind == "session":
+                item = json.loads(body)["AttachmentItem"]
+                if item.get("attachmentType") != "file" or not 0 < int(item["size"]) <= 150 * 1024 * 1024:
+                    self.refuse(entry, 400, "InvalidRequest", "bad AttachmentItem")
+                    return True
+                sid, tok = uuid.uuid4().hex, uuid.uuid4().hex
+                uploads[sid] = {"draft": did, "size": int(item["size"]), "bytes": b"", "authtoken": tok,
+                                "item": {"name": item["name"], "contentType": item.get("contentType", ""),
+                                         "isInline": item.get("isInline", False),
+                                         "contentId": item.get("contentId", ""), "size": int(item["size"])}}
+                entry["status"] = 201
+                append("requests.jsonl", entry)
+                return self.answer(201, {"uploadUrl": f"{self.base()}/upload/{sid}?authtoken={tok}",
+                                         "nextExpectedRanges": ["0-"]}) or True
+            # send
+            dr = drafts[did]
+            rcpts = recipients_of(dr["raw"])
+            if not (rcpts["to"] or rcpts["cc"] or rcpts["bcc"]):
+                self.refuse(entry, 400, "ErrorInvalidRecipients", "At least one recipient is required.")
+                return True
+            rid = str(uuid.uuid4())
+            entry["status"] = 202
+            entry["request_id"] = rid
+            append("requests.jsonl", entry)
+            record_received({"api": "graph", "path": "draft", "mailbox": mailbox,
+                             "message": base64.b64encode(dr["raw"]).decode(), "recipients": rcpts,
+                             "attachments": [{**{k: v for k, v in a.items() if k != "bytes"},
+                                              "content": base64.b64encode(a["bytes"]).decode()}
+                                             for a in dr["attachments"]],
+                             "time": time.time(), "request_id": rid,
+                             "client_request_id": entry["client_request_id"]})
+            drop_draft(did)
+            self.answer(202, None, [("request-id", rid)])
+            return True
+
+        def base(self):
+            return f"https://localhost:{self.server.server_address[1]}"
+
         def serve(self, method, busy):
             url = urllib.parse.urlsplit(self.path)
             parts = [urllib.parse.unquote(p) for p in url.path.split("/") if p]
@@ -163,8 +366,14 @@ def main():
                 with lock:
                     received[0] += 1
                 return self.answer(202, None, [("request-id", str(uuid.uuid4()))])
+            if method == "PUT":
+                # The upload URL carries its own authorization.
+                if not self.graph_large(method, parts, url, entry, body):
+                    self.refuse(entry, 404, "ResourceNotFound", "no such resource")
+                return
             good = token_ok(self.headers.get("Authorization", ""))
             entry["token"] = "ok" if good else "refused"
+            self.bearer = self.headers.get("Authorization", "")[len("Bearer "):]
             graph_send = method == "POST" and len(parts) == 4 and parts[0] == "v1.0" and parts[3] == "sendMail"
             gmail_send = (method == "POST" and parts[:4] == ["upload", "gmail", "v1", "users"] and len(parts) == 7
                           and parts[5:] == ["messages", "send"])
@@ -173,22 +382,19 @@ def main():
                 append("requests.jsonl", entry)
                 self.error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
                 return
+            if self.graph_large(method, parts, url, entry, body):
+                return
             if graph_send or gmail_send:
                 if (d / "delay").exists():
                     time.sleep(float((d / "delay").read_text()))
-                scripted = next_scripted()
-                if scripted and scripted.get("hang"):
-                    append("hung.jsonl", {**entry, "size": len(body)})
-                    time.sleep(3600)
-                    return
-                if scripted:
-                    entry["status"] = scripted["status"]
-                    append("requests.jsonl", entry)
-                    extra = [("Retry-After", scripted["retry_after"])] if "retry_after" in scripted else []
-                    self.error(scripted["status"], scripted.get("code", "Scripted"),
-                               scripted.get("message", "scripted answer"), extra)
+                if self.scripted_answer("send", entry, body):
                     return
                 if graph_send:
+                    if len(body) > 4 * 1024 * 1024:
+                        entry["status"] = 413
+                        append("requests.jsonl", entry)
+                        self.error(413, "RequestEntityTooLarge", "request over 4 MB")
+                        return
                     if not entry["content_type"].startswith("text/plain"):
                         entry["status"] = 400
                         append("requests.jsonl", entry)
@@ -224,12 +430,7 @@ def main():
                 record = {"api": "graph" if graph_send else "gmail", "mailbox": mailbox,
                           "message": base64.b64encode(raw).decode(), "recipients": rcpts, "time": time.time(),
                           "request_id": rid, "client_request_id": entry["client_request_id"]}
-                with lock:
-                    received[0] += 1
-                    (d / "received").mkdir(exist_ok=True)
-                    tmp = d / "received" / f".{received[0]:06d}.tmp"
-                    tmp.write_text(json.dumps(record))
-                    tmp.rename(d / "received" / f"{received[0]:06d}.json")
+                record_received(record)
                 if graph_send:
                     self.answer(202, None, [("request-id", rid)])
                 else:

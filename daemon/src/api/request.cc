@@ -17,14 +17,18 @@ std::string trimmed_base(std::string_view base) {
   return b;
 }
 
-http::Request base_request(std::string_view token) {
+}  // namespace
+
+http::Request authorized(std::string_view token) {
   http::Request r;
   r.headers.push_back("Authorization: Bearer " + std::string(token));
   r.max_body = std::size_t{64} * 1024;  // an answer is a small JSON object
   return r;
 }
 
-}  // namespace
+std::string graph_user_url(std::string_view base, std::string_view mailbox) {
+  return trimmed_base(base) + "/v1.0/users/" + segment(mailbox);
+}
 
 std::string default_base(Kind k) {
   return k == Kind::Graph ? "https://graph.microsoft.com" : "https://gmail.googleapis.com";
@@ -32,10 +36,10 @@ std::string default_base(Kind k) {
 
 http::Request send_request(Kind k, std::string_view base, std::string_view mailbox, std::string_view token,
                            std::string message, std::string_view client_request_id) {
-  http::Request r = base_request(token);
+  http::Request r = authorized(token);
   r.method = "POST";
   if (k == Kind::Graph) {
-    r.url = trimmed_base(base) + "/v1.0/users/" + segment(mailbox) + "/sendMail";
+    r.url = graph_user_url(base, mailbox) + "/sendMail";
     r.headers.push_back("Content-Type: text/plain");
     if (!client_request_id.empty()) r.headers.push_back("client-request-id: " + std::string(client_request_id));
     r.body = base64_encode(message);
@@ -50,9 +54,9 @@ http::Request send_request(Kind k, std::string_view base, std::string_view mailb
 }
 
 http::Request probe_request(Kind k, std::string_view base, std::string_view mailbox, std::string_view token) {
-  http::Request r = base_request(token);
+  http::Request r = authorized(token);
   r.method = "GET";
-  r.url = k == Kind::Graph ? trimmed_base(base) + "/v1.0/users/" + segment(mailbox) + "?$select=mail"
+  r.url = k == Kind::Graph ? graph_user_url(base, mailbox) + "?$select=mail"
                            : trimmed_base(base) + "/gmail/v1/users/" + segment(mailbox) + "/profile";
   return r;
 }

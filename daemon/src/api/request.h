@@ -4,9 +4,10 @@
 //
 // Microsoft Graph: POST {base}/v1.0/users/{mailbox}/sendMail with the MIME
 // message base64-encoded as a text/plain body (Graph's MIME format; the
-// request is at most 4 MB, so the message at most 3 MB before encoding:
-// the config caps limits.max_message_size of such an upstream),
-// answered 202; the message is saved to Sent Items.
+// request is at most 4 MB, so the message at most kGraphRequestMax bytes
+// before encoding; a larger one goes as a draft with its attachments
+// added, api/graph_draft.h), answered 202; the message is saved to Sent
+// Items.
 // Gmail API: POST {base}/upload/gmail/v1/users/{user}/messages/send
 // ?uploadType=media with the message as message/rfc822 (at most 35 MB),
 // answered 200 with the message's id.
@@ -24,7 +25,14 @@
 
 namespace spoolgate::api {
 
+// The largest MIME message one Graph request carries (4 MB after base64).
+constexpr std::size_t kGraphRequestMax = 3'000'000;
+
 std::string default_base(Kind k);
+// A request with "Authorization: Bearer token" and room for a JSON answer.
+http::Request authorized(std::string_view token);
+// {base}/v1.0/users/{mailbox}, the mailbox percent-encoded as a segment.
+std::string graph_user_url(std::string_view base, std::string_view mailbox);
 
 // The send request. mailbox: the user the API sends as (Graph: an address
 // or object id; Gmail: "me" or an address). token: the access token.

@@ -184,6 +184,18 @@ class ApiProbe {
     }
     if (c->has("Mail.Send")) {
       out_ << "permission: Mail.Send (" << (c->roles.empty() ? "delegated" : "application") << ")\n";
+      // A message over one request's size goes as a draft (api/graph_draft.h).
+      std::uint64_t most = u_.limits.max_message_size;
+      if (most == 0 || most > api::kGraphRequestMax) {
+        if (c->has("Mail.ReadWrite"))
+          out_ << "large messages: Mail.ReadWrite (over " << api::kGraphRequestMax
+               << " bytes they go as a draft with upload sessions)\n";
+        else
+          out_ << "large messages: WARNING: the token has no Mail.ReadWrite, which messages over "
+               << api::kGraphRequestMax
+               << " bytes need (a draft with upload sessions): grant it, or set limits.max_message_size: "
+               << api::kGraphRequestMax << " so that the listener refuses them\n";
+      }
       return true;
     }
     std::string has;

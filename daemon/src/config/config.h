@@ -61,10 +61,12 @@ std::string_view to_string(ListenTls t);
 // Graph, GmailApi: HTTP API upstreams (graph://MAILBOX, gmail-api://USER).
 enum class Scheme { Smtps, StartTls, Plain, Graph, GmailApi };
 inline bool is_api(Scheme s) { return s == Scheme::Graph || s == Scheme::GmailApi; }
-// The largest message each API takes: Graph's MIME sendMail request is at
-// most 4 MB and carries the message base64-encoded (4/3), with room for
-// the recipient fields; Gmail's media upload takes 35 MB.
-constexpr std::uint64_t kGraphMaxMessage = 3'000'000, kGmailApiMaxMessage = 35'000'000;
+// The largest message each API takes at all: Graph 150 MB (its attachment
+// limit; a message over 3 MB goes as a draft with upload sessions), the
+// mailbox's own limit (Exchange Online: 35 MB unless the admin changed it)
+// being the default; Gmail's media upload takes 35 MB.
+constexpr std::uint64_t kGraphMaxMessage = 150'000'000, kGraphDefaultMessage = 35 * std::uint64_t{1024} * 1024,
+                        kGmailApiMaxMessage = 35'000'000;
 enum class AuthMode { Auto, Plain, Login, XOAuth2, OAuthBearer };
 
 enum class OAuthProvider { None, Microsoft, Google, Custom };

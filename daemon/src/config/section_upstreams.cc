@@ -39,8 +39,10 @@ void api_check(Parser& p, const Value& at, const std::string& path, Upstream& u)
     p.err(at, path,
           "pins and client_cert are for SMTP upstreams; an API upstream verifies with ca_file or the system's");
   if (u.insecure_plaintext) p.err(at, path + ".insecure_plaintext", "API upstreams are always HTTPS");
-  std::uint64_t most = u.scheme == Scheme::Graph ? kGraphMaxMessage : kGmailApiMaxMessage;
-  if (!u.limits.max_message_size || u.limits.max_message_size > most) u.limits.max_message_size = most;
+  bool graph = u.scheme == Scheme::Graph;
+  std::uint64_t most = graph ? kGraphMaxMessage : kGmailApiMaxMessage;
+  if (!u.limits.max_message_size) u.limits.max_message_size = graph ? kGraphDefaultMessage : most;
+  if (u.limits.max_message_size > most) u.limits.max_message_size = most;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "api/attachments.h"
 #include "api/recipients.h"
 #include "api/request.h"
 #include "core/clock.h"
@@ -66,6 +67,7 @@ void ApiSession::disk(const char* what, std::function<void()> work, std::functio
 void ApiSession::load_job() {
   loaded_ = false;
   token_retried_ = false;
+  draft_.reset();
   auto loaded = std::make_shared<Result<spool::Record>>();
   std::string id = *job_id_;
   disk(
@@ -112,13 +114,18 @@ void ApiSession::prepare() {
   std::string from = u_.from_for(rec_.sender);
   if (!from.empty())
     log::debug("rewrite_from").kv("session", id_).kv("msg", rec_.id).kv("from", rec_.sender).kv("to", from);
-  auto out = std::make_shared<Result<std::string>>();
+  struct Copy {
+    Result<std::string> message = std::string();
+    std::optional<Result<api::Split>> split;  // Graph, above kGraphRequestMax
+  };
+  auto out = std::make_shared<Copy>();
+  bool graph = kind_ == api::Kind::Graph;
   disk(
       "read content",
-      [spool = d_.spool(), rec = rec_, carried = std::move(carried), from, out] {
+      [spool = d_.spool(), rec = rec_, carried = std::move(carried), from, out, graph] {
         auto rd = spool::Reader::open(*spool, rec);
         if (!rd) {
-          *out = tl::unexpected(rd.error());
+          out->message = tl::unexpected(rd.error());
           return;
         }
         std::string content;
@@ -126,7 +133,7 @@ void ApiSession::prepare() {
         while ((*rd)->remaining() > 0) {
           auto n = (*rd)->read(content, kReadChunk);
           if (!n) {
-            *out = tl::unexpected(n.error());
+            out->message = tl::unexpected(n.error());
             return;
           }
         }
@@ -137,13 +144,36 @@ void ApiSession::prepare() {
           fixer.finish(fixed);
           content = std::move(fixed);
         }
-        *out = api::for_recipients(content, carried);
+        std::string copy = api::for_recipients(content, carried);
+        if (graph && copy.size() > api::kGraphRequestMax)
+          out->split = api::split_attachments(copy, api::kGraphRequestMax);
+        else
+          out->message = std::move(copy);
       },
       [this, out] {
-        if (!*out)
-          return on_failed({smtp::Failure::Temporary, "spool read failed: " + out->error().message(), true, false},
-                           false);
-        message_ = std::move(**out);
+        if (!out->message)
+          return on_failed(
+              {smtp::Failure::Temporary, "spool read failed: " + out->message.error().message(), true, false}, false);
+        if (out->split && !*out->split) {
+          // Not something Graph can take at all: a permanent failure, said
+          // before anything goes out.
+          api::Meaning m;
+          m.row = 6;
+          m.trouble = smtp::Trouble::Permanent;
+          m.reply = {552, {"5.3.4 " + out->split->error().message()}};
+          return conclude(m);
+        }
+        if (out->split) {
+          log::info("api_large_message")
+              .kv("session", id_)
+              .kv("msg", rec_.id)
+              .kv("draft_bytes", static_cast<std::uint64_t>((*out->split)->draft.size()))
+              .kv("attachments", static_cast<std::uint64_t>((*out->split)->carved.size()));
+          std::string base = u_.api_base.empty() ? api::default_base(kind_) : u_.api_base;
+          draft_.emplace(std::move(**out->split), base, u_.mailbox, id_ + "-" + rec_.id);
+        } else {
+          message_ = std::move(*out->message);
+        }
         get_token();
       });
 }
@@ -170,11 +200,13 @@ void ApiSession::get_token() {
 void ApiSession::send() {
   if (!d_.fetcher()) return on_failed({smtp::Failure::Temporary, "no HTTPS client for API upstreams", true}, false);
   std::string base = u_.api_base.empty() ? api::default_base(kind_) : u_.api_base;
-  http::Request r = api::send_request(kind_, base, u_.mailbox, token_, message_, id_ + "-" + rec_.id);
+  http::Request r = draft_ ? draft_->request(token_)
+                           : api::send_request(kind_, base, u_.mailbox, token_, message_, id_ + "-" + rec_.id);
   r.ca_file = u_.ca_file;
   log::debug("upstream_send")
       .kv("session", id_)
       .kv("msg", rec_.id)
+      .kv("step", draft_ ? draft_->step() : std::string("send"))
       .kv("nrcpt", static_cast<std::uint64_t>(job_rcpts_.size()));
   request_ = d_.fetcher()->send(std::move(r), [this](Result<http::Response> a) {
     request_.reset();
@@ -187,16 +219,30 @@ void ApiSession::on_answer(Result<http::Response> r) {
   if (!r) {
     smtp::Failure f{smtp::Failure::Temporary, r.error().message(), true, true};
     f.code = r.error().code;
-    return on_failed(f, true);
+    // Only the send itself can have sent anything.
+    bool maybe_sent = !draft_ || draft_->sending();
+    discard_draft();
+    return on_failed(f, maybe_sent);
   }
   api::Meaning m = api::meaning(kind_, *r, unix_now());
-  log::info("api_answer")
+  bool step_done = draft_ && m.row == 1 && !draft_->sending();
+  (step_done ? log::debug("api_answer") : log::info("api_answer"))
       .kv("session", id_)
       .kv("msg", rec_.id)
       .kv("upstream", u_.name)
+      .kv("step", draft_ ? draft_->step() : std::string("send"))
       .kv("status", static_cast<std::uint64_t>(r->status))
       .kv("request_id", m.request_id.empty() ? std::string("none") : m.request_id)
       .kv("reply", m.reply.summary());
+  if (step_done) {
+    if (draft_->answered(*r) == api::GraphDraft::Next::Malformed) {
+      smtp::Failure f{smtp::Failure::Temporary, draft_->reason(), true, false};
+      f.code = Errc::Protocol;
+      discard_draft();
+      return on_failed(f, false);
+    }
+    return send();
+  }
   if (m.row == 2 && !token_retried_ && d_.credentials().refused(u_, token_)) {
     // A token the API no longer takes (revoked, or expired early): one
     // fresh token and one more request.
@@ -204,7 +250,13 @@ void ApiSession::on_answer(Result<http::Response> r) {
     log::warn("api_token_refused").kv("session", id_).kv("upstream", u_.name).kv("action", "one retry, new token");
     return get_token();
   }
+  if (m.row != 1) discard_draft();
+  conclude(m);
+}
+
+void ApiSession::conclude(const api::Meaning& m) {
   message_.clear();
+  draft_.reset();
   d_.admitted_done(up_, pacing_stamp_, job_rcpts_.size());
   pacing_stamp_ = 0;
   auto rec = std::make_shared<spool::Record>(rec_);
@@ -215,6 +267,21 @@ void ApiSession::on_answer(Result<http::Response> r) {
   d_.site_assessed(up_, a);
   if (a.end_session()) throttled_ = true;
   record(rec, a.failed, job_rcpts_);
+}
+
+void ApiSession::discard_draft() {
+  if (!draft_ || !d_.fetcher()) return;
+  auto req = draft_->discard(token_);
+  draft_.reset();
+  if (!req) return;
+  req->ca_file = u_.ca_file;
+  // Best effort, and it outlives this session: the answer only goes to the log.
+  d_.fetcher()->send(std::move(*req), [session = id_, upstream = u_.name](Result<http::Response> r) {
+    log::debug("api_draft_discarded")
+        .kv("session", session)
+        .kv("upstream", upstream)
+        .kv("status", r ? std::to_string(r->status) : r.error().message());
+  });
 }
 
 void ApiSession::on_failed(const smtp::Failure& f, bool maybe_sent) {
@@ -283,6 +350,7 @@ void ApiSession::finalize(const std::string& reason, Hand how) {
     d_.fetcher()->cancel(*request_);
     request_.reset();
   }
+  if (draft_ && !draft_->sending()) discard_draft();
   if (cancel_token_) {
     auto c = std::move(cancel_token_);
     cancel_token_ = nullptr;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // upstream/api_session: messages to one HTTP API upstream (Microsoft Graph
-// sendMail, Gmail messages.send), one request per message, behind the same
-// outcome path as an SMTP session (upstream/policy.h, Delivery::record).
+// sendMail, Gmail messages.send), one request per message (a Graph message
+// over kGraphRequestMax: a draft, its attachments and a send,
+// api/graph_draft.h), behind the same outcome path as an SMTP session
+// (upstream/policy.h, Delivery::record).
 //
 // For each message it takes: load the record (a disk job), screen it
 // (Delivery::screen: routes, size, limits), read the content and make the
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "api/graph_draft.h"
 #include "net/connector.h"
 #include "spool/spool.h"
 #include "upstream/carrier.h"
@@ -58,6 +61,8 @@ class ApiSession final : public Carrier {
   void get_token();
   void send();
   void on_answer(Result<http::Response> r);
+  void conclude(const api::Meaning& m);
+  void discard_draft();
   void on_failed(const smtp::Failure& f, bool maybe_sent);
   void record(const std::shared_ptr<spool::Record>& rec, const std::vector<std::string>& failed,
               std::vector<std::size_t> attempt_rcpts);
@@ -77,7 +82,8 @@ class ApiSession final : public Carrier {
   bool loaded_ = false;
   std::vector<std::size_t> job_rcpts_;
   std::int64_t pacing_stamp_ = 0;
-  std::string message_;  // the copy sent (until the request takes it)
+  std::string message_;                   // the copy sent (until the request takes it)
+  std::optional<api::GraphDraft> draft_;  // a Graph message too large for sendMail
   std::string token_;
   bool token_retried_ = false;
   net::CancelConnect cancel_token_;

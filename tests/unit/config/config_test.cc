@@ -130,7 +130,13 @@ TEST_SUITE("config") {
     CHECK(u.username == "alerts@contoso.com");
     CHECK(u.host == "graph.microsoft.com");
     CHECK(u.oauth.scope == "https://graph.microsoft.com/.default");
-    CHECK(u.limits.max_message_size == kGraphMaxMessage);
+    // The mailbox's own default limit, unless set; at most Graph's 150 MB.
+    CHECK(u.limits.max_message_size == kGraphDefaultMessage);
+    auto big =
+        load_text("upstreams:\n  - url: graph://alerts@contoso.com/\n    limits: {max_message_size: 500MiB}\n" + ms,
+                  "t.yaml", {});
+    REQUIRE(big);
+    CHECK(big->upstreams[0].limits.max_message_size == kGraphMaxMessage);
     auto m = load_text(
         "upstreams:\n  - url: gmail-api://me\n    username: a@example.com\n    api_base: "
         "https://gmail.test:8443/\n    limits: {max_message_size: 50MiB}\n    oauth: {provider: google, "
