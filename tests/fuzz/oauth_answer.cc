@@ -4,9 +4,12 @@
 // Oracle: a token comes only from a 200 and can go into an AUTH line as it
 // is; every text kept is printable and short; a token written back as JSON
 // parses to the same token; a device code likewise; a token store record
-// (the same bytes) that decodes re-encodes to the same values.
+// (the same bytes) that decodes re-encodes to the same values; a service
+// account key file (the same bytes) is read only when it is one, and what
+// is read is what the JSON holds; a refusal quotes nothing of the file.
 #include <nlohmann/json.hpp>
 
+#include "oauth/assertion.h"
 #include "oauth/store.h"
 #include "oauth/token.h"
 #include "oracle.h"
@@ -61,8 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SG_REQUIRE(!c->user_code.empty() && printable(c->user_code, 300));
     SG_REQUIRE(!c->verification_uri.empty() && printable(c->verification_uri, 300));
     SG_REQUIRE(c->expires_in > 0 && c->interval > 0 && c->interval <= 300);
-    nlohmann::json j = {{"device_code", c->device_code}, {"user_code", c->user_code},
-                        {"verification_uri", c->verification_uri}, {"expires_in", c->expires_in},
+    nlohmann::json j = {{"device_code", c->device_code},
+                        {"user_code", c->user_code},
+                        {"verification_uri", c->verification_uri},
+                        {"expires_in", c->expires_in},
                         {"interval", c->interval}};
     DeviceAnswer e = parse_device_answer(200, j.dump());
     const auto* f = std::get_if<DeviceCode>(&e);
@@ -81,6 +86,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SG_REQUIRE(again->client == r->client && again->refresh == r->refresh && again->access == r->access &&
                again->expires_at == r->expires_at && again->refreshed_at == r->refreshed_at &&
                again->generation == r->generation);
+  }
+
+  auto key = parse_service_account_key(body);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (key) {
+    SG_REQUIRE(j.is_object() && j["type"] == "service_account");
+    SG_REQUIRE(j["client_email"] == key->client_email && j["private_key"] == key->private_key &&
+               j["private_key_id"] == key->private_key_id);
+    SG_REQUIRE(!key->client_email.empty() && key->private_key.starts_with("-----BEGIN "));
+  } else {
+    std::string why = key.error().message();
+    SG_REQUIRE(!why.empty() && why.size() < 200 && printable(why, 200));
   }
   return 0;
 }

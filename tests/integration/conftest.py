@@ -486,10 +486,11 @@ CLIENT_SECRET = "client-s3cret-value"
 
 
 class TokenServer:
-    def __init__(self, workdir, pki, lifetime, client_cert=None):
+    def __init__(self, workdir, pki, lifetime, client_cert=None, service_account=None):
         self.dir = workdir / "oauth-server"
         cert, key = pki.leaf("server")
         extra = ["--client-cert", str(client_cert)] if client_cert else []
+        extra += ["--service-account", service_account] if service_account else []
         self.proc = subprocess.Popen(
             [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
              "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET, *extra],
@@ -537,8 +538,8 @@ class TokenServer:
 def token_server_factory(workdir, pki):
     made = []
 
-    def make(lifetime=3600, client_cert=None):
-        t = TokenServer(workdir, pki, lifetime, client_cert)
+    def make(lifetime=3600, client_cert=None, service_account=None):
+        t = TokenServer(workdir, pki, lifetime, client_cert, service_account)
         made.append(t)
         return t
 

@@ -445,3 +445,43 @@ def test_a_reload_mid_stream_ends_the_api_session_after_its_message(daemon_facto
     subjects = sorted(re.search(rb"Subject: (r\d)", r["raw"]).group(1) for r in got)
     assert subjects == [b"r%d" % i for i in range(8)], subjects
     d.stop()
+
+
+def test_gmail_through_a_workspace_service_account(daemon_factory, token_server_factory, api_server_factory, pki,
+                                                   workdir):
+    """A Google Workspace service account with domain-wide delegation
+    (grant: service_account): each token request is a JWT-bearer grant
+    (RFC 7523) signed with the key file's key, for the upstream's user
+    with the gmail.send scope; the endpoint checks the signature and the
+    claims, and the message goes through the Gmail API as that user. A key
+    file that is not a service account's is named in the log, its content
+    never."""
+    from test_oauth import rsa_credential
+    cert, key = rsa_credential(workdir)
+    account = "relay@project.iam.gserviceaccount.com"
+    ts = token_server_factory(client_cert=cert, service_account=account)
+    api = api_server_factory(ts)
+    key_file = workdir / "service-account.json"
+    key_file.write_text(json.dumps({"type": "service_account", "project_id": "project", "private_key_id": "k1",
+                                    "private_key": key.read_text(), "client_email": account, "client_id": "1",
+                                    "token_uri": "https://oauth2.googleapis.com/token"}))
+    key_file.chmod(0o600)
+    u = {"name": "workspace", "url": "gmail-api://scanner@example.com", "api_base": api.base, "ca_file": pki.ca_file,
+         "oauth": {"provider": "google", "grant": "service_account", "key_file": str(key_file),
+                   "token_url": ts.url, "ca_file": pki.ca_file}}
+    d = daemon_factory(daemon_upstream_settings([u]))
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: sa\r\n\r\nx\r\n")
+    [got] = api.wait_received(1)
+    assert got["api"] == "gmail" and got["mailbox"] == "scanner@example.com" and b"Subject: sa" in got["raw"]
+    [grant] = [r for r in ts.requests() if r["outcome"] == "ok"]
+    assert grant["grant"] == "urn:ietf:params:oauth:grant-type:jwt-bearer", grant
+    assert grant["sub"] == "scanner@example.com" and grant["client_id"] is None
+    assert grant["scope"] == "https://www.googleapis.com/auth/gmail.send"
+    d.stop()
+    # A user's OAuth client file where the service account key should be
+    # (a daemon with no token stored yet).
+    key_file.write_text(json.dumps({"type": "authorized_user", "client_secret": "not-to-be-logged"}))
+    d = daemon_factory(daemon_upstream_settings([u]))
+    wait_for(lambda: "not a service account key" in d.log(), what="the key file's trouble in the log")
+    assert "not-to-be-logged" not in d.log()
+    d.stop()

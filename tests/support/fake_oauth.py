@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--client-secret", default="client-s3cret")
     ap.add_argument("--client-cert", help="also accept client assertions (RFC 7523, RS256) signed for this "
                                           "certificate, as Microsoft's certificate credentials")
+    ap.add_argument("--service-account", help="also take the JWT-bearer grant (RFC 7523 2.1) from this Google "
+                                              "service account (its email), signed for --client-cert's key")
     args = ap.parse_args()
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -66,26 +68,32 @@ def main():
     seen_jti = set()
     codes = {}  # authorization code -> (code_challenge, redirect_uri)
 
-    def assertion_problem(form, audience):
-        """None when the client assertion is good, else what is wrong with it."""
-        import base64
-        import hashlib
+    def verified_jwt(jwt):
+        """(header, claims, cert) of an RS256 JWT signed for --client-cert's key; raises when it is not one."""
         from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
         def unurl(part):
             return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+        h, c, sig = jwt.split(".")
+        header, claims = json.loads(unurl(h)), json.loads(unurl(c))
+        cert = x509.load_pem_x509_certificate(Path(args.client_cert).read_bytes())
+        cert.public_key().verify(unurl(sig), f"{h}.{c}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        return header, claims, cert
+
+    def assertion_problem(form, audience):
+        """None when the client assertion is good, else what is wrong with it."""
+        import hashlib
+        from cryptography.hazmat.primitives import serialization
 
         if not args.client_cert:
             return "no certificate registered"
         if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
             return "client_assertion_type"
         try:
-            h, c, sig = form.get("client_assertion", "").split(".")
-            header, claims = json.loads(unurl(h)), json.loads(unurl(c))
-            cert = x509.load_pem_x509_certificate(Path(args.client_cert).read_bytes())
-            cert.public_key().verify(unurl(sig), f"{h}.{c}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            header, claims, cert = verified_jwt(form.get("client_assertion", ""))
         except Exception as e:
             return f"malformed or bad signature: {e!r}"
         thumb = base64.urlsafe_b64encode(
@@ -101,6 +109,26 @@ def main():
             return "jti replayed"
         seen_jti.add(claims.get("jti"))
         return None
+
+    def grant_problem(form, audience):
+        """(None, claims) when a service account's JWT-bearer grant is good, else (what is wrong, None)."""
+        if not (args.client_cert and args.service_account):
+            return "no service account registered", None
+        try:
+            header, claims, _ = verified_jwt(form.get("assertion", ""))
+        except Exception as e:
+            return f"malformed or bad signature: {e!r}", None
+        now = time.time()
+        if header.get("alg") != "RS256" or not header.get("kid"):
+            return "header", None
+        if claims.get("iss") != args.service_account or claims.get("aud") != audience:
+            return "iss or aud", None
+        if not claims.get("scope") or "@" not in str(claims.get("sub", "")):
+            return "scope or sub", None
+        iat, exp = claims.get("iat", 0), claims.get("exp", 0)
+        if not (iat <= now + 60 and now < exp and exp - iat <= 3600):
+            return "times", None
+        return None, claims
 
     def log(entry):
         with open(d / "requests.log", "a") as f:
@@ -178,11 +206,19 @@ def main():
             if mode == "down":
                 log({**entry, "outcome": "503"})
                 return self.answer(503, {"error": "temporarily_unavailable"})
-            if form.get("client_id") != args.client_id:
+            jwt_grant = grant == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            if not jwt_grant and form.get("client_id") != args.client_id:
                 log({**entry, "outcome": "invalid_client"})
                 return self.answer(401, {"error": "invalid_client", "error_description": "unknown client"})
             with lock:
-                if grant == "client_credentials" and "client_assertion" in form:
+                if jwt_grant:
+                    why, claims = grant_problem(form, f"https://localhost:{self.server.server_address[1]}/token")
+                    if why:
+                        log({**entry, "outcome": "invalid_grant", "why": why})
+                        return self.answer(400, {"error": "invalid_grant", "error_description": why})
+                    entry.update(sub=claims["sub"], scope=claims["scope"], client_id=form.get("client_id"))
+                    new_refresh = None
+                elif grant == "client_credentials" and "client_assertion" in form:
                     why = assertion_problem(form, f"https://localhost:{self.server.server_address[1]}/token")
                     if why:
                         log({**entry, "outcome": "invalid_client", "why": why})

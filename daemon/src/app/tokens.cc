@@ -5,6 +5,7 @@
 
 #include "app/upstreams.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "oauth/assertion.h"
 #include "tls/sign.h"
@@ -28,12 +29,33 @@ oauth::ClientConfig oauth_client(const config::Upstream& u) {
   oauth::ClientConfig c;
   c.key = oauth_key(u);
   c.refresh_grant = o.grant == config::OAuthGrant::RefreshToken;
+  c.jwt_bearer = o.grant == config::OAuthGrant::ServiceAccount;
   c.token_url = o.token_url;
-  c.client_id = o.client_id;
+  // A service account is the key file's (its identity in the store's
+  // fingerprint; not sent).
+  c.client_id = c.jwt_bearer ? "service-account:" + o.key_file : o.client_id;
   c.scope = o.scope;
   c.ca_file = o.ca_file;
   std::string file = o.client_secret_file, env = o.client_secret_env, cert = o.client_cert, key = o.client_key;
   std::string token_url = o.token_url, client_id = o.client_id;
+  if (c.jwt_bearer) {
+    // Read and signed afresh for each request: a rotated key needs no reload.
+    c.client_auth = [key_file = o.key_file, token_url, scope = o.scope,
+                     subject = u.username]() -> Result<std::vector<std::pair<std::string, std::string>>> {
+      auto text = files::read_small(key_file, std::size_t{64} * 1024);
+      if (!text) return fail(text.error().code, "oauth.key_file: " + text.error().message());
+      auto k = oauth::parse_service_account_key(*text);
+      if (!k) return fail(k.error().code, "oauth.key_file " + key_file + ": " + k.error().message());
+      auto jwt = oauth::service_account_grant(*k, {token_url, scope, subject, unix_now()}, [&](std::string_view d) {
+        return tls::sign_rs256_pem(k->private_key, "oauth.key_file " + key_file, d);
+      });
+      if (!jwt) return tl::unexpected(jwt.error());
+      std::vector<std::pair<std::string, std::string>> fields;
+      fields.emplace_back("assertion", std::move(*jwt));
+      return fields;
+    };
+    return c;
+  }
   c.client_auth = [file, env, cert, key, token_url,
                    client_id]() -> Result<std::vector<std::pair<std::string, std::string>>> {
     using Fields = std::vector<std::pair<std::string, std::string>>;

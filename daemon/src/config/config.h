@@ -70,7 +70,10 @@ constexpr std::uint64_t kGraphMaxMessage = 150'000'000, kGraphDefaultMessage = 3
 enum class AuthMode { Auto, Plain, Login, XOAuth2, OAuthBearer };
 
 enum class OAuthProvider { None, Microsoft, Google, Custom };
-enum class OAuthGrant { None, ClientCredentials, RefreshToken };
+// ServiceAccount: a Google Workspace service account with domain-wide
+// delegation (RFC 7523 JWT-bearer grant; the token is for the upstream's
+// username).
+enum class OAuthGrant { None, ClientCredentials, RefreshToken, ServiceAccount };
 
 // An upstream's `oauth:` block (config/section_oauth.cc): where spoolgate
 // gets its own access tokens. After load() the provider's presets are
@@ -85,6 +88,7 @@ struct OAuth {
   std::string client_secret_env;
   std::string client_cert;  // certificate-based client assertion (microsoft client_credentials)
   std::string client_key;
+  std::string key_file;  // service_account: the JSON key Google issued
   std::string token_url;
   std::string device_authorization_url;
   std::string authorization_url;

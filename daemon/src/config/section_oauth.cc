@@ -38,12 +38,14 @@ Table oauth_fields(OAuth& o) {
       choice("oauth.grant", o.grant,
              {{"none", OAuthGrant::None},
               {"client_credentials", OAuthGrant::ClientCredentials},
-              {"refresh_token", OAuthGrant::RefreshToken}}),
+              {"refresh_token", OAuthGrant::RefreshToken},
+              {"service_account", OAuthGrant::ServiceAccount}}),
       text("oauth.client_id", o.client_id),
       text("oauth.client_secret_file", o.client_secret_file),
       text("oauth.client_secret_env", o.client_secret_env),
       text("oauth.client_cert", o.client_cert),
       text("oauth.client_key", o.client_key),
+      text("oauth.key_file", o.key_file),
       text("oauth.token_url", o.token_url),
       text("oauth.device_authorization_url", o.device_authorization_url),
       text("oauth.authorization_url", o.authorization_url),
@@ -61,6 +63,7 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
                                                         {"client_secret_env", &o.client_secret_env},
                                                         {"client_cert", &o.client_cert},
                                                         {"client_key", &o.client_key},
+                                                        {"key_file", &o.key_file},
                                                         {"token_url", &o.token_url},
                                                         {"device_authorization_url", &o.device_authorization_url},
                                                         {"authorization_url", &o.authorization_url},
@@ -75,8 +78,10 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
   for (const auto& [name, val] : texts)
     if (!safe_text(*val)) p.err(at, k + "." + name, "must not contain control characters");
 
-  if (o.grant == OAuthGrant::None) p.err(at, k + ".grant", "expected client_credentials or refresh_token");
-  if (o.client_id.empty()) p.err(at, k + ".client_id", "required: the application (client) ID");
+  bool service = o.grant == OAuthGrant::ServiceAccount;
+  if (o.grant == OAuthGrant::None)
+    p.err(at, k + ".grant", "expected client_credentials, refresh_token or service_account");
+  if (o.client_id.empty() && !service) p.err(at, k + ".client_id", "required: the application (client) ID");
   if (u.username.empty())
     p.err(at, path + ".username", "required with oauth: the mailbox the token is for (the SASL user)");
   if (!u.password_file.empty() || !u.password_env.empty())
@@ -92,6 +97,16 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
   if (secrets > 1) p.err(at, k, "set one of client_secret_file, client_secret_env or client_cert/client_key");
   if (o.grant == OAuthGrant::ClientCredentials && secrets == 0)
     p.err(at, k, "client_credentials needs client_secret_file, client_secret_env or client_cert/client_key");
+  if (service) {
+    // The key file holds the account's id and key: nothing else identifies it.
+    if (o.key_file.empty()) p.err(at, k + ".key_file", "required with service_account: the JSON key Google issued");
+    if (secrets || !o.client_id.empty())
+      p.err(at, k, "service_account takes its identity from key_file: remove client_id and the client secrets");
+    if (o.provider == OAuthProvider::Microsoft)
+      p.err(at, k + ".grant", "service_account is Google's (Microsoft: client_credentials)");
+  } else if (!o.key_file.empty()) {
+    p.err(at, k + ".key_file", "only used with grant service_account");
+  }
 
   switch (o.provider) {
     case OAuthProvider::Microsoft: {
@@ -116,7 +131,8 @@ void oauth_check(Parser& p, const Value& at, const std::string& path, Upstream& 
     }
     case OAuthProvider::Google:
       if (o.grant == OAuthGrant::ClientCredentials)
-        p.err(at, k + ".grant", "Google has no client_credentials grant for Gmail: use refresh_token");
+        p.err(at, k + ".grant",
+              "Google has no client_credentials grant for Gmail: use refresh_token or service_account");
       if (!o.client_cert.empty()) p.err(at, k + ".client_cert", "not used with provider google");
       preset(o.token_url, "https://oauth2.googleapis.com/token");
       preset(o.device_authorization_url, "https://oauth2.googleapis.com/device/code");
@@ -163,6 +179,8 @@ std::string_view to_string(OAuthGrant v) {
       return "client_credentials";
     case OAuthGrant::RefreshToken:
       return "refresh_token";
+    case OAuthGrant::ServiceAccount:
+      return "service_account";
   }
   return "?";
 }

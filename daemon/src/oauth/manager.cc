@@ -2,7 +2,6 @@
 #include "oauth/manager.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
@@ -18,7 +17,9 @@ constexpr std::size_t kMaxAnswer = 64 * std::size_t{1024};
 // (a suspended VM) is noticed within this long.
 constexpr std::int64_t kMaxSleepMs = 300'000;
 
-const char* grant_name(const ClientConfig& c) { return c.refresh_grant ? "refresh_token" : "client_credentials"; }
+const char* grant_name(const ClientConfig& c) {
+  return c.jwt_bearer ? "service_account" : c.refresh_grant ? "refresh_token" : "client_credentials";
+}
 
 }  // namespace
 
@@ -88,7 +89,6 @@ void Manager::load(Client& c, bool force) {
                      if (auto cl = weak.lock(); cl && !closed_) loaded(*cl, std::move(*got), force);
                    });
 }
-
 
 void Manager::loaded(Client& c, Result<std::optional<Stored>> got, bool force) {
   c.loading = false;
@@ -183,9 +183,7 @@ bool Manager::refused(const std::string& key, const std::string& token) {
   if (it == clients_.end() || closed_) return false;
   Client& c = *it->second;
   if (!c.r.rejected(token)) return false;
-  log::warn("oauth_token_refused")
-      .kv("upstream", key)
-      .kv("action", "getting a new token, then one retry");
+  log::warn("oauth_token_refused").kv("upstream", key).kv("action", "getting a new token, then one retry");
   if (c.stored.access == token) c.stored.access.clear();
   tick(c);
   return true;
@@ -215,13 +213,10 @@ void Manager::tick(Client& c) {
   auto weak = std::weak_ptr<Client>(clients_.at(c.cfg.key));
   auto made = std::make_shared<Result<std::vector<std::pair<std::string, std::string>>>>();
   auto make = c.cfg.client_auth;
-  loop_.queue_work(
-      [make, made] {
-        *made = make ? make() : Result<std::vector<std::pair<std::string, std::string>>>();
-      },
-      [this, weak, made] {
-        if (auto cl = weak.lock(); cl && !closed_) made_auth(*cl, std::move(*made));
-      });
+  loop_.queue_work([make, made] { *made = make ? make() : Result<std::vector<std::pair<std::string, std::string>>>(); },
+                   [this, weak, made] {
+                     if (auto cl = weak.lock(); cl && !closed_) made_auth(*cl, std::move(*made));
+                   });
 }
 
 void Manager::made_auth(Client& c, Result<std::vector<std::pair<std::string, std::string>>> made) {
@@ -247,13 +242,16 @@ void Manager::request(Client& c, std::vector<std::pair<std::string, std::string>
   req.ca_file = c.cfg.ca_file;
   req.timeout = kRequestTimeout;
   req.max_body = kMaxAnswer;
-  if (c.cfg.refresh_grant) {
-    req.form = {{"grant_type", "refresh_token"}, {"refresh_token", c.stored.refresh}};
+  if (c.cfg.jwt_bearer) {
+    req.form = {{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"}};
   } else {
-    req.form = {{"grant_type", "client_credentials"}};
+    if (c.cfg.refresh_grant)
+      req.form = {{"grant_type", "refresh_token"}, {"refresh_token", c.stored.refresh}};
+    else
+      req.form = {{"grant_type", "client_credentials"}};
+    req.form.emplace_back("client_id", c.cfg.client_id);
+    if (!c.cfg.scope.empty()) req.form.emplace_back("scope", c.cfg.scope);
   }
-  req.form.emplace_back("client_id", c.cfg.client_id);
-  if (!c.cfg.scope.empty()) req.form.emplace_back("scope", c.cfg.scope);
   for (auto& f : auth) req.form.push_back(std::move(f));
   auto weak = std::weak_ptr<Client>(clients_.at(c.cfg.key));
   c.fetch_id = fetcher_.send(std::move(req), [this, weak](Result<http::Response> r) {
@@ -278,7 +276,8 @@ void Manager::on_answer(Client& c, Result<http::Response> r) {
   TokenAnswer a = parse_token_answer(r->status, r->body);
   if (auto* p = std::get_if<Problem>(&a)) {
     c.r.answered(now, a);
-    auto line = p->kind == Problem::Kind::Transient ? log::warn("oauth_token_failed") : log::error("oauth_token_refused_by_endpoint");
+    auto line = p->kind == Problem::Kind::Transient ? log::warn("oauth_token_failed")
+                                                    : log::error("oauth_token_refused_by_endpoint");
     line.kv("upstream", c.cfg.key).kv("status", static_cast<std::int64_t>(p->status)).kv("reason", c.r.last_outcome());
     if (p->kind == Problem::Kind::Reauth)
       line.kv("state", "reauthorisation needed").kv("action", "run: spoolgate oauth login --upstream " + c.cfg.key);

@@ -45,8 +45,11 @@ namespace spoolgate::oauth {
 
 // One upstream's OAuth client, as configured.
 struct ClientConfig {
-  std::string key;  // the store key (the upstream's name); unique
+  std::string key;             // the store key (the upstream's name); unique
   bool refresh_grant = false;  // refresh_token (needs a login first) or client_credentials
+  // The JWT-bearer grant (RFC 7523 2.1, a Google service account):
+  // client_auth gives the assertion; no client_id or scope is sent.
+  bool jwt_bearer = false;
   std::string token_url;
   std::string client_id;
   std::string scope;

@@ -27,24 +27,39 @@ Result<std::string> certificate_sha256(const std::string& cert_path) {
   return std::string(reinterpret_cast<const char*>(md), sizeof md);
 }
 
-Result<std::string> sign_rs256(const std::string& key_path, std::string_view data) {
-  bssl::UniquePtr<BIO> bio(BIO_new_file(key_path.c_str(), "r"));
-  if (!bio) return fail(Errc::NotFound, "cannot open " + key_path);
-  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!key) return fail(Errc::Invalid, "no private key in " + key_path);
+namespace {
+
+Result<std::string> sign_with(BIO* bio, const std::string& what, std::string_view data) {
+  bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
+  if (!key) return fail(Errc::Invalid, "no private key in " + what);
   if (EVP_PKEY_id(key.get()) != EVP_PKEY_RSA)
-    return fail(Errc::Invalid, key_path + ": the key is not RSA (a client assertion is signed with RS256)");
+    return fail(Errc::Invalid, what + ": the key is not RSA (a client assertion is signed with RS256)");
   bssl::ScopedEVP_MD_CTX ctx;
   if (!EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()))
-    return fail(Errc::Invalid, "cannot sign with " + key_path);
+    return fail(Errc::Invalid, "cannot sign with " + what);
   std::size_t len = 0;
   auto in = reinterpret_cast<const std::uint8_t*>(data.data());
   if (!EVP_DigestSign(ctx.get(), nullptr, &len, in, data.size()))
-    return fail(Errc::Invalid, "cannot sign with " + key_path);
+    return fail(Errc::Invalid, "cannot sign with " + what);
   std::vector<std::uint8_t> sig(len);
   if (!EVP_DigestSign(ctx.get(), sig.data(), &len, in, data.size()))
-    return fail(Errc::Invalid, "cannot sign with " + key_path);
+    return fail(Errc::Invalid, "cannot sign with " + what);
   return std::string(reinterpret_cast<const char*>(sig.data()), len);
+}
+
+}  // namespace
+
+Result<std::string> sign_rs256(const std::string& key_path, std::string_view data) {
+  bssl::UniquePtr<BIO> bio(BIO_new_file(key_path.c_str(), "r"));
+  if (!bio) return fail(Errc::NotFound, "cannot open " + key_path);
+  return sign_with(bio.get(), key_path, data);
+}
+
+Result<std::string> sign_rs256_pem(std::string_view pem, const std::string& what, std::string_view data) {
+  if (pem.size() > (std::size_t{1} << 20)) return fail(Errc::Invalid, what + ": the key is too long");
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return fail(Errc::Invalid, "cannot read " + what);
+  return sign_with(bio.get(), what, data);
 }
 
 std::string sha256(std::string_view data) {

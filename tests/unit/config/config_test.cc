@@ -56,7 +56,20 @@ TEST_SUITE("config") {
         {up + "    oauth: {provider: microsoft, tenant: t, grant: client_credentials, client_id: x, client_cert: /c}\n",
          "client_cert and client_key go together"},
         {up + "    oauth: {grant: refresh_token}\n", "the oauth block has no provider"},
+        {up + "    oauth: {provider: google, grant: service_account}\n",
+         "oauth.key_file: required with service_account"},
+        {up + "    oauth: {provider: google, grant: service_account, key_file: /k.json, client_id: x}\n",
+         "service_account takes its identity from key_file"},
+        {up + "    oauth: {provider: microsoft, tenant: t, grant: service_account, key_file: /k.json}\n",
+         "service_account is Google's"},
+        {up + "    oauth: {provider: google, grant: refresh_token, client_id: x, key_file: /k.json}\n",
+         "only used with grant service_account"},
     };
+    auto sa =
+        load_text(up + "    oauth: {provider: google, grant: service_account, key_file: /k.json}\n", "t.yaml", {});
+    REQUIRE(sa);
+    CHECK(sa->upstreams[0].oauth.grant == OAuthGrant::ServiceAccount);
+    CHECK(sa->upstreams[0].oauth.scope == "https://mail.google.com/");
     for (const auto& k : cases) {
       CAPTURE(k.yaml);
       std::string e = first_error(k.yaml);

@@ -65,10 +65,58 @@ TEST_SUITE("oauth/assertion") {
 
   TEST_CASE("a signer that fails fails the assertion") {
     oauth::AssertionInput in;
-    auto jwt = oauth::client_assertion(in, [](std::string_view) -> Result<std::string> {
-      return fail(Errc::Invalid, "the key is not RSA");
-    });
+    auto jwt = oauth::client_assertion(
+        in, [](std::string_view) -> Result<std::string> { return fail(Errc::Invalid, "the key is not RSA"); });
     REQUIRE_FALSE(jwt);
     CHECK(jwt.error().detail == "the key is not RSA");
+  }
+
+  TEST_CASE("a service account's grant: the key file's account and key id, the user it acts for, an hour") {
+    std::string file = R"({"type": "service_account", "project_id": "p", "private_key_id": "k1",
+      "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n",
+      "client_email": "relay@p.iam.gserviceaccount.com", "client_id": "1",
+      "token_uri": "https://oauth2.googleapis.com/token"})";
+    auto key = oauth::parse_service_account_key(file);
+    REQUIRE(key);
+    CHECK(key->client_email == "relay@p.iam.gserviceaccount.com");
+    CHECK(key->private_key_id == "k1");
+    CHECK(key->private_key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    std::string signed_input;
+    auto jwt =
+        oauth::service_account_grant(*key,
+                                     {"https://oauth2.googleapis.com/token",
+                                      "https://www.googleapis.com/auth/gmail.send", "scanner@a.example", 1'800'000'000},
+                                     [&](std::string_view data) {
+                                       signed_input = std::string(data);
+                                       return Result<std::string>(std::string("SIG"));
+                                     });
+    REQUIRE(jwt);
+    auto dot1 = jwt->find('.'), dot2 = jwt->rfind('.');
+    CHECK(jwt->substr(0, dot2) == signed_input);
+    auto header = nlohmann::json::parse(unurl(jwt->substr(0, dot1)));
+    CHECK(header == nlohmann::json{{"alg", "RS256"}, {"typ", "JWT"}, {"kid", "k1"}});
+    auto claims = nlohmann::json::parse(unurl(jwt->substr(dot1 + 1, dot2 - dot1 - 1)));
+    CHECK(claims == nlohmann::json{{"iss", "relay@p.iam.gserviceaccount.com"},
+                                   {"scope", "https://www.googleapis.com/auth/gmail.send"},
+                                   {"aud", "https://oauth2.googleapis.com/token"},
+                                   {"sub", "scanner@a.example"},
+                                   {"iat", 1'800'000'000},
+                                   {"exp", 1'800'003'600}});
+  }
+
+  TEST_CASE("what is not a service account key is refused, naming what is missing and no value") {
+    auto why = [](std::string_view f) {
+      auto k = oauth::parse_service_account_key(f);
+      return k ? std::string("accepted") : k.error().message();
+    };
+    CHECK(why("[]").find("not a JSON object") != std::string::npos);
+    CHECK(why(R"({"type": "authorized_user", "client_secret": "s3cret"})").find("not a service account key") !=
+          std::string::npos);
+    CHECK(why(R"({"type": "service_account", "client_email": "a@b", "private_key_id": "k"})")
+              .find("no \"private_key\"") != std::string::npos);
+    std::string not_pem = why(R"({"type": "service_account", "client_email": "a@b", "private_key_id": "k",
+                                  "private_key": "MIIsecret"})");
+    CHECK(not_pem.find("not PEM") != std::string::npos);
+    CHECK(not_pem.find("MIIsecret") == std::string::npos);
   }
 }
