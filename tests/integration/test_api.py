@@ -213,6 +213,31 @@ def test_each_answer_of_the_table_end_to_end(daemon_factory, token_server_factor
     d.stop()
 
 
+def test_the_table_s_other_rows_end_to_end(daemon_factory, token_server_factory, api_server_factory, pki, workdir):
+    """403 without a quota (no permission): deferred, never bounced, the
+    upstream said to be misconfigured, and sent once that is fixed; 413:
+    the message fails for good as too large; 500: retried and sent."""
+    d, api, ts = make_api(daemon_factory, token_server_factory, api_server_factory, pki, workdir)
+    api.script({"status": 403, "code": "ErrorAccessDenied", "message": "Access is denied."})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: five\r\n\r\nx\r\n")
+    wait_for(lambda: "530 5.7.0" in d.log(), what="the 403 as 530 5.7.0")
+    assert "the account may not send this way" in d.log()
+    subprocess.run([BIN, "queue", "flush", "-c", str(d.config)], check=True, capture_output=True)
+    [got] = api.wait_received(1, timeout=30)
+    assert b"Subject: five" in got["raw"] and got["recipients"]["to"] == ["ops@example.com"]
+    api.script({"status": 413, "code": "ErrorMessageSizeExceeded", "message": "The message exceeds the maximum size"})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: six\r\n\r\nx\r\n")
+    report = api.wait_received(2, timeout=30)[1]
+    assert report["recipients"]["to"] == ["dev@lan"] and b"552 5.3.4" in report["raw"], report["raw"]
+    api.script({"status": 500, "code": "InternalServerError"})
+    send(d, rcpts=["ops@example.com"], body=b"To: ops@example.com\r\nSubject: eight\r\n\r\nx\r\n")
+    got = api.wait_received(3, timeout=30)[2]
+    assert b"Subject: eight" in got["raw"]
+    assert "451 4.4.0 Microsoft Graph answered 500" in d.log()
+    wait_for(lambda: not queued(d), what="an empty queue")
+    d.stop()
+
+
 def test_tokens_expiring_between_messages_and_kill_9_during_a_request(daemon_factory, token_server_factory,
                                                                       api_server_factory, pki, workdir):
     """Two-second tokens: every request carries a live one. A kill -9
