@@ -112,6 +112,11 @@ int main(int argc, char** argv) {
   add_config(health);
   bool live = false;
   health->add_flag("--live", live, "only whether the daemon is alive and its loop turning");
+  auto* status = app.add_subcommand(
+      "status", "what the running daemon is doing: upstreams, queue, the last 24 hours, devices (as its status page)");
+  add_config(status);
+  bool status_json = false;
+  status->add_flag("--json", status_json, "the same as GET /status.json");
   auto* passwd = app.add_subcommand(
       "passwd", "add a device to a listener's users_file or change its password (read from standard input)");
   add_config(passwd);
@@ -171,6 +176,7 @@ int main(int argc, char** argv) {
     if (verb->parsed()) return spoolgate::app::queue_command(cfg, verb->get_name(), queue_id);
   if (run->parsed()) return spoolgate::app::run_daemon(cfg);
   if (health->parsed()) return spoolgate::app::health(cfg, live);
+  if (status->parsed()) return spoolgate::app::status(cfg, status_json);
   if (reload->parsed()) return spoolgate::app::reload(cfg);
   if (probe->parsed()) return spoolgate::app::probe(cfg, probe_index, probe_auth, std::cout);
   if (sendmail->parsed()) return spoolgate::app::sendmail(cfg, sm, std::cin);

@@ -41,6 +41,12 @@ void serve_control(Daemon& d, const std::string& request, const RequestServer::R
   if (verb == "waiting") {  // read only, like health, not logged: what queue list shows beyond the spool
     return respond("ok\n" + encode_waiting(waiting_now(d.delivery())));
   }
+  if (verb == "status") {  // read only: `spoolgate status [--json]`
+    bool json = arg == "json";
+    return d.status_report([respond, json](const status::Report& r) {
+      respond("ok\n" + (json ? status::to_json(r) : status::to_text(r)));
+    });
+  }
   if (verb == "oauth-status") {  // read only
     auto all = d.tokens().status();
     return respond("ok\n" + (arg == "json" ? oauth::status_json(all) : oauth::status_text(all, unix_now_ms())));

@@ -4,7 +4,7 @@
 // <spool>/control.sock (app/request_server.h: one line in, "ok\n..." or
 // "error: why\n" out).
 //
-// Verbs: health [live], active, oauth-status [json] (read only, not
+// Verbs: health [live], active, status [json], oauth-status [json] (read only, not
 // logged); oauth-reload [KEY] (a new sign-in is in the store), reload, flush,
 // retry ID, delete ID, inject ID (a message `spoolgate sendmail` committed
 // to the spool itself: scheduled once, counted once), show ID. Every verb

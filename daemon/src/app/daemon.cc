@@ -254,7 +254,29 @@ int Daemon::run() {
 
 // Free disk and writability are sampled off the loop (statvfs can block on
 // a sick disk).
+void Daemon::status_report(std::function<void(status::Report)> done) {
+  Snapshot sn = snapshot();
+  history_.sample(sn.now, totals_of(sn.delivery));
+  auto oldest = std::make_shared<std::vector<status::Queued>>();
+  loop_.queue_work(
+      [spool = spool_, ids = sched_->oldest(10), oldest] {
+        for (const auto& id : ids) {
+          auto rec = spool->load(id);
+          if (rec) oldest->push_back({id, rec->arrived, rec->attempts, rec->last_error});
+        }
+      },
+      [this, sn = std::move(sn), oldest, done = std::move(done)] {
+        done(make_report(sn, history_, std::move(*oldest)));
+      });
+}
+
+void Daemon::serve_metrics(const std::string& head, const RequestServer::Respond& respond) {
+  if (!wants_status(head)) return respond(http_reply(head, snapshot()));
+  status_report([this, head, respond](const status::Report& r) { respond(http_reply(head, snapshot(), &r)); });
+}
+
 void Daemon::sample_disk() {
+  if (delivery_) history_.sample(unix_now(), totals_of(delivery_->stats()));
   if (sampling_) return;
   sampling_ = true;
   struct Sample {
@@ -316,10 +338,9 @@ Result<void> Daemon::start_metrics(const config::Config& c) {
   o.max_clients = 16;
   o.timeout = Millis(5000);
   o.allow = c.metrics.allow_networks;
-  auto m =
-      std::make_unique<RequestServer>(loop_, o, [this](const std::string& head, const RequestServer::Respond& respond) {
-        respond(http_reply(head, snapshot()));
-      });
+  auto m = std::make_unique<RequestServer>(
+      loop_, o,
+      [this](const std::string& head, const RequestServer::Respond& respond) { serve_metrics(head, respond); });
   if (auto r = m->start(); !r)
     return fail(r.error().code, "metrics.listen " + c.metrics.listen + ": " + r.error().message());
   log::info("metrics_listening").kv("address", m->address());

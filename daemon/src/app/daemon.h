@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 #include "app/metrics.h"
 #include "app/notify.h"
 #include "app/request_server.h"
+#include "app/status.h"
 #include "app/tokens.h"
 #include "config/config.h"
 #include "listener/inbound.h"
@@ -55,6 +57,9 @@ class Daemon {
   void stop(const char* why);
   // The figures metrics and health are rendered from.
   Snapshot snapshot() const;
+  // The status report (app/status.h): the oldest messages' records are
+  // read on a worker; done runs on the loop.
+  void status_report(std::function<void(status::Report)> done);
 
   // For the control protocol.
   loop::Loop& loop() { return loop_; }
@@ -70,8 +75,9 @@ class Daemon {
   Result<void> start_metrics(const config::Config& c);
   void sample_disk();
   void status();
+  void serve_metrics(const std::string& head, const RequestServer::Respond& respond);
 
-  loop::Loop loop_;  // first: destroyed last
+  loop::Loop loop_;         // first: destroyed last
   config::Config current_;  // replaced by each successful reload
   std::vector<int> inherited_;
   std::shared_ptr<spool::Spool> spool_;
@@ -89,6 +95,7 @@ class Daemon {
   loop::HandlePtr<loop::Timer> disk_timer_, watchdog_, deadline_;
   loop::HandlePtr<loop::Signal> sigterm_, sigint_, sighup_, sigusr1_;
   std::int64_t started_ = 0;
+  status::History history_;  // sampled by the one-second disk timer
   bool sampling_ = false;
   bool spool_writable_ = true;
   bool stopping_ = false;

@@ -230,8 +230,16 @@ bool host_is_ours(std::string_view host, std::string_view hostname) {
          (!hostname.empty() && iequals(name, hostname));
 }
 
-std::string http_reply(const std::string& head, const Snapshot& s) {
-  const auto& respond = http_response;
+bool wants_status(const std::string& head) {
+  auto line = request_line(head);
+  if (!line) return false;
+  std::string target = line->target.substr(0, line->target.find('?'));
+  return target == "/" || target == "/status.json";
+}
+
+std::string http_reply(const std::string& head, const Snapshot& s, const status::Report* report) {
+  auto respond = [](const char* status, const char* type, const std::string& b, bool with_body,
+                    const std::string& extra = {}) { return http_response(status, type, b, with_body, extra); };
   auto line = request_line(head);
   if (!line) return respond("400 Bad Request", "text/plain", "bad request\n", true);
   // DNS rebinding: a web page that points its own name at 127.0.0.1 can
@@ -250,7 +258,15 @@ std::string http_reply(const std::string& head, const Snapshot& s) {
     return respond(h.ok ? "200 OK" : "503 Service Unavailable", "text/plain",
                    (h.ok ? "ok: " : "fail: ") + h.reason + "\n", body);
   }
-  return respond("404 Not Found", "text/plain", "not found; try /metrics, /healthz or /readyz\n", true);
+  if ((target == "/" || target == "/status.json") && report) {
+    if (target == "/status.json") return respond("200 OK", "application/json", status::to_json(*report), body);
+    // No script, no external asset: a policy that allows none.
+    return respond("200 OK", "text/html; charset=utf-8", status::to_html(*report), body,
+                   "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n"
+                   "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n");
+  }
+  return respond("404 Not Found", "text/plain", "not found; try /, /status.json, /metrics, /healthz or /readyz\n",
+                 true);
 }
 
 }  // namespace spoolgate::app

@@ -18,6 +18,7 @@
 
 #include "listener/inbound.h"
 #include "spool/accounting.h"
+#include "status/report.h"
 #include "upstream/delivery.h"
 
 namespace spoolgate::app {
@@ -64,8 +65,12 @@ struct Health {
 Health check_health(const Snapshot& s, bool readiness);
 
 // The answer to one HTTP request head (request line and headers, without the
-// blank line): /metrics, /healthz, /readyz; GET and HEAD only.
-std::string http_reply(const std::string& head, const Snapshot& s);
+// blank line): /metrics, /healthz, /readyz, and the status page (/) and
+// /status.json from `report` (app/status.h); GET and HEAD only.
+std::string http_reply(const std::string& head, const Snapshot& s, const status::Report* report = nullptr);
+// Whether the request asks for the status page or /status.json (then the
+// caller makes the report first; it reads the oldest messages' records).
+bool wants_status(const std::string& head);
 // The value of header `name` (case-insensitive) in an HTTP request head.
 std::optional<std::string> header_value(const std::string& head, std::string_view name);
 // Host: an IP address or [v6] (with an optional port), localhost, or our

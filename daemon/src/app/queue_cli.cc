@@ -245,6 +245,17 @@ int health(const config::Config& cfg, bool live) {
   return ok ? 0 : 1;
 }
 
+int status(const config::Config& cfg, bool json) {
+  std::string path = cfg.spool.dir + "/control.sock";
+  auto reply = control_request(path, json ? "status json" : "status", Millis(10'000));
+  if (!reply || !reply->starts_with("ok\n")) {
+    std::cerr << "spoolgate status: no daemon answers on " << path << "\n";
+    return 1;
+  }
+  std::cout << reply->substr(3);
+  return 0;
+}
+
 int reload(const config::Config& cfg) {
   std::string path = cfg.spool.dir + "/control.sock";
   auto reply = control_request(path, "reload", Millis(60'000));

@@ -23,6 +23,9 @@ int queue_command(const config::Config& cfg, const std::string& verb, const std:
 // The `queue show` text for one message (also used by the daemon).
 // `spoolgate health [--live]`: one line, exit 0 (healthy) or 1.
 int health(const config::Config& cfg, bool live);
+// `spoolgate status [--json]`: the running daemon's status report
+// (status/report.h); exit 1 when no daemon answers.
+int status(const config::Config& cfg, bool json);
 // Asks the running daemon to reload (as SIGHUP does) and waits for the
 // answer: 0 when it took the new configuration, 1 when it refused it (the
 // reason on stderr) or no daemon answers.

@@ -131,10 +131,11 @@ std::optional<RequestLine> request_line(const std::string& head) {
   return RequestLine{line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1)};
 }
 
-std::string http_response(const char* status, const char* type, const std::string& body, bool with_body) {
+std::string http_response(const char* status, const char* type, const std::string& body, bool with_body,
+                          const std::string& extra) {
   std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
                   "\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+                  "\r\nCache-Control: no-store\r\nConnection: close\r\n" + extra + "\r\n";
   if (with_body) r += body;
   return r;
 }

@@ -86,7 +86,9 @@ struct RequestLine {
 std::optional<RequestLine> request_line(const std::string& head);
 // A whole answer (Connection: close, no-store); the body only when with_body
 // (not for HEAD).
-std::string http_response(const char* status, const char* type, const std::string& body, bool with_body = true);
+// extra: more header fields, each ending in CRLF.
+std::string http_response(const char* status, const char* type, const std::string& body, bool with_body = true,
+                          const std::string& extra = {});
 
 // The client side of the control socket: sends `line`, returns the whole
 // reply, or nothing when no daemon answers within `timeout`.

@@ -13,10 +13,13 @@ namespace spoolgate::listener {
 
 Inbound::Inbound(loop::Loop& loop, const std::shared_ptr<spool::Spool>& spool, Settings settings,
                  spool::Accounting& accounting)
-    : loop_(loop), spool_(spool), settings_(std::move(settings)), accounting_(accounting),
-      committer_([&loop](std::function<void()> work, std::function<void()> done) {
-        loop.queue_work(std::move(work), std::move(done));
-      }, spool) {}
+    : loop_(loop),
+      spool_(spool),
+      settings_(std::move(settings)),
+      accounting_(accounting),
+      committer_([&loop](std::function<void()> work,
+                         std::function<void()> done) { loop.queue_work(std::move(work), std::move(done)); },
+                 spool) {}
 
 Inbound::~Inbound() = default;
 
@@ -270,6 +273,13 @@ void Inbound::committed(const spool::Record& r) {
   ++counters_.received;
   // Bounded by the names the daemon accepts (devices and users files).
   if (!r.device.empty()) ++counters_.received_by_device[r.device];
+  auto& seen = counters_.seen;
+  Counters::Seen& s = seen[r.device.empty() ? r.client : r.device];
+  s.last = unix_now();
+  ++s.messages;
+  if (seen.size() > Counters::kMaxSeen)
+    seen.erase(std::min_element(seen.begin(), seen.end(),
+                                [](const auto& a, const auto& b) { return a.second.last < b.second.last; }));
   if (on_committed) on_committed(r);
 }
 

@@ -102,8 +102,17 @@ struct Counters {
   std::map<std::string, std::uint64_t> tls_sessions;
   std::uint64_t tls_failures = 0;
   std::map<std::string, std::uint64_t> received_by_device;  // messages committed, by device name
-  std::uint64_t auth_ok = 0;                                // logins
-  std::uint64_t auth_failed = 0;                            // refused logins
+  // Who sent mail (a device's name, or the client's address when it is no
+  // named device): messages and the last one's time (unix seconds). At
+  // most kMaxSeen, the longest silent dropped first.
+  struct Seen {
+    std::int64_t last = 0;
+    std::uint64_t messages = 0;
+  };
+  static constexpr std::size_t kMaxSeen = 1000;
+  std::map<std::string, Seen> seen;
+  std::uint64_t auth_ok = 0;      // logins
+  std::uint64_t auth_failed = 0;  // refused logins
 };
 
 class Inbound {

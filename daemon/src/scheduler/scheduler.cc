@@ -157,6 +157,12 @@ std::optional<std::int64_t> Scheduler::next_due() const {
 
 std::int64_t Scheduler::oldest_arrival_ms() const { return by_arrival_.empty() ? 0 : by_arrival_.begin()->first; }
 
+std::vector<std::string> Scheduler::oldest(std::size_t n) const {
+  std::vector<std::string> out;
+  for (auto it = by_arrival_.begin(); it != by_arrival_.end() && out.size() < n; ++it) out.push_back(it->second);
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> Scheduler::routes() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [id, e] : entries_)

@@ -94,6 +94,8 @@ class Scheduler {
   std::size_t in_flight() const { return in_flight_; }
   // Arrival of the oldest message (0 when empty).
   std::int64_t oldest_arrival_ms() const;
+  // The ids of the n messages that arrived first, oldest first.
+  std::vector<std::string> oldest(std::size_t n) const;
   // The messages in flight now; a scan, for `queue list`.
   std::vector<std::string> flying_ids() const;
   // (id, route) of the messages that have one; a scan, for `queue list`.
