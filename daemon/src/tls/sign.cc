@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/digest.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -60,6 +61,19 @@ Result<std::string> sign_rs256_pem(std::string_view pem, const std::string& what
   bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return fail(Errc::Invalid, "cannot read " + what);
   return sign_with(bio.get(), what, data);
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), key.size(), reinterpret_cast<const std::uint8_t*>(data.data()), data.size(), md, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
 }
 
 std::string sha256(std::string_view data) {

@@ -19,6 +19,8 @@ Result<std::string> certificate_sha256(const std::string& cert_path);
 Result<std::string> sign_rs256(const std::string& key_path, std::string_view data);
 // The same with the key given as PEM text; `what` names it in errors.
 Result<std::string> sign_rs256_pem(std::string_view pem, const std::string& what, std::string_view data);
+// HMAC-SHA256 of data with key, as lowercase hex (a webhook's signature).
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 // SHA-256 of data (32 raw bytes): a PKCE code challenge (RFC 7636 4.2).
 std::string sha256(std::string_view data);
 // n random bytes, as lowercase hex (a JWT's jti, a PKCE verifier, a state).

@@ -4,8 +4,6 @@
 // missing file refused.
 #include "tls/sign.h"
 
-#include "oauth/assertion.h"
-
 #include <doctest/doctest.h>
 #include <openssl/ec_key.h>
 #include <openssl/evp.h>
@@ -18,6 +16,8 @@
 #include <cstdio>
 
 #include "../support/temp_dir.h"
+#include "core/files.h"
+#include "oauth/assertion.h"
 
 using namespace spoolgate;
 
@@ -55,6 +55,16 @@ TEST_SUITE("tls/sign") {
     REQUIRE(EVP_DigestVerifyInit(v.get(), nullptr, EVP_sha256(), nullptr, key.get()));
     auto data = reinterpret_cast<const std::uint8_t*>("header.claims");
     CHECK(EVP_DigestVerify(v.get(), reinterpret_cast<const std::uint8_t*>(sig->data()), sig->size(), data, 13) == 1);
+    // The same key given as PEM text (a service account's key file) signs
+    // the same (RSASSA-PKCS1-v1_5 is deterministic).
+    auto pem = files::read_small(key_path);
+    REQUIRE(pem);
+    auto again = tls::sign_rs256_pem(*pem, "the key", "header.claims");
+    REQUIRE(again);
+    CHECK(*again == *sig);
+    auto bad = tls::sign_rs256_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "k.json", "x");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().detail == "no private key in k.json");
 
     bssl::UniquePtr<X509> cert(X509_new());
     X509_set_version(cert.get(), 2);
@@ -96,6 +106,10 @@ TEST_SUITE("tls/sign") {
     CHECK_FALSE(tls::certificate_sha256(path));  // a key, no certificate
     CHECK(tls::random_hex(16).size() == 32);
     CHECK(tls::random_hex(16) != tls::random_hex(16));
+  }
+  TEST_CASE("HMAC-SHA256 as hex (RFC 4231 test case 2)") {
+    CHECK(tls::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   }
   TEST_CASE("sha256 gives PKCE's S256 challenge (RFC 7636 appendix B)") {
     CHECK(oauth::base64url(tls::sha256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")) ==
