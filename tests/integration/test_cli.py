@@ -75,7 +75,8 @@ def schema_keys(pki, tmp):
     cfg.write_text(f'listen: [{{address: "127.0.0.1:2525", tls: starttls, cert_file: "{cert}", key_file: "{key}"}}]\n'
                    'devices: [{name: scanner, senders: ["scanner@lan.example"]}]\n'
                    'routes: [{sender: "*@a.example", recipient_domain: b.example, client: 10.0.0.0/8, device: scanner,'
-                   ' upstream: main}]\n')
+                   ' upstream: main}]\n'
+                   'expect: [{sender: ups@lan.example, device: "", every: 1d}]\n')
     dump = yaml.safe_load(run("check-config", "-c", str(cfg), env=env).stdout)
     keys = []
 
@@ -97,7 +98,7 @@ def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file
     keys = schema_keys(pki, tmp_path)
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
     assert "upstreams[].oauth.token_url" in keys and "listen[].tls_min_version" in keys
-    assert "devices[].senders" in keys and "routes[].recipient_domain" in keys
+    assert "devices[].senders" in keys and "routes[].recipient_domain" in keys and "expect[].every" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

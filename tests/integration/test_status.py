@@ -86,3 +86,35 @@ def test_the_status_page_in_a_browser_says_what_status_json_says(daemon_factory,
     d.stop()
     gone = subprocess.run([BIN, "status", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
     assert gone.returncode == 1 and "no daemon answers" in gone.stderr
+
+
+def test_a_device_that_goes_silent_is_a_missed_heartbeat(daemon_factory, sink_factory, pki, workdir):
+    """expect: the UPS sends at least every 2 s here (a day in real life).
+    Silent for longer: missed in /status.json, the page, the metrics and
+    `spoolgate health`'s line (which still exits 0: a silent device is news,
+    not a sick relay); its next message ends it."""
+    sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
+    settings = metrics_settings([upstream_config(sink, pki, workdir)])
+    settings["expect"] = [{"sender": "UPS@lan.example", "every": "2s"}, {"device": "nas", "every": "1d"}]
+    d = daemon_factory(settings)
+
+    def beats():
+        return {h["name"]: h for h in json.loads(get(d, "/status.json")[2])["heartbeats"]}
+
+    assert beats()["nas"] == {"name": "nas", "every_s": 86400, "last": 0, "missed": False}
+    send(d, rcpts=("ops@example.com",), sender="ups@lan.example")
+    first = beats()["ups@lan.example"]["last"]
+    assert first > 0
+    wait_for(lambda: beats()["ups@lan.example"]["missed"], timeout=15, what="the heartbeat missed")
+    metrics = get(d, "/metrics")[2]
+    assert 'spoolgate_heartbeat_missed{expect="ups@lan.example"} 1' in metrics
+    assert 'spoolgate_heartbeat_missed{expect="nas"} 0' in metrics
+    h = subprocess.run([BIN, "health", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+    assert h.returncode == 0 and "heartbeat missed: ups@lan.example (expected every 2s, last" in h.stdout, h.stdout
+    assert 'data-heartbeat="ups@lan.example"' in get(d, "/")[2]
+    assert "heartbeat ups@lan.example: MISSED" in subprocess.run(
+        [BIN, "status", "-c", str(d.config)], capture_output=True, text=True, timeout=30).stdout
+    send(d, rcpts=("ops@example.com",), sender="ups@lan.example")
+    wait_for(lambda: beats()["ups@lan.example"]["last"] > first, what="the next message recorded")
+    wait_for(lambda: not beats()["ups@lan.example"]["missed"], what="the heartbeat back")
+    d.stop()

@@ -322,6 +322,17 @@ Snapshot Daemon::snapshot() const {
   sn.routed = delivery_->routed_counts();
   sn.unreachable_after = current_.metrics.unreachable_after.count() / 1000;
   if (tokens_) sn.oauth = tokens_->snapshot(current_);
+  for (const auto& e : current_.expect) {
+    Snapshot::Heartbeat h{e.name(), e.every.count() / 1000, 0, false};
+    if (!e.device.empty()) {
+      auto it = sn.inbound.seen.find(e.device);
+      if (it != sn.inbound.seen.end()) h.last = it->second.last;
+    } else if (auto it = sn.inbound.senders_seen.find(e.sender); it != sn.inbound.senders_seen.end()) {
+      h.last = it->second;
+    }
+    h.missed = sn.now - std::max(h.last, started_) > h.every;
+    sn.heartbeats.push_back(std::move(h));
+  }
   return sn;
 }
 

@@ -95,6 +95,8 @@ Result<listener::Settings> inbound_settings_from(const config::Config& c, const 
     }
   }
   s.allow_networks = c.allow_networks;
+  for (const auto& e : c.expect)
+    if (!e.sender.empty()) s.watched_senders.push_back(e.sender);
   s.routing = routing_table(c);
   // The largest message a group takes is its largest upstream's (0: one
   // without a limit).

@@ -153,6 +153,14 @@ std::string render_metrics(const Snapshot& s) {
              "1 while the upstream's OAuth2 consent is gone (invalid_grant, no sign-in): run spoolgate oauth login.");
     for (const auto& o : s.oauth) e.sample(u(o.reauth), "upstream", o.upstream);
   }
+  if (!s.heartbeats.empty()) {
+    e.family("spoolgate_heartbeat_last_seen_timestamp_seconds", "gauge",
+             "When an expected sender or device (expect:) last sent mail (0: not since the daemon started).");
+    for (const auto& h : s.heartbeats) e.sample(h.last, "expect", h.name);
+    e.family("spoolgate_heartbeat_missed", "gauge",
+             "1 while an expected sender or device (expect:) has been silent for longer than its period.");
+    for (const auto& h : s.heartbeats) e.sample(u(h.missed), "expect", h.name);
+  }
   return e.take();
 }
 
@@ -162,6 +170,12 @@ Health check_health(const Snapshot& s, bool readiness) {
   // otherwise), but worth a word.
   for (const auto& [name, st] : s.upstreams)
     if (st.held) summary += ", " + std::to_string(st.held) + " held by the limits of " + name;
+  // A silent device is news, not a reason to call the relay unhealthy.
+  for (const auto& h : s.heartbeats)
+    if (h.missed)
+      summary +=
+          "; heartbeat missed: " + h.name + " (expected every " + format_duration(Millis(h.every * 1000)) + ", " +
+          (h.last ? "last " + format_duration(Millis((s.now - h.last) * 1000)) + " ago" : "none since the start") + ")";
   if (!readiness) return {true, "alive; " + summary};
   if (!s.listening) return {false, "not listening"};
   if (!s.spool_writable) return {false, "spool not writable"};

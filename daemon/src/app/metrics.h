@@ -50,6 +50,16 @@ struct Snapshot {
     std::string reason;           // the endpoint's last verdict, when not ok
   };
   std::vector<OAuth> oauth;
+  // expect: heartbeats. last: the last message (0: none since the start);
+  // missed: silent for longer than every (counted from the start when none
+  // came since).
+  struct Heartbeat {
+    std::string name;
+    std::int64_t every = 0;  // seconds
+    std::int64_t last = 0;
+    bool missed = false;
+  };
+  std::vector<Heartbeat> heartbeats;
 };
 
 std::string render_metrics(const Snapshot& s);

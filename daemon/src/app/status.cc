@@ -49,6 +49,7 @@ status::Report make_report(const Snapshot& s, const status::History& history, st
     r.upstreams.push_back(std::move(u));
   }
   for (const auto& [name, seen] : s.inbound.seen) r.devices.push_back({name, seen.last, seen.messages});
+  for (const auto& b : s.heartbeats) r.heartbeats.push_back({b.name, b.every, b.last, b.missed});
   std::stable_sort(r.devices.begin(), r.devices.end(),
                    [](const status::Device& a, const status::Device& b) { return a.last > b.last; });
   return r;

@@ -126,15 +126,17 @@ tl::expected<Config, Errors> parse_root(Value root, const std::string& source, c
            return read_list(p, v, path, c.upstreams, [](Upstream& u) { return upstream_fields(u); });
          if (path == "devices") return read_list(p, v, path, c.devices, [](Device& d) { return device_fields(d); });
          if (path == "routes") return read_list(p, v, path, c.routes, [](Route& r) { return route_fields(r); });
+         if (path == "expect") return read_list(p, v, path, c.expect, [](Expect& e) { return expect_fields(e); });
          return false;
        },
-       {"upstreams", "devices", "routes"});
+       {"upstreams", "devices", "routes", "expect"});
   Check k(p, root, source);
   for (const auto& s : sections())
     if (s.check) s.check(k, c);
   upstreams_check(k, c);
   devices_check(k, c);
   routes_check(k, c);
+  expect_check(k, c);
   if (!p.errors.empty()) return tl::unexpected(std::move(p.errors));
   return c;
 }
@@ -224,6 +226,11 @@ std::string dump(const Config& c) {
       for (const auto& f : route_fields(r))
         if (std::string v = f.show(); v != "[]") keys += (keys.empty() ? "" : ", ") + f.path + ": " + v;
       o += "  - {" + keys + "}\n";
+    }
+    if (!c.expect.empty()) o += "expect:\n";
+    for (auto& e : cc.expect) {
+      std::string entry = render(expect_fields(e), {}, 4);
+      o += "  - " + entry.substr(4);
     }
   }
   for (const auto& name : c.ignored_env) o += "# ignored: $" + name + " is not a configuration variable\n";

@@ -97,6 +97,17 @@ struct OAuth {
   bool configured() const { return provider != OAuthProvider::None; }
 };
 
+// An `expect` entry: a device heartbeat. Mail from `sender` (an address)
+// or from the device named `device` is expected at least once every
+// `every`; longer silence is a missed heartbeat (metrics, health, status).
+struct Expect {
+  std::string sender;
+  std::string device;
+  Millis every{0};
+  // What it is called in metrics, health and the status page.
+  const std::string& name() const { return device.empty() ? sender : device; }
+};
+
 struct Device {
   std::string name;
   std::vector<Cidr> networks;          // clients from here are this device when they do not log in
@@ -221,6 +232,7 @@ struct Config {
   // First match wins; empty: every upstream in order (devices[].upstream
   // apart). A recipient no rule takes is refused at RCPT.
   std::vector<Route> routes;
+  std::vector<Expect> expect;
   struct {
     std::uint64_t max_connections = 4;
     std::uint64_t messages_per_connection = 100;

@@ -75,6 +75,10 @@ void routes_check(Check& k, Config& c);
 // Each name must be an upstreams[].name, once: errors at `key`.
 void check_upstream_names(Check& k, const Config& c, const std::string& key, const std::vector<std::string>& names);
 
+// expect: device heartbeats, a list like devices (section_expect.cc).
+Table expect_fields(Expect& e);
+void expect_check(Check& k, Config& c);
+
 // An upstream's oauth block (section_oauth.cc): its keys, each under
 // "oauth.", and its checks, which also fill in the provider's presets.
 Table oauth_fields(OAuth& o);

@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "listener/session.h"
 
 namespace spoolgate::listener {
@@ -277,6 +278,11 @@ void Inbound::committed(const spool::Record& r) {
   Counters::Seen& s = seen[r.device.empty() ? r.client : r.device];
   s.last = unix_now();
   ++s.messages;
+  if (!settings_.watched_senders.empty()) {
+    std::string sender = lower(r.sender);
+    for (const auto& w : settings_.watched_senders)
+      if (w == sender) counters_.senders_seen[w] = s.last;
+  }
   if (seen.size() > Counters::kMaxSeen)
     seen.erase(std::min_element(seen.begin(), seen.end(),
                                 [](const auto& a, const auto& b) { return a.second.last < b.second.last; }));

@@ -86,6 +86,9 @@ struct Settings {
   // null: any sender.
   std::function<bool(std::size_t rule, std::string_view sender)> sender_ok;
   std::uint64_t size_cap = 0;
+  // Envelope senders (lower case) whose last message is kept (expect:
+  // heartbeats): Counters::senders_seen.
+  std::vector<std::string> watched_senders;
   std::uint64_t max_connections = 500;
   std::uint64_t max_connections_per_client = 50;
   Millis idle_timeout{300'000};
@@ -111,6 +114,8 @@ struct Counters {
   };
   static constexpr std::size_t kMaxSeen = 1000;
   std::map<std::string, Seen> seen;
+  // The watched senders' last message (unix seconds), by address.
+  std::map<std::string, std::int64_t> senders_seen;
   std::uint64_t auth_ok = 0;      // logins
   std::uint64_t auth_failed = 0;  // refused logins
 };

@@ -128,6 +128,15 @@ std::string to_html(const Report& r, int refresh_s) {
            "</td><td>" + when(r.now, d.last) + "</td></tr>\n";
     o += "</table>\n";
   }
+  if (!r.heartbeats.empty()) {
+    o += "<h2>Heartbeats</h2>\n<table id=\"heartbeats\"><tr><th>expected</th><th>every</th><th>last message</th>"
+         "<th>state</th></tr>\n";
+    for (const auto& h : r.heartbeats)
+      o += "<tr data-heartbeat=\"" + esc(h.name) + "\"><td>" + esc(h.name) + "</td><td>" + esc(ago(h.every)) +
+           "</td><td>" + (h.last ? when(r.now, h.last) : std::string("none since the start")) +
+           "</td><td class=\"state " + (h.missed ? "state-down\">missed" : "state-ok\">ok") + "</td></tr>\n";
+    o += "</table>\n";
+  }
   o += "<p><small>spoolgate " + esc(r.version) +
        "; the same as JSON: <a href=\"/status.json\">/status.json</a>; "
        "<a href=\"/metrics\">/metrics</a>. This page reloads every " +

@@ -41,6 +41,9 @@ std::string to_json(const Report& r) {
                    {"held", u.held}});
   json devs = json::array();
   for (const auto& d : r.devices) devs.push_back({{"name", d.name}, {"last", d.last}, {"messages", d.messages}});
+  json beats = json::array();
+  for (const auto& h : r.heartbeats)
+    beats.push_back({{"name", h.name}, {"every_s", h.every}, {"last", h.last}, {"missed", h.missed}});
   json j = {
       {"version", 1},
       {"generated_at", r.now},
@@ -53,7 +56,8 @@ std::string to_json(const Report& r) {
       {"totals", {{"delivered", r.totals.delivered}, {"deferred", r.totals.deferred}, {"failed", r.totals.failed}}},
       {"hours", hours},
       {"upstreams", ups},
-      {"devices", devs}};
+      {"devices", devs},
+      {"heartbeats", beats}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -85,6 +89,9 @@ std::string to_text(const Report& r) {
   for (const auto& d : r.devices)
     out +=
         "device " + d.name + ": " + std::to_string(d.messages) + " message(s), last " + ago(r.now - d.last) + " ago\n";
+  for (const auto& h : r.heartbeats)
+    out += "heartbeat " + h.name + ": " + (h.missed ? "MISSED" : "ok") + ", expected every " + ago(h.every) +
+           ", last " + (h.last ? ago(r.now - h.last) + " ago" : std::string("none since the start")) + "\n";
   return out;
 }
 

@@ -3,7 +3,8 @@
 // status` say about the relay: is mail flowing, and if not, why. Per
 // upstream its state and last error; the queue (count, bytes, oldest age,
 // the oldest messages with their last error); deliveries, deferrals and
-// failures per hour over 24 hours; the devices seen. No message content, no
+// failures per hour over 24 hours; the devices seen and the heartbeats
+// expected of them (config expect:). No message content, no
 // sender and no secret: message ids, device names and client addresses (a
 // last error is the upstream's reply, which may name a recipient).
 //
@@ -47,6 +48,12 @@ struct Device {
   std::uint64_t messages = 0;
 };
 
+struct Heartbeat {
+  std::string name;                  // the expected sender or device
+  std::int64_t every = 0, last = 0;  // seconds; last 0: none since the start
+  bool missed = false;
+};
+
 struct Report {
   std::int64_t now = 0, started = 0;
   std::string hostname, version;
@@ -62,6 +69,7 @@ struct Report {
   std::vector<Hour> hours;
   std::vector<Upstream> upstreams;
   std::vector<Device> devices;  // most recent first
+  std::vector<Heartbeat> heartbeats;
 };
 
 std::string to_json(const Report& r);

@@ -78,6 +78,34 @@ TEST_SUITE("config") {
     }
   }
 
+  TEST_CASE("expect: one of sender or device, a period from 1s to 366d, each once") {
+    auto c =
+        load_text("expect:\n  - {sender: UPS@Lan.Example, every: 1d}\n  - {device: nas, every: 7d}\n", "t.yaml", {});
+    REQUIRE(c);
+    REQUIRE(c->expect.size() == 2);
+    CHECK(c->expect[0].name() == "ups@lan.example");
+    CHECK(c->expect[0].every == spoolgate::Millis(86'400'000));
+    CHECK(c->expect[1].name() == "nas");
+    struct Case {
+      const char* yaml;
+      const char* expect;
+    } cases[] = {
+        {"expect: [{every: 1d}]", "give one of sender (an address) or device"},
+        {"expect: [{sender: a@b, device: nas, every: 1d}]", "give one of sender"},
+        {"expect: [{sender: nobody, every: 1d}]", "expected an address like ups@lan.example"},
+        {"expect: [{device: 'two words', every: 1d}]", "a device name is 1 to 64"},
+        {"expect: [{device: nas}]", "expected a period from 1s to 366d"},
+        {"expect: [{device: nas, every: 400d}]", "expected a period from 1s to 366d"},
+        {"expect: [{device: nas, every: 1d}, {device: nas, every: 2d}]", "'nas' is expected twice"},
+    };
+    for (const auto& k : cases) {
+      CAPTURE(k.yaml);
+      std::string e = first_error(std::string(k.yaml) + "\n");
+      CHECK(e.find(k.expect) != std::string::npos);
+      if (e.find(k.expect) == std::string::npos) MESSAGE(e);
+    }
+  }
+
   TEST_CASE("the shipped configuration loads") {
     auto c = load(std::string(SPOOLGATE_SOURCE_DIR) + "/conf/spoolgate.yaml", {});
     if (!c)
