@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
-// notify/alerts and notify/payload: raised once, reminded after the repeat
-// interval, cleared once; each target's format.
+// notify/alerts, notify/payload and notify/outbox: raised once, reminded
+// after the repeat interval, cleared once; each target's format; the outbox
+// file.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "notify/alerts.h"
+#include "notify/outbox.h"
 #include "notify/payload.h"
 
 using namespace spoolgate;
@@ -89,5 +91,26 @@ TEST_SUITE("notify") {
     auto h = notify::render(notify::Format::Ntfy, notify::event_of(odd, Change::Cleared, 1, 1), "gw1");
     CHECK(h.headers[0] == "Title: [spoolgate gw1] r??seau??X-Injected: 1");
     CHECK(h.headers[2] == "Tags: white_check_mark");
+  }
+}
+
+TEST_SUITE("notify") {
+  TEST_CASE("an outbox entry survives its file; anything else is refused") {
+    notify::Entry e{7, "a1b2c3", notify::event_of(down("m365"), Change::Cleared, 2000, 1000)};
+    auto back = notify::decode(notify::encode(e));
+    REQUIRE(back);
+    CHECK(back->seq == 7);
+    CHECK(back->target == "a1b2c3");
+    CHECK(back->event.change == Change::Cleared);
+    CHECK(back->event.since == 1000);
+    CHECK(back->event.fields == e.event.fields);
+    CHECK(back->event.id == "upstream_down:m365:2000:cleared");
+    CHECK_FALSE(notify::decode(""));
+    CHECK_FALSE(notify::decode("[]"));
+    std::string text = notify::encode(e);
+    CHECK_FALSE(notify::decode(text.substr(0, text.size() / 2)));
+    std::string other = text;
+    other.replace(other.find("\"cleared\""), 9, "\"gone\"");
+    CHECK_FALSE(notify::decode(other));
   }
 }
