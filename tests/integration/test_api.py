@@ -407,23 +407,26 @@ def test_kill_9_at_random_points_of_api_delivery_loses_nothing(daemon_factory, t
 def test_a_recipient_delivered_in_an_earlier_attempt_is_not_sent_again_through_the_api(
         daemon_factory, token_server_factory, api_server_factory, sink_factory, pki, workdir):
     """Failover from SMTP to Graph mid-message: the SMTP upstream takes one
-    recipient and defers the other (451), then goes away; the retry fails
-    over to Graph carrying only the pending recipient, and the copy sent
-    names only that one, although the device's To: names both."""
+    recipient, refuses one for good (550) and defers the third (451), then
+    goes away; the retry fails over to Graph carrying only the pending
+    recipient, and the copy sent names only that one, although the
+    device's To: names all three (the refused one gets its report)."""
     ts = token_server_factory()
     api = api_server_factory(ts)
     sink = sink_factory(name="smtp", user=USER, password=PASSWORD)
     smtp_up = dict(upstream_config(sink, pki, workdir), name="smtp")
     d = daemon_factory(daemon_upstream_settings([smtp_up, api_upstream("graph", api, ts, pki, workdir)]))
-    send(d, rcpts=["ok@example.com", "later+451@example.com"],
-         body=b"To: ok@example.com, later+451@example.com\r\nSubject: both\r\n\r\nx\r\n")
+    send(d, rcpts=["ok@example.com", "gone+550@example.com", "later+451@example.com"],
+         body=b"To: ok@example.com, gone+550@example.com, later+451@example.com\r\nSubject: all\r\n\r\nx\r\n")
     sink.wait_messages(1)
     assert sink.messages()[0]["rcpt_tos"] == ["ok@example.com"]
     sink.stop()
     got = api.wait_received(1)[0]
     assert got["recipients"] == {"to": ["later+451@example.com"], "cc": [], "bcc": []}, got["recipients"]
-    assert b"ok@example.com" not in got["raw"]
+    assert b"ok@example.com" not in got["raw"] and b"gone+550" not in got["raw"]
     wait_for(lambda: not queued(d), what="an empty queue")
+    report = [r for r in api.received() if r["recipients"]["to"] == ["dev@lan"]]
+    assert len(report) == 1 and b"gone+550@example.com" in report[0]["raw"]
     d.stop()
 
 
