@@ -19,6 +19,10 @@ std::string trimmed_base(std::string_view base) {
 
 }  // namespace
 
+std::string base_or_default(Kind k, std::string_view api_base) {
+  return api_base.empty() ? default_base(k) : std::string(api_base);
+}
+
 http::Request authorized(std::string_view token) {
   http::Request r;
   r.headers.push_back("Authorization: Bearer " + std::string(token));

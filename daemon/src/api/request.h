@@ -29,6 +29,8 @@ namespace spoolgate::api {
 constexpr std::size_t kGraphRequestMax = 3'000'000;
 
 std::string default_base(Kind k);
+// An upstream's api_base, or the API's own when it has none.
+std::string base_or_default(Kind k, std::string_view api_base);
 // A request with "Authorization: Bearer token" and room for a JSON answer.
 http::Request authorized(std::string_view token);
 // {base}/v1.0/users/{mailbox}, the mailbox percent-encoded as a segment.

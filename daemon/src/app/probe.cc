@@ -166,8 +166,7 @@ class ApiProbe {
       if (!token) return finish("token: FAILED: " + token.error().message(), false);
       out_ << "token: ok\n";
       if (*u_.api == api::Kind::Graph && !permission(*token)) return finish("", false);
-      std::string base = u_.api_base.empty() ? api::default_base(*u_.api) : u_.api_base;
-      http::Request r = api::probe_request(*u_.api, base, u_.mailbox, *token);
+      http::Request r = api::probe_request(*u_.api, api::base_or_default(*u_.api, u_.api_base), u_.mailbox, *token);
       r.ca_file = u_.ca_file;
       r.timeout = Millis(30'000);
       fetch_.send(std::move(r), [this](const Result<http::Response>& a) { on_answer(a); });

@@ -12,17 +12,10 @@
 #include "core/text.h"
 #include "core/units.h"
 #include "spool/spool.h"
+#include "status/report.h"
 
 namespace spoolgate::app {
 namespace {
-
-std::string age(std::int64_t seconds) {
-  if (seconds < 0) seconds = 0;
-  if (seconds < 60) return std::to_string(seconds) + "s";
-  if (seconds < 3600) return std::to_string(seconds / 60) + "m";
-  if (seconds < 86400) return std::to_string(seconds / 3600) + "h";
-  return std::to_string(seconds / 86400) + "d";
-}
 
 // The messages a running daemon is delivering now (none when no daemon
 // answers: the spool alone cannot tell).
@@ -100,8 +93,9 @@ int queue_list(const config::Config& cfg, bool json) {
     std::uint64_t total = 0;
     for (const auto& r : *records) {
       total += r.size;
-      (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(), age(now - r.arrived).c_str(),
-                          static_cast<unsigned long long>(r.size), state_of(r, waiting));
+      (void)std::snprintf(line, sizeof line, "%-16s  %-6s  %10llu  %-7s  ", r.id.c_str(),
+                          status::ago(now - r.arrived).c_str(), static_cast<unsigned long long>(r.size),
+                          state_of(r, waiting));
       out += line;
       out += "<" + r.sender + "> ->";
       for (const auto& rc : r.recipients) out += " <" + rc + ">";

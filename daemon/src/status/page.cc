@@ -68,12 +68,7 @@ std::string chart(const std::vector<Hour>& hours) {
 }  // namespace
 
 std::string to_html(const Report& r, int refresh_s) {
-  Counts day;
-  for (const auto& h : r.hours) {
-    day.delivered += h.n.delivered;
-    day.deferred += h.n.deferred;
-    day.failed += h.n.failed;
-  }
+  Counts day = last_day(r);
   std::string o =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta http-equiv=\"refresh\" content=\"" +

@@ -13,6 +13,16 @@ std::string ago(std::int64_t s) {
   return std::to_string(s / 86400) + "d";
 }
 
+Counts last_day(const Report& r) {
+  Counts day;
+  for (const auto& h : r.hours) {
+    day.delivered += h.n.delivered;
+    day.deferred += h.n.deferred;
+    day.failed += h.n.failed;
+  }
+  return day;
+}
+
 std::string to_json(const Report& r) {
   using nlohmann::json;
   json q = {{"messages", r.queue.messages},
@@ -70,12 +80,7 @@ std::string to_text(const Report& r) {
   for (const auto& m : r.queue.oldest)
     out += "  " + m.id + "  " + ago(r.now - m.arrived) + " old, " + std::to_string(m.attempts) + " attempt(s)" +
            (m.last_error.empty() ? "" : ": " + m.last_error) + "\n";
-  Counts day;
-  for (const auto& h : r.hours) {
-    day.delivered += h.n.delivered;
-    day.deferred += h.n.deferred;
-    day.failed += h.n.failed;
-  }
+  Counts day = last_day(r);
   out += "last 24 hours: " + std::to_string(day.delivered) + " delivered, " + std::to_string(day.deferred) +
          " deferred, " + std::to_string(day.failed) + " failed\n";
   for (const auto& u : r.upstreams) {

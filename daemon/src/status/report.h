@@ -79,6 +79,9 @@ std::string to_text(const Report& r);
 // asset; it reloads itself every `refresh_s` seconds.
 std::string to_html(const Report& r, int refresh_s = 15);
 
+// The hours' counts added up: the last 24 hours.
+Counts last_day(const Report& r);
+
 // "3m", "2h", "4d": how long ago (or for how long) in one unit.
 std::string ago(std::int64_t seconds);
 

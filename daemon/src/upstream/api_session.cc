@@ -169,8 +169,8 @@ void ApiSession::prepare() {
               .kv("msg", rec_.id)
               .kv("draft_bytes", static_cast<std::uint64_t>((*out->split)->draft.size()))
               .kv("attachments", static_cast<std::uint64_t>((*out->split)->carved.size()));
-          std::string base = u_.api_base.empty() ? api::default_base(kind_) : u_.api_base;
-          draft_.emplace(std::move(**out->split), base, u_.mailbox, id_ + "-" + rec_.id);
+          draft_.emplace(std::move(**out->split), api::base_or_default(kind_, u_.api_base), u_.mailbox,
+                         id_ + "-" + rec_.id);
         } else {
           message_ = std::move(*out->message);
         }
@@ -199,9 +199,9 @@ void ApiSession::get_token() {
 
 void ApiSession::send() {
   if (!d_.fetcher()) return on_failed({smtp::Failure::Temporary, "no HTTPS client for API upstreams", true}, false);
-  std::string base = u_.api_base.empty() ? api::default_base(kind_) : u_.api_base;
   http::Request r = draft_ ? draft_->request(token_)
-                           : api::send_request(kind_, base, u_.mailbox, token_, message_, id_ + "-" + rec_.id);
+                           : api::send_request(kind_, api::base_or_default(kind_, u_.api_base), u_.mailbox, token_,
+                                               message_, id_ + "-" + rec_.id);
   r.ca_file = u_.ca_file;
   log::debug("upstream_send")
       .kv("session", id_)
