@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "core/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace spoolgate::files {
@@ -70,6 +72,21 @@ Result<void> replace_file(const std::string& tmp, const std::string& dst, std::s
   if (w && ::rename(tmp.c_str(), dst.c_str()) != 0) w = fail_errno("rename " + tmp, errno);
   if (!w) ::unlink(tmp.c_str());
   return w;
+}
+
+Result<std::vector<std::string>> names_in(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return fail_errno("opendir " + dir, errno);
+  std::vector<std::string> out;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): this DIR stream is used by one thread only
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    out.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace spoolgate::files

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -21,10 +22,11 @@ Result<std::string> read_small(const std::string& path, std::size_t max = std::s
 // mkdir with `mode` if missing; an existing non-directory is an error.
 Result<void> ensure_dir(const std::string& path, unsigned mode = 0700);
 Result<void> fsync_dir(const std::string& path);
+// The names in a directory (not "." and ".."), sorted.
+Result<std::vector<std::string>> names_in(const std::string& dir);
 // tmp (created with `mode`, truncated), written, fsync'd, renamed over
 // dst. The caller fsyncs dst's directory (alone, or shared: a group
 // commit). On failure tmp is gone and dst untouched.
-Result<void> replace_file(const std::string& tmp, const std::string& dst, std::string_view bytes,
-                          unsigned mode = 0600);
+Result<void> replace_file(const std::string& tmp, const std::string& dst, std::string_view bytes, unsigned mode = 0600);
 
 }  // namespace spoolgate::files

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "spool/spool.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -27,21 +26,6 @@ std::function<bool(CommitStep)> g_crash_after;
 namespace {
 
 constexpr size_t kFirstHeaderRead = 64 * std::size_t{1024};
-
-Result<std::vector<std::string>> names_in(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return fail_errno("opendir " + dir, errno);
-  std::vector<std::string> out;
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): this DIR stream is used by one thread only
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    out.emplace_back(n);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // Reads and decodes the header of a message file, and its state file if any.
 Result<Record> load_file(const std::string& path) {
@@ -131,7 +115,7 @@ Result<void> Spool::lock() {
 
 Result<Recovery> Spool::recover() {
   Recovery rec;
-  auto tmp = names_in(dir_ + "/tmp");
+  auto tmp = files::names_in(dir_ + "/tmp");
   if (!tmp) return tl::unexpected(tmp.error());
   for (const auto& n : *tmp) {
     // Never acknowledged: the 250 comes only after the rename out of tmp/.
@@ -139,7 +123,7 @@ Result<Recovery> Spool::recover() {
     log::info("recover_discard").kv("msg", n).kv("reason", "interrupted reception");
     ++rec.discarded_tmp;
   }
-  auto names = names_in(dir_ + "/queue");
+  auto names = files::names_in(dir_ + "/queue");
   if (!names) return tl::unexpected(names.error());
   for (const auto& n : *names) {
     std::string path = dir_ + "/queue/" + n;
@@ -163,7 +147,10 @@ Result<Recovery> Spool::recover() {
       // an acknowledged message is never quarantined for it.
       struct stat st {};
       if (::stat(path.c_str(), &st) == 0) {
-        log::error("recover_unreadable").kv("msg", n).kv("reason", r.error().message()).kv("action", "kept queued; read again when due");
+        log::error("recover_unreadable")
+            .kv("msg", n)
+            .kv("reason", r.error().message())
+            .kv("action", "kept queued; read again when due");
         rec.unreadable.push_back({n, static_cast<std::int64_t>(st.st_mtime), static_cast<std::uint64_t>(st.st_size)});
         rec.queued_bytes += static_cast<std::uint64_t>(st.st_size);
         continue;
@@ -194,7 +181,7 @@ Result<Recovery> Spool::recover() {
 }
 
 Result<std::vector<Record>> Spool::list(std::vector<std::string>* corrupt) const {
-  auto names = names_in(dir_ + "/queue");
+  auto names = files::names_in(dir_ + "/queue");
   if (!names) return tl::unexpected(names.error());
   std::vector<Record> out;
   for (const auto& n : *names) {
