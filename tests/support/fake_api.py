@@ -45,16 +45,16 @@ request takes before its answer.
 import argparse
 import base64
 import json
-import ssl
-import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from email import message_from_bytes, policy
 from email.utils import getaddresses
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from https_server import serve
 
 
 def recipients_of(raw: bytes):
@@ -451,14 +451,7 @@ def main():
             append("requests.jsonl", entry)
             self.error(404, "ResourceNotFound", "no such resource")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    sys.stdout.close()
-    server.serve_forever()
+    serve(Handler, args.cert, args.key)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,14 @@ import base64
 import json
 import os
 import signal
-import ssl
 import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from https_server import serve
 
 
 def jwt_part(obj):
@@ -297,15 +298,7 @@ def main():
             log({**entry, "outcome": "ok", "rotated": bool(new_refresh)})
             self.answer(200, out)
 
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(args.cert, args.key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve(Handler, args.cert, args.key)
 
 
 if __name__ == "__main__":
