@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // notify/outbox: any bytes as an outbox file, and notify/payload on what
-// decodes.
+// decodes; the same bytes as notify/alerts' kept state.
 // Oracles: what decodes encodes to a file that decodes to the same entry;
 // every format renders it to a body, generic and the JSON formats to valid
 // JSON, ntfy's headers to single printable lines.
 #include <nlohmann/json.hpp>
 
+#include "notify/alerts.h"
 #include "notify/outbox.h"
 #include "notify/payload.h"
 #include "oracle.h"
@@ -25,6 +26,15 @@ bool same(const notify::Entry& a, const notify::Entry& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
+  // The same bytes as a kept alerts state: what is restored saves to a
+  // state that restores to the same.
+  notify::Alerts kept(0);
+  kept.restore(text);
+  notify::Alerts again_kept(0);
+  std::string saved = kept.save();
+  again_kept.restore(saved);
+  SG_REQUIRE(again_kept.save() == saved);
+  SG_REQUIRE(again_kept.active().size() == kept.active().size());
   auto e = notify::decode(text);
   if (!e) return 0;
   // The JSON parser takes only valid UTF-8, so every text round-trips.

@@ -485,19 +485,25 @@ def make_pair(daemon_factory, sink_factory, pki, workdir, tls="implicit", scheme
 CLIENT_SECRET = "client-s3cret-value"
 
 
+def spawn_fake(workdir, pki, script, dir, *extra):
+    """A fake HTTPS server of tests/support (fake_oauth.py, fake_api.py,
+    fake_webhook.py) with the test PKI's server certificate: (process, port)."""
+    cert, key = pki.leaf("server")
+    proc = subprocess.Popen([sys.executable, str(SUPPORT / script), "--dir", str(dir), "--cert", cert, "--key", key,
+                             *extra],
+                            stdout=subprocess.PIPE, stderr=open(workdir / f"{dir.name}.err", "wb"), text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line
+    return proc, int(line.split()[1])
+
+
 class TokenServer:
     def __init__(self, workdir, pki, lifetime, client_cert=None, service_account=None):
         self.dir = workdir / "oauth-server"
-        cert, key = pki.leaf("server")
         extra = ["--client-cert", str(client_cert)] if client_cert else []
         extra += ["--service-account", service_account] if service_account else []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SUPPORT / "fake_oauth.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
-             "--lifetime", str(lifetime), "--client-secret", CLIENT_SECRET, *extra],
-            stdout=subprocess.PIPE, stderr=open(workdir / "oauth-server.err", "wb"), text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
+        self.proc, self.port = spawn_fake(workdir, pki, "fake_oauth.py", self.dir, "--lifetime", str(lifetime),
+                                          "--client-secret", CLIENT_SECRET, *extra)
         self.url = f"https://localhost:{self.port}/token"
 
     def requests(self):
@@ -554,14 +560,7 @@ class ApiServer:
 
     def __init__(self, workdir, pki, ts):
         self.dir = workdir / "api-server"
-        cert, key = pki.leaf("server")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SUPPORT / "fake_api.py"), "--dir", str(self.dir), "--cert", cert, "--key", key,
-             "--token-file", str(ts.dir / "tokens")],
-            stdout=subprocess.PIPE, stderr=open(workdir / "api-server.err", "wb"), text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
+        self.proc, self.port = spawn_fake(workdir, pki, "fake_api.py", self.dir, "--token-file", str(ts.dir / "tokens"))
         self.base = f"https://localhost:{self.port}"
 
     def _lines(self, name):
@@ -610,6 +609,45 @@ def api_server_factory(workdir, pki):
     yield make
     for a in made:
         a.stop()
+
+
+class WebhookServer:
+    """tests/support/fake_webhook.py: a notification receiver over TLS."""
+
+    def __init__(self, workdir, pki, name="webhook"):
+        self.dir = workdir / name
+        self.proc, self.port = spawn_fake(workdir, pki, "fake_webhook.py", self.dir)
+        self.base = f"https://localhost:{self.port}"
+
+    def requests(self):
+        p = self.dir / "requests.jsonl"
+        return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+    def accepted(self, path=None):
+        """The requests answered 2xx (to `path` only, when given)."""
+        return [r for r in self.requests() if r["status"] < 300 and (path is None or r["path"] == path)]
+
+    def script(self, *answers):
+        with open(self.dir / "script", "a") as f:
+            for a in answers:
+                f.write(json.dumps(a) + "\n")
+
+    def down(self, yes=True):
+        if yes:
+            (self.dir / "down").write_text("")
+        else:
+            (self.dir / "down").unlink(missing_ok=True)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def webhook(workdir, pki):
+    w = WebhookServer(workdir, pki)
+    yield w
+    w.stop()
 
 
 class Lan:

@@ -76,7 +76,8 @@ def schema_keys(pki, tmp):
                    'devices: [{name: scanner, senders: ["scanner@lan.example"]}]\n'
                    'routes: [{sender: "*@a.example", recipient_domain: b.example, client: 10.0.0.0/8, device: scanner,'
                    ' upstream: main}]\n'
-                   'expect: [{sender: ups@lan.example, device: "", every: 1d}]\n')
+                   'expect: [{sender: ups@lan.example, device: "", every: 1d}]\n'
+                   'notify: [{url: "https://hooks.example/x", secret_file: /etc/hook.secret}]\n')
     dump = yaml.safe_load(run("check-config", "-c", str(cfg), env=env).stdout)
     keys = []
 
@@ -99,6 +100,7 @@ def test_every_key_is_documented_in_the_readme_the_man_page_and_the_default_file
     assert "delivery.timeouts.done" in keys and "upstreams[].password_file" in keys and len(keys) > 40
     assert "upstreams[].oauth.token_url" in keys and "listen[].tls_min_version" in keys
     assert "devices[].senders" in keys and "routes[].recipient_domain" in keys and "expect[].every" in keys
+    assert "notify[].secret_file" in keys and "notify_thresholds.crash_loop" in keys
     readme = (ROOT / "README.md").read_text()
     man = (ROOT / "daemon/man/spoolgate.yaml.5").read_text()
     conf = (ROOT / "conf/spoolgate.yaml").read_text()

@@ -33,7 +33,9 @@ def test_the_status_page_in_a_browser_says_what_status_json_says(daemon_factory,
     page runs no script and loads nothing else (its CSP says so)."""
     sink = sink_factory(tls="implicit", user=USER, password=PASSWORD)
     up = upstream_config(sink, pki, workdir)
-    d = daemon_factory(metrics_settings([up]))
+    settings = metrics_settings([up])
+    settings["notify_thresholds"] = {"queue_age": "1s"}  # the deferred message makes an alert
+    d = daemon_factory(settings)
     send(d, rcpts=("ok@example.com",), body=b"Subject: secret-subject\r\n\r\nsecret body\r\n", sender="printer@lan")
     send(d, rcpts=("busy+451@example.com",), sender="printer@lan")
     send(d, rcpts=("gone+550@example.com",), sender="printer@lan")
@@ -42,6 +44,7 @@ def test_the_status_page_in_a_browser_says_what_status_json_says(daemon_factory,
     # Only the deferred message left (the failure's report has gone out).
     sink.wait_messages(2)
     wait_for(lambda: json.loads(get(d, "/status.json")[2])["queue"]["messages"] == 1, what="one message queued")
+    wait_for(lambda: json.loads(get(d, "/status.json")[2])["alerts"], what="the stale queue's alert")
     status, headers, text = get(d, "/status.json")
     assert status == 200 and headers["Content-Type"] == "application/json"
     doc = json.loads(text)
@@ -69,8 +72,10 @@ def test_the_status_page_in_a_browser_says_what_status_json_says(daemon_factory,
     assert f'data-id="{doc["queue"]["oldest"][0]["id"]}"' in dom
     assert re.search(r'data-upstream="[^"]+"><td>[^<]+</td><td class="state state-ok">ok</td>', dom), dom
     assert 'data-device="127.0.0.1"' in dom and 'data-flowing="true"' in dom
+    assert [(a["event"], a["key"]) for a in doc["alerts"]] == [("queue_stale", "queue")]
+    assert 'data-alert="queue_stale" data-key="queue"' in dom
     shot = workdir / "status-page.png"
-    r = chromium([f"--screenshot={shot}", "--window-size=1100,1250", "--hide-scrollbars", url], workdir)
+    r = chromium([f"--screenshot={shot}", "--window-size=1100,860", "--hide-scrollbars", url], workdir)
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", r.stderr
     if os.environ.get("SG_STATUS_SCREENSHOT"):  # where to keep it (the README's picture)
         shutil.copy(shot, os.environ["SG_STATUS_SCREENSHOT"])

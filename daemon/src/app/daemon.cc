@@ -198,6 +198,11 @@ Result<void> Daemon::start() {
   if (!c) c = fail(c.error().code, "control socket: " + c.error().message());
   if (c) c = start_metrics(cfg);
   if (!c) return c;
+  alerting_ = std::make_unique<Alerting>(loop_, tokens_->fetcher(), spool_->dir(), cfg.hostname);
+  if (auto a = alerting_->start(cfg); !a) return fail(a.error().code, "notifications: " + a.error().message());
+  delivery_->on_failed = [this](const spool::Record& r, const std::string& reason) {
+    alerting_->message_failed(r, reason);
+  };
 
   if (notifier_.enabled()) {
     // From the loop: a loop that stops turning stops the pings.
@@ -234,14 +239,21 @@ void Daemon::abandon() {
   disk_timer_.reset();
   inbound_.reset();
   delivery_.reset();
+  if (alerting_) {
+    alerting_->close();
+    alerting_->stopped_cleanly();  // a refused start is no crash
+    alerting_.reset();
+  }
   tokens_.reset();
   loop_.close();
 }
 
 int Daemon::run() {
   loop_.run();
+  if (alerting_) alerting_->stopped_cleanly();
   inbound_.reset();
   delivery_.reset();
+  alerting_.reset();
   tokens_.reset();
   int rc = loop_.close();
   if (rc != 0) {
@@ -277,6 +289,7 @@ void Daemon::serve_metrics(const std::string& head, const RequestServer::Respond
 
 void Daemon::sample_disk() {
   if (delivery_) history_.sample(unix_now(), totals_of(delivery_->stats()));
+  if (alerting_) alerting_->evaluate(snapshot());
   if (sampling_) return;
   sampling_ = true;
   struct Sample {
@@ -321,6 +334,12 @@ Snapshot Daemon::snapshot() const {
   sn.upstreams = delivery_->site_stats();
   sn.routed = delivery_->routed_counts();
   sn.unreachable_after = current_.metrics.unreachable_after.count() / 1000;
+  if (alerting_) {
+    sn.alerts = alerting_->active();
+    sn.notify_pending = alerting_->pending();
+    sn.notify_sent = alerting_->stats().sent;
+    sn.notify_dropped = alerting_->stats().dropped;
+  }
   if (tokens_) sn.oauth = tokens_->snapshot(current_);
   for (const auto& e : current_.expect) {
     Snapshot::Heartbeat h{e.name(), e.every.count() / 1000, 0, false};
@@ -392,7 +411,8 @@ void Daemon::stop(const char* why) {
   auto one_done = [this, pending] {
     if (--*pending != 0) return;
     deadline_.reset();
-    tokens_->close();  // the last session is done with its token: the helper and timers go
+    if (alerting_) alerting_->close();  // what is pending stays in the spool for the next start
+    tokens_->close();                   // the last session is done with its token: the helper and timers go
   };
   inbound_->shutdown(one_done);
   delivery_->shutdown(one_done);
@@ -430,6 +450,7 @@ std::optional<std::string> Daemon::reload() {
     if (auto r = start_metrics(*next); !r) log::error("metrics_failed").kv("reason", r.error().message());
   }
   if (auto t = tokens_->configure(*next); !t) log::error("oauth_failed").kv("reason", t.error().message());
+  alerting_->configure(*next);
   delivery_->reconfigure(std::move(*ds));
   sched_->set_policy(scheduler_policy(*next));
   set_logging(*next);

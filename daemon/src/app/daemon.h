@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "app/alerting.h"
 #include "app/metrics.h"
 #include "app/notify.h"
 #include "app/request_server.h"
@@ -84,6 +85,7 @@ class Daemon {
   std::unique_ptr<spool::Accounting> accounting_;
   std::unique_ptr<scheduler::Scheduler> sched_;
   std::unique_ptr<Tokens> tokens_;  // before delivery_: its links use it until they are gone
+  std::unique_ptr<Alerting> alerting_;  // after tokens_: it sends through its fetcher
   std::unique_ptr<upstream::Delivery> delivery_;
   std::unique_ptr<listener::Inbound> inbound_;
   std::unique_ptr<RequestServer> control_;

@@ -161,6 +161,17 @@ std::string render_metrics(const Snapshot& s) {
              "1 while an expected sender or device (expect:) has been silent for longer than its period.");
     for (const auto& h : s.heartbeats) e.sample(u(h.missed), "expect", h.name);
   }
+  e.family("spoolgate_alert_active", "gauge",
+           "1 for each condition raised now (notify_thresholds), by event and what it is about.");
+  for (const auto& a : s.alerts) e.sample2(1, "event", a.name, "key", a.key);
+  e.family("spoolgate_notifications_pending", "gauge",
+           "Notifications kept in the spool until their notify: target takes them.");
+  e.sample(s.notify_pending);
+  e.family("spoolgate_notifications_sent_total", "counter", "Notifications a notify: target took (2xx).");
+  e.sample(s.notify_sent);
+  e.family("spoolgate_notifications_dropped_total", "counter",
+           "Notifications given up (refused for good by the target, older than 3 days, target removed).");
+  e.sample(s.notify_dropped);
   return e.take();
 }
 

@@ -60,6 +60,9 @@ struct Snapshot {
     bool missed = false;
   };
   std::vector<Heartbeat> heartbeats;
+  // app/alerting: the conditions raised now, and the notifications.
+  std::vector<status::Alert> alerts;
+  std::uint64_t notify_pending = 0, notify_sent = 0, notify_dropped = 0;
 };
 
 std::string render_metrics(const Snapshot& s);

@@ -2,10 +2,24 @@
 #include "app/status.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace spoolgate::app {
 
 status::Counts totals_of(const upstream::Stats& s) { return {s.delivered, s.deferred, s.failed}; }
+
+const Snapshot::OAuth* oauth_of(const Snapshot& s, const std::string& upstream) {
+  for (const auto& o : s.oauth)
+    if (o.upstream == upstream) return &o;
+  return nullptr;
+}
+
+std::pair<std::string, std::string> upstream_state(const upstream::SiteStats& st, const Snapshot::OAuth* oauth) {
+  if (oauth && oauth->reauth)
+    return {"reauth", "the OAuth consent is gone (" + oauth->reason + "): run spoolgate oauth login"};
+  if (!st.misconfigured.empty()) return {"misconfigured", st.misconfigured};
+  return {st.down ? "down" : st.failing_since ? "failing" : st.last_success ? "ok" : "idle", st.last_error};
+}
 
 status::Report make_report(const Snapshot& s, const status::History& history, std::vector<status::Queued> oldest) {
   status::Report r;
@@ -27,19 +41,8 @@ status::Report make_report(const Snapshot& s, const status::History& history, st
   for (const auto& [name, st] : s.upstreams) {
     status::Upstream u;
     u.name = name;
-    const Snapshot::OAuth* oauth = nullptr;
-    for (const auto& o : s.oauth)
-      if (o.upstream == name) oauth = &o;
-    if (oauth && oauth->reauth) {
-      u.state = "reauth";
-      u.last_error = "the OAuth consent is gone (" + oauth->reason + "): run spoolgate oauth login";
-    } else if (!st.misconfigured.empty()) {
-      u.state = "misconfigured";
-      u.last_error = st.misconfigured;
-    } else {
-      u.state = st.down ? "down" : st.failing_since ? "failing" : st.last_success ? "ok" : "idle";
-      u.last_error = st.last_error;
-    }
+    const Snapshot::OAuth* oauth = oauth_of(s, name);
+    std::tie(u.state, u.last_error) = upstream_state(st, oauth);
     u.last_success = st.last_success;
     u.failing_since = st.failing_since;
     u.cert_not_after = st.cert_not_after;
@@ -50,6 +53,8 @@ status::Report make_report(const Snapshot& s, const status::History& history, st
   }
   for (const auto& [name, seen] : s.inbound.seen) r.devices.push_back({name, seen.last, seen.messages});
   for (const auto& b : s.heartbeats) r.heartbeats.push_back({b.name, b.every, b.last, b.missed});
+  r.alerts = s.alerts;
+  r.notifications = {s.notify_pending, s.notify_sent, s.notify_dropped};
   std::stable_sort(r.devices.begin(), r.devices.end(),
                    [](const status::Device& a, const status::Device& b) { return a.last > b.last; });
   return r;

@@ -4,6 +4,8 @@
 // `spoolgate status` (the control socket's "status" verb).
 #pragma once
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "app/metrics.h"
@@ -14,6 +16,11 @@ namespace spoolgate::app {
 
 // oldest: the queue's oldest messages, read from their records.
 status::Report make_report(const Snapshot& s, const status::History& history, std::vector<status::Queued> oldest);
+
+// An upstream's state and its last error, as the report names them
+// (status::Upstream::state); oauth: its token's figures, if any.
+std::pair<std::string, std::string> upstream_state(const upstream::SiteStats& st, const Snapshot::OAuth* oauth);
+const Snapshot::OAuth* oauth_of(const Snapshot& s, const std::string& upstream);
 
 // The delivery's running totals, as the history samples them.
 status::Counts totals_of(const upstream::Stats& s);

@@ -25,6 +25,7 @@ const std::vector<Section>& sections() {
       {"headers", headers_fields, headers_check, {}},
       {"delivery", delivery_fields, delivery_check, {"delivery.retry", "delivery.timeouts"}},
       {"metrics", metrics_fields, metrics_check, {}},
+      {"notify_thresholds", notify_thresholds_fields, notify_check, {"notify_thresholds"}},
       {"log", log_fields, nullptr, {}},
   };
   return all;
@@ -127,9 +128,10 @@ tl::expected<Config, Errors> parse_root(Value root, const std::string& source, c
          if (path == "devices") return read_list(p, v, path, c.devices, [](Device& d) { return device_fields(d); });
          if (path == "routes") return read_list(p, v, path, c.routes, [](Route& r) { return route_fields(r); });
          if (path == "expect") return read_list(p, v, path, c.expect, [](Expect& e) { return expect_fields(e); });
+         if (path == "notify") return read_list(p, v, path, c.notify, [](NotifyTarget& t) { return notify_fields(t); });
          return false;
        },
-       {"upstreams", "devices", "routes", "expect"});
+       {"upstreams", "devices", "routes", "expect", "notify"});
   Check k(p, root, source);
   for (const auto& s : sections())
     if (s.check) s.check(k, c);
@@ -226,6 +228,14 @@ std::string dump(const Config& c) {
       for (const auto& f : route_fields(r))
         if (std::string v = f.show(); v != "[]") keys += (keys.empty() ? "" : ", ") + f.path + ": " + v;
       o += "  - {" + keys + "}\n";
+    }
+    if (!c.notify.empty()) o += "notify:\n";
+    for (auto& t : cc.notify) {  // the URL may hold a secret (Slack, Teams): shown without its path
+      NotifyTarget shown = t;
+      if (auto slash = shown.url.find('/', 8); slash != std::string::npos)
+        shown.url = shown.url.substr(0, slash) + "/...";
+      std::string entry = render(notify_fields(shown), {}, 4);
+      o += "  - " + entry.substr(4);
     }
     if (!c.expect.empty()) o += "expect:\n";
     for (auto& e : cc.expect) {

@@ -108,6 +108,17 @@ struct Expect {
   const std::string& name() const { return device.empty() ? sender : device; }
 };
 
+// A `notify` entry: where operator notifications go (notify/payload.h
+// says what each format sends).
+enum class NotifyFormat { Generic, Ntfy, Teams, Slack, GoogleChat };
+struct NotifyTarget {
+  std::string url;  // https://
+  NotifyFormat format = NotifyFormat::Generic;
+  std::string secret_file;  // generic: the HMAC-SHA256 key of X-Spoolgate-Signature
+  std::vector<std::string> events{"all"};
+  std::string ca_file;  // trust for the receiver; empty: the system's
+};
+
 struct Device {
   std::string name;
   std::vector<Cidr> networks;          // clients from here are this device when they do not log in
@@ -233,6 +244,15 @@ struct Config {
   // apart). A recipient no rule takes is refused at RCPT.
   std::vector<Route> routes;
   std::vector<Expect> expect;
+  std::vector<NotifyTarget> notify;
+  // When a condition becomes an event (notify/alerts.h).
+  struct {
+    Millis upstream_down{600'000};     // an upstream unusable this long
+    Millis queue_age{3'600'000};       // the oldest queued message this old
+    Millis expiry{14 * 86'400'000LL};  // a certificate or token expiring within this
+    std::uint64_t crash_loop = 3;      // unclean stops within an hour, seen at start
+    Millis repeat{4 * 3'600'000LL};    // a reminder while a condition lasts (0: none)
+  } notify_thresholds;
   struct {
     std::uint64_t max_connections = 4;
     std::uint64_t messages_per_connection = 100;

@@ -79,6 +79,13 @@ void check_upstream_names(Check& k, const Config& c, const std::string& key, con
 Table expect_fields(Expect& e);
 void expect_check(Check& k, Config& c);
 
+// notify: a list like devices, and notify_thresholds (section_notify.cc).
+Table notify_fields(NotifyTarget& t);
+Table notify_thresholds_fields(Config& c);
+void notify_check(Check& k, Config& c);
+// The event names a notify entry may list ("all" besides).
+const std::vector<std::string>& notify_events();
+
 // An upstream's oauth block (section_oauth.cc): its keys, each under
 // "oauth.", and its checks, which also fill in the provider's presets.
 Table oauth_fields(OAuth& o);

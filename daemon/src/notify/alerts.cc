@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include "notify/outbox.h"
+
 namespace spoolgate::notify {
 
 const char* to_string(Change c) {
@@ -31,7 +33,8 @@ Event event_of(const Condition& c, Change change, std::int64_t now, std::int64_t
   return e;
 }
 
-std::vector<Event> Alerts::update(std::int64_t now, const std::vector<Condition>& active) {
+std::vector<Event> Alerts::update(std::int64_t now, const std::vector<Condition>& active,
+                                  const std::set<std::pair<std::string, std::string>>& undecided) {
   std::vector<Event> out;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& c : active) {
@@ -50,7 +53,7 @@ std::vector<Event> Alerts::update(std::int64_t now, const std::vector<Condition>
     }
   }
   for (auto it = active_.begin(); it != active_.end();) {
-    if (seen.count(it->first)) {
+    if (seen.count(it->first) || undecided.count(it->first)) {
       ++it;
       continue;
     }
@@ -60,6 +63,27 @@ std::vector<Event> Alerts::update(std::int64_t now, const std::vector<Condition>
     it = active_.erase(it);
   }
   return out;
+}
+
+std::string Alerts::save() const {
+  std::string out;
+  for (const auto& [k, a] : active_) {
+    Event e = event_of(a.c, Change::Raised, a.last_sent, a.since);
+    out += encode(Entry{0, "", e});
+  }
+  return out;
+}
+
+void Alerts::restore(std::string_view text) {
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    auto line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    auto e = decode(line);
+    if (!e) continue;
+    Condition c{e->event.name, e->event.key, e->event.title, e->event.text, e->event.fields};
+    active_[{c.name, c.key}] = {c, e->event.since, e->event.at};
+  }
 }
 
 }  // namespace spoolgate::notify

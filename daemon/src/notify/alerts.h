@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,7 +29,17 @@ class Alerts {
   explicit Alerts(std::int64_t repeat_s) : repeat_s_(repeat_s) {}
   void set_repeat(std::int64_t repeat_s) { repeat_s_ = repeat_s; }
 
-  std::vector<Event> update(std::int64_t now, const std::vector<Condition>& active);
+  // undecided: conditions that cannot be told yet (an upstream not tried
+  // since the start): one raised stays raised, none is raised.
+  std::vector<Event> update(std::int64_t now, const std::vector<Condition>& active,
+                            const std::set<std::pair<std::string, std::string>>& undecided = {});
+
+  // What is raised, kept across a restart so that a condition is not raised
+  // again by the next start and one that ended meanwhile is cleared: one
+  // line per alert in notify/outbox.h's format (the event's `since` and, as
+  // `at`, when it was last sent). restore() skips lines that do not decode.
+  std::string save() const;
+  void restore(std::string_view text);
 
   struct Active {
     Condition c;

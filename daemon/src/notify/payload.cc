@@ -63,7 +63,8 @@ Payload render(Format f, const Event& e, const std::string& host) {
       if (p.body.empty()) p.body = e.title;
       p.headers = {"Title: " + header_value(headline(e, host)),
                    std::string("Priority: ") + (e.change == Change::Raised ? "high" : "default"),
-                   std::string("Tags: ") + (e.change == Change::Cleared ? "white_check_mark" : "warning")};
+                   std::string("Tags: ") + (e.change == Change::Cleared ? "white_check_mark," : "warning,") +
+                       header_value(e.name)};
       break;
     case Format::Teams: {
       json body = json::array();

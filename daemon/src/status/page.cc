@@ -87,6 +87,20 @@ std::string to_html(const Report& r, int refresh_s) {
   o += "<p id=\"verdict\" class=\"verdict " + std::string(r.flowing ? "yes" : "no") + "\" data-flowing=\"" +
        (r.flowing ? "true" : "false") + "\">" + (r.flowing ? "Mail is flowing" : "Mail is not flowing") + ": " +
        esc(r.summary) + "</p>\n";
+  o += "<h2>Alerts</h2>\n";
+  if (r.alerts.empty())
+    o += "<p id=\"alerts-none\">none</p>\n";
+  else {
+    o += "<table id=\"alerts\"><tr><th>event</th><th>about</th><th>what</th><th>since</th></tr>\n";
+    for (const auto& a : r.alerts)
+      o += "<tr data-alert=\"" + esc(a.name) + "\" data-key=\"" + esc(a.key) + "\"><td class=\"state state-down\">" +
+           esc(a.name) + "</td><td>" + esc(a.key) + "</td><td>" + esc(a.title) + "</td><td>" + when(r.now, a.since) +
+           "</td></tr>\n";
+    o += "</table>\n";
+  }
+  if (r.notifications.pending)
+    o += "<p><span id=\"notify-pending\">" + std::to_string(r.notifications.pending) +
+         "</span> notification(s) waiting for their target.</p>\n";
   o += "<h2>Queue</h2>\n<p><span id=\"queue-messages\">" + std::to_string(r.queue.messages) +
        "</span> message(s), <span id=\"queue-bytes\">" + std::to_string(r.queue.bytes) + "</span> bytes, " +
        "<span id=\"queue-in-delivery\">" + std::to_string(r.queue.in_delivery) + "</span> being delivered";

@@ -54,6 +54,9 @@ std::string to_json(const Report& r) {
   json beats = json::array();
   for (const auto& h : r.heartbeats)
     beats.push_back({{"name", h.name}, {"every_s", h.every}, {"last", h.last}, {"missed", h.missed}});
+  json alerts = json::array();
+  for (const auto& a : r.alerts)
+    alerts.push_back({{"event", a.name}, {"key", a.key}, {"title", a.title}, {"since", a.since}});
   json j = {
       {"version", 1},
       {"generated_at", r.now},
@@ -67,12 +70,18 @@ std::string to_json(const Report& r) {
       {"hours", hours},
       {"upstreams", ups},
       {"devices", devs},
-      {"heartbeats", beats}};
+      {"heartbeats", beats},
+      {"alerts", alerts},
+      {"notifications",
+       {{"pending", r.notifications.pending}, {"sent", r.notifications.sent}, {"dropped", r.notifications.dropped}}}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 std::string to_text(const Report& r) {
   std::string out = std::string(r.flowing ? "mail is flowing" : "MAIL IS NOT FLOWING") + ": " + r.summary + "\n";
+  for (const auto& a : r.alerts) out += "ALERT " + a.name + ": " + a.title + " (for " + ago(r.now - a.since) + ")\n";
+  if (r.notifications.pending)
+    out += std::to_string(r.notifications.pending) + " notification(s) waiting for their target\n";
   out += "queue: " + std::to_string(r.queue.messages) + " message(s), " + std::to_string(r.queue.bytes) + " bytes";
   if (r.queue.oldest_arrival) out += ", oldest " + ago(r.now - r.queue.oldest_arrival);
   if (r.queue.over_watermark) out += ", OVER THE WATERMARK (new mail gets 452)";

@@ -4,7 +4,7 @@
 // upstream its state and last error; the queue (count, bytes, oldest age,
 // the oldest messages with their last error); deliveries, deferrals and
 // failures per hour over 24 hours; the devices seen and the heartbeats
-// expected of them (config expect:). No message content, no
+// expected of them (config expect:); the alerts raised now. No message content, no
 // sender and no secret: message ids, device names and client addresses (a
 // last error is the upstream's reply, which may name a recipient).
 //
@@ -54,6 +54,13 @@ struct Heartbeat {
   bool missed = false;
 };
 
+// A condition raised now (app/alerting.h): upstream_down, queue_stale,
+// spool_full, expiring, heartbeat, crash_loop.
+struct Alert {
+  std::string name, key, title;
+  std::int64_t since = 0;
+};
+
 struct Report {
   std::int64_t now = 0, started = 0;
   std::string hostname, version;
@@ -70,6 +77,10 @@ struct Report {
   std::vector<Upstream> upstreams;
   std::vector<Device> devices;  // most recent first
   std::vector<Heartbeat> heartbeats;
+  std::vector<Alert> alerts;  // oldest first
+  struct {
+    std::uint64_t pending = 0, sent = 0, dropped = 0;  // notify: targets
+  } notifications;
 };
 
 std::string to_json(const Report& r);

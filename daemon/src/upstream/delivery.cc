@@ -348,6 +348,7 @@ void Delivery::apply(const spool::Record& rec, const Verdict& v, const Persisted
   if (v.action == Verdict::Action::Fail) {
     ++stats_.failed;
     log::warn("failed").kv("session", session).kv("msg", rec.id).kv("upstream", upstream).kv("reason", v.reason);
+    if (on_failed) on_failed(rec, v.reason);
   }
   if (p.report) {
     ++stats_.bounced;

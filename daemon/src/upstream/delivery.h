@@ -146,6 +146,9 @@ class Delivery {
   std::function<void(std::uint64_t bytes)> on_removed;
   // A failure report was committed to the spool: schedule and count it.
   std::function<void(const spool::Record&)> on_report;
+  // A message failed for good (some or all of its recipients; its failed
+  // recipients are marked in rec): the operator's notification.
+  std::function<void(const spool::Record&, const std::string& reason)> on_failed;
 
   // For sessions.
   loop::Loop& loop() { return loop_; }

@@ -106,6 +106,42 @@ TEST_SUITE("config") {
     }
   }
 
+  TEST_CASE("notify: https targets, a format, known events; thresholds") {
+    auto c = load_text(
+        "notify:\n  - {url: 'https://hooks.example/T/B/secret', format: slack}\n"
+        "  - {url: 'https://ops.example/hook', secret_file: /s, events: [upstream_down, message_failed]}\n"
+        "notify_thresholds: {upstream_down: 5m, repeat: 0s}\n",
+        "t.yaml", {});
+    REQUIRE(c);
+    REQUIRE(c->notify.size() == 2);
+    CHECK(c->notify[0].format == NotifyFormat::Slack);
+    CHECK(c->notify[0].events == std::vector<std::string>{"all"});
+    CHECK(c->notify[1].events == std::vector<std::string>{"upstream_down", "message_failed"});
+    CHECK(c->notify_thresholds.upstream_down == spoolgate::Millis(300'000));
+    CHECK(c->notify_thresholds.repeat == spoolgate::Millis(0));
+    CHECK(c->notify_thresholds.queue_age == spoolgate::Millis(3'600'000));
+    // The dump does not show a webhook URL's path (Slack's and Teams' hold the secret).
+    std::string d = dump(*c);
+    CHECK(d.find("/T/B/secret") == std::string::npos);
+    CHECK(d.find("https://hooks.example/...") != std::string::npos);
+    struct Case {
+      const char* yaml;
+      const char* expect;
+    } cases[] = {
+        {"notify: [{url: 'http://hooks.example/x'}]", "expected an https:// URL"},
+        {"notify: [{url: 'https://h/x', format: ntfy, secret_file: /s}]", "only the generic format signs"},
+        {"notify: [{url: 'https://h/x', events: [queue_full]}]", "unknown event 'queue_full'"},
+        {"notify: [{url: 'https://h/x', format: pager}]", "notify[0].format"},
+        {"notify_thresholds: {repeat: 10s}", "expected 0 (no reminders) or at least 1m"},
+    };
+    for (const auto& k : cases) {
+      CAPTURE(k.yaml);
+      std::string e = first_error(std::string(k.yaml) + "\n");
+      CHECK(e.find(k.expect) != std::string::npos);
+      if (e.find(k.expect) == std::string::npos) MESSAGE(e);
+    }
+  }
+
   TEST_CASE("the shipped configuration loads") {
     auto c = load(std::string(SPOOLGATE_SOURCE_DIR) + "/conf/spoolgate.yaml", {});
     if (!c)

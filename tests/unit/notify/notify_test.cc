@@ -50,6 +50,27 @@ TEST_SUITE("notify") {
     CHECK(never.update(1'000'000, {down("x")}).empty());
   }
 
+  TEST_CASE("an undecided condition stays raised and none is raised; what is raised survives a restart") {
+    notify::Alerts a(3600);
+    a.update(1000, {down("m365")});
+    // Not tried since a restart: neither cleared nor raised.
+    CHECK(a.update(1001, {}, {{"upstream_down", "m365"}, {"upstream_down", "gmail"}}).empty());
+    CHECK(a.active().size() == 1);
+    notify::Alerts b(3600);
+    b.restore(a.save() + "not an alert\n");
+    REQUIRE(b.active().size() == 1);
+    const auto& kept = b.active().begin()->second;
+    CHECK(kept.since == 1000);
+    CHECK(kept.last_sent == 1000);
+    CHECK(kept.c.title == "m365 unreachable for 10m");
+    CHECK(kept.c.fields == down("m365").fields);
+    CHECK(b.update(1002, {down("m365")}).empty());  // not raised again
+    auto e = b.update(1003, {});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].change == Change::Cleared);
+    CHECK(e[0].since == 1000);
+  }
+
   TEST_CASE("each target's format") {
     notify::Event e = notify::event_of(down("m365"), Change::Raised, 1000, 1000);
     auto g = notify::render(notify::Format::Generic, e, "gw1");
@@ -69,7 +90,7 @@ TEST_SUITE("notify") {
     CHECK(n.content_type == "text/plain; charset=utf-8");
     CHECK(n.body == "connection refused\nupstream: m365");
     CHECK(n.headers == std::vector<std::string>{"Title: [spoolgate gw1] m365 unreachable for 10m", "Priority: high",
-                                                "Tags: warning"});
+                                                "Tags: warning,upstream_down"});
 
     auto t = nlohmann::json::parse(notify::render(notify::Format::Teams, e, "gw1").body);
     CHECK(t["type"] == "message");
@@ -90,7 +111,7 @@ TEST_SUITE("notify") {
     odd.title = "r\xC3\xA9seau\r\nX-Injected: 1";
     auto h = notify::render(notify::Format::Ntfy, notify::event_of(odd, Change::Cleared, 1, 1), "gw1");
     CHECK(h.headers[0] == "Title: [spoolgate gw1] r??seau??X-Injected: 1");
-    CHECK(h.headers[2] == "Tags: white_check_mark");
+    CHECK(h.headers[2] == "Tags: white_check_mark,upstream_down");
   }
 }
 
