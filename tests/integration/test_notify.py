@@ -203,3 +203,37 @@ def test_pending_notifications_survive_kill_9_and_a_crash_loop_is_told(daemon_fa
     assert [(a["event"], a["since"]) for a in alerts] == [("crash_loop", crash["since"])], alerts
     d.stop()
     assert changes(generic_events(webhook), "crash_loop") == ["raised"]
+
+
+def test_an_expiring_certificate_a_full_spool_and_a_silent_device_are_told(daemon_factory, webhook, pki, workdir):
+    """The listener's certificate expires within notify_thresholds.expiry
+    (3650d here: any certificate does); the spool holds spool.max_messages
+    (1) so new mail gets 452; the UPS, expected every 2 s, goes silent.
+    Each is raised once; deleting the message clears the full spool once."""
+    cert, key = pki.leaf("relay")
+    settings = metrics_settings([{"url": f"smtps://localhost:{free_port()}", "ca_file": pki.ca_file}])
+    settings["listen"] = ["127.0.0.1:0", {"address": "127.0.0.1:0", "tls": "implicit", "cert_file": cert,
+                                          "key_file": key}]
+    settings["spool"] = {"max_messages": 1}
+    settings["expect"] = [{"sender": "ups@lan.example", "every": "2s"}]
+    settings["notify"] = [target(webhook, pki, "/hook")]
+    settings["notify_thresholds"] = {"expiry": "3650d"}
+    d = daemon_factory(settings)
+    send(d, sender="ups@lan.example", body=CONTENT)
+    wait_for(lambda: {"expiring", "spool_full", "heartbeat"} <= {e["event"] for e in generic_events(webhook)},
+             timeout=30, what="the three raised")
+    events = generic_events(webhook)
+    expiring = [e for e in events if e["event"] == "expiring"]
+    assert [e["key"] for e in expiring] == [f"listen {d.addresses[1]}"], expiring
+    assert "not_after" in expiring[0]["fields"]
+    beat = [e for e in events if e["event"] == "heartbeat"][0]
+    assert beat["key"] == "ups@lan.example" and beat["fields"]["every"] == "2s"
+    msg = d.queue()[0]["id"]
+    out = subprocess.run([BIN, "queue", "delete", msg, "-c", str(d.config)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: changes(generic_events(webhook), "spool_full") == ["raised", "cleared"], what="spool cleared")
+    events = generic_events(webhook)
+    assert changes(events, "expiring") == ["raised"] and changes(events, "heartbeat") == ["raised"]
+    no_content_or_secret(webhook)
+    d.stop()

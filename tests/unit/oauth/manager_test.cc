@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 
+#include "../support/fake_fetcher.h"
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "core/clock.h"
@@ -18,30 +19,6 @@
 using namespace spoolgate;
 
 namespace {
-
-struct FakeFetcher final : http::Fetcher {
-  struct Sent {
-    std::uint64_t id;
-    http::Request req;
-    Done done;
-  };
-  std::vector<Sent> sent;
-  std::vector<std::uint64_t> cancelled;
-  std::uint64_t next = 0;
-  std::uint64_t send(http::Request r, Done done) override {
-    sent.push_back({++next, std::move(r), std::move(done)});
-    return next;
-  }
-  void cancel(std::uint64_t id) override { cancelled.push_back(id); }
-  std::string field(std::size_t i, const std::string& k) const {
-    for (const auto& [name, v] : sent.at(i).req.form)
-      if (name == k) return v;
-    return {};
-  }
-  void answer(std::size_t i, long status, const std::string& body) {
-    sent.at(i).done(http::Response{status, "application/json", body, {}});
-  }
-};
 
 oauth::ClientConfig client(bool refresh_grant) {
   oauth::ClientConfig c;
@@ -64,7 +41,9 @@ struct Fixture {
   std::int64_t now = 1'800'000'000'000;
   std::optional<oauth::Manager> m;
   oauth::Store store() { return *oauth::Store::open(dir.path.string()); }
-  void start() { m.emplace(loop, fetcher, store(), [this] { return now; }); }
+  void start() {
+    m.emplace(loop, fetcher, store(), [this] { return now; });
+  }
   // get(), and the loop run until it has called back.
   std::optional<Result<std::string>> token() {
     std::optional<Result<std::string>> got;
@@ -104,8 +83,8 @@ oauth::Stored sign_in(Fixture& f, const std::string& refresh) {
 }
 
 std::string token_json(const std::string& access, int expires_in, const std::string& refresh = "") {
-  std::string j = "{\"token_type\":\"Bearer\",\"access_token\":\"" + access +
-                  "\",\"expires_in\":" + std::to_string(expires_in);
+  std::string j =
+      "{\"token_type\":\"Bearer\",\"access_token\":\"" + access + "\",\"expires_in\":" + std::to_string(expires_in);
   if (!refresh.empty()) j += ",\"refresh_token\":\"" + refresh + "\"";
   return j + "}";
 }
