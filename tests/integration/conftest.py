@@ -215,6 +215,12 @@ class Client:
         self.sock.close()
 
 
+def pytest_collection_modifyitems(items):
+    """The container image tests last: their image is built beside the
+    other tests (scripts/check), and they wait for it."""
+    items.sort(key=lambda item: item.fspath.basename == "test_image.py")
+
+
 @pytest.fixture
 def workdir():
     with tempfile.TemporaryDirectory(prefix="spoolgate-it-") as d:
