@@ -184,9 +184,9 @@ def test_pending_notifications_survive_kill_9_and_a_crash_loop_is_told(daemon_fa
              timeout=60, what="both delivered")
     events = generic_events(webhook)
     # At least once, and always as the notification made before the first
-    # kill: a request in flight when the daemon was killed may still have
-    # reached the receiver (its helper finishing it), and comes again after
-    # the restart with the same id, for the receiver to drop.
+    # kill: a request the receiver had already taken when the daemon was
+    # killed (its answer lost with the daemon) comes again after the
+    # restart with the same id, for the receiver to drop.
     assert {e["id"] for e in events if e["event"] == "message_failed"} == {first_id}
     assert changes(events, "crash_loop") == ["raised"]
     crash = [e for e in events if e["event"] == "crash_loop"][0]

@@ -86,6 +86,8 @@ def test_the_status_page_in_a_browser_says_what_status_json_says(daemon_factory,
     assert out.stdout.startswith("mail is flowing: ready")
     assert re.search(r"^queue: 1 message\(s\), \d+ bytes, oldest \d+s$", out.stdout, re.M), out.stdout
     assert "device 127.0.0.1: 3 message(s)" in out.stdout
+    assert re.search(r"^ALERT queue_stale: the oldest queued message waits since \S+ \(for \d+s\)$", out.stdout,
+                     re.M), out.stdout
     js = subprocess.run([BIN, "status", "--json", "-c", str(d.config)], capture_output=True, text=True, timeout=30)
     jsonschema.validate(json.loads(js.stdout), json.loads(SCHEMA.read_text()))
     d.stop()

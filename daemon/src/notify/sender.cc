@@ -144,6 +144,7 @@ void Sender::post(const Event& e) {  // also once closed: kept for the next star
   for (auto& [key, q] : queues_) {
     if (!q.target.wants(e.name)) continue;
     Item item{{next_seq_++, key, e}, ""};
+    q.writing.insert(item.entry.seq);
     std::string file = dir_ + "/" + file_name(item.entry.seq, key);
     auto bytes = std::make_shared<std::string>(encode(item.entry));
     auto written = std::make_shared<Result<void>>();
@@ -175,6 +176,7 @@ void Sender::queued(const std::string& key, Item item) {
     return;
   }
   Queue& q = it->second;
+  q.writing.erase(item.entry.seq);
   auto at = std::upper_bound(q.items.begin(), q.items.end(), item.entry.seq,
                              [](std::uint64_t seq, const Item& i) { return seq < i.entry.seq; });
   if (q.busy && at == q.items.begin()) ++at;  // never ahead of the one in flight
@@ -185,6 +187,8 @@ void Sender::queued(const std::string& key, Item item) {
 
 void Sender::pump(Queue& q) {
   if (closed_ || q.busy || q.items.empty()) return;
+  // Written out of order by the workers: the earlier ones first.
+  if (!q.writing.empty() && *q.writing.begin() < q.items.front().entry.seq) return;
   std::int64_t now = unix_now();
   if (now < q.retry_at) return;
   while (!q.recent.empty() && q.recent.front() <= now - 60) q.recent.pop_front();

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,7 +79,8 @@ class Sender {
   struct Queue {
     Target target;
     std::string key, host;
-    std::deque<Item> items;  // by seq
+    std::deque<Item> items;           // by seq
+    std::set<std::uint64_t> writing;  // seqs whose file is being written: none goes out before them
     std::uint64_t request = 0;
     bool busy = false;
     std::int64_t retry_at = 0;  // unix seconds

@@ -74,10 +74,12 @@ TEST_SUITE("notify/sender") {
       run_until(f.loop, [&] { return f.fetcher.sent.size() > i; });
       REQUIRE(f.fetcher.sent.size() == i + 1);
       CHECK(f.fetcher.sent[i].req.url == kUrl);
+      // In the order they were made, whichever file was written first.
+      CHECK(f.fetcher.sent[i].req.body.find("\"key\":\"m" + std::to_string(i) + "\"") != std::string::npos);
       f.answer(i, 200);
     }
     // Each 2xx removed its file; the next would have gone out at once.
-    run_until(f.loop, [&] { return files_in(f.dir) == extra; });
+    run_until(f.loop, [&] { return files_in(f.dir) == extra && f.s->pending() == extra; });
     CHECK(files_in(f.dir) == extra);
     CHECK(f.fetcher.sent.size() == notify::kPerMinute);
     CHECK(f.s->pending() == extra);
