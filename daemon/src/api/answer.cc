@@ -13,7 +13,6 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::size_t kMaxText = 300;
-constexpr std::int64_t kMaxRetryAfter = 86'400;
 
 // The API's error code and message from its JSON body (either API's shape),
 // as plain printable text.
@@ -69,24 +68,6 @@ bool names_rate(const ApiError& e) {
 
 }  // namespace
 
-std::optional<Millis> retry_after(const std::string& value, std::int64_t now_unix) {
-  std::string_view v = trim(value);
-  if (v.empty()) return std::nullopt;
-  std::int64_t secs = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
-  if (ec == std::errc() && p == v.data() + v.size()) {
-    if (secs < 0) return std::nullopt;
-  } else {
-    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-    std::tm tm{};
-    std::string s(v);
-    const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end || *end) return std::nullopt;
-    secs = std::max<std::int64_t>(0, static_cast<std::int64_t>(timegm(&tm)) - now_unix);
-  }
-  return Millis(std::min(secs, kMaxRetryAfter) * 1000);
-}
-
 Meaning meaning(Kind k, const http::Response& r, std::int64_t now_unix) {
   Meaning m;
   m.request_id = r.header("request-id");
@@ -127,7 +108,7 @@ Meaning meaning(Kind k, const http::Response& r, std::int64_t now_unix) {
     set(7, 554, "5.6.0", said);
   else
     set(8, 451, "4.4.0", said);
-  if (m.row == 3 || m.row == 4) m.retry_after = retry_after(r.header("retry-after"), now_unix);
+  if (m.row == 3 || m.row == 4) m.retry_after = http::retry_after(r.header("retry-after"), now_unix);
   return m;
 }
 

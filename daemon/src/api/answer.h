@@ -57,8 +57,4 @@ struct Meaning {
 // now_unix: for a Retry-After given as an HTTP date.
 Meaning meaning(Kind k, const http::Response& r, std::int64_t now_unix);
 
-// Retry-After (RFC 9110 10.2.3): delta seconds or an HTTP date; nullopt
-// when absent or unreadable; at most a day.
-std::optional<Millis> retry_after(const std::string& value, std::int64_t now_unix);
-
 }  // namespace spoolgate::api

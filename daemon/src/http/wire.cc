@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "http/wire.h"
 
+#include <algorithm>
+#include <charconv>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "core/text.h"
@@ -182,6 +185,24 @@ std::optional<Result<Frame>> Decoder::next() {
   auto f = frame_of(h, std::move(body));
   if (!f) broken_ = true;
   return f;
+}
+
+std::optional<Millis> retry_after(const std::string& value, std::int64_t now_unix) {
+  std::string_view v = trim(value);
+  if (v.empty()) return std::nullopt;
+  std::int64_t secs = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
+  if (ec == std::errc() && p == v.data() + v.size()) {
+    if (secs < 0) return std::nullopt;
+  } else {
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+    std::tm tm{};
+    std::string s(v);
+    const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end) return std::nullopt;
+    secs = std::max<std::int64_t>(0, static_cast<std::int64_t>(timegm(&tm)) - now_unix);
+  }
+  return Millis(std::min(secs, std::int64_t{86'400}) * 1000);
 }
 
 }  // namespace spoolgate::http

@@ -91,4 +91,8 @@ class Decoder {
 // Errc by name, for answers ("Timeout", "TlsVerify", ...); Io when unknown.
 Errc errc_from(std::string_view name);
 
+// Retry-After (RFC 9110 10.2.3): delta seconds or an HTTP date; nullopt
+// when absent or unreadable; at most a day.
+std::optional<Millis> retry_after(const std::string& value, std::int64_t now_unix);
+
 }  // namespace spoolgate::http

@@ -27,14 +27,6 @@ std::string file_name(std::uint64_t seq, const std::string& key) {
 
 bool retryable(long status) { return status == 408 || status == 425 || status == 429 || status >= 500; }
 
-// Retry-After in seconds (an HTTP date is treated as absent).
-std::int64_t retry_after(const http::Response& r) {
-  std::string v = r.header("retry-after");
-  if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return 0;
-  return std::stoll(v);
-}
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
@@ -247,7 +239,10 @@ void Sender::answered(const std::string& key, const Result<http::Response>& r) {
     done(q, true);
     return;
   }
-  if (retryable(r->status)) return retry(q, "HTTP " + std::to_string(r->status), retry_after(*r));
+  if (retryable(r->status)) {
+    auto after = http::retry_after(r->header("retry-after"), unix_now());
+    return retry(q, "HTTP " + std::to_string(r->status), after ? after->count() / 1000 : 0);
+  }
   drop(q, q.items.front(), "the receiver refused it for good: HTTP " + std::to_string(r->status));
   done(q, false);
 }

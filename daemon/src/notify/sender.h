@@ -10,7 +10,7 @@
 // notifications go one at a time, in the order they were made, at most
 // kPerMinute a minute. 408, 425, 429, 5xx and no answer at all are
 // retried with backoff (kFirstRetry doubling to kMaxRetry; a Retry-After
-// in seconds is honoured); any other answer is the receiver refusing the
+// (seconds or an HTTP date) is honoured); any other answer is the receiver refusing the
 // payload for good (a wrong or deleted webhook): the notification is
 // dropped with an error line, as is one older than kMaxAge. open() reads
 // what a previous run left and sends it. No URL in any log line (a

@@ -95,14 +95,14 @@ TEST_SUITE("api/answer") {
   }
 
   TEST_CASE("Retry-After: seconds or a date, at most a day, nothing for garbage") {
-    CHECK(api::retry_after("120", kNow) == Millis(120'000));
-    CHECK(api::retry_after(" 0 ", kNow) == Millis(0));
-    CHECK(api::retry_after("999999", kNow) == Millis(86'400'000));
-    CHECK_FALSE(api::retry_after("-5", kNow));
-    CHECK_FALSE(api::retry_after("soon", kNow));
-    CHECK_FALSE(api::retry_after("", kNow));
+    CHECK(http::retry_after("120", kNow) == Millis(120'000));
+    CHECK(http::retry_after(" 0 ", kNow) == Millis(0));
+    CHECK(http::retry_after("999999", kNow) == Millis(86'400'000));
+    CHECK_FALSE(http::retry_after("-5", kNow));
+    CHECK_FALSE(http::retry_after("soon", kNow));
+    CHECK_FALSE(http::retry_after("", kNow));
     // 2026-09-21 14:13:30 UTC is 1'790'000'010.
-    CHECK(api::retry_after("Mon, 21 Sep 2026 14:13:30 GMT", 1'790'000'000 - 5) == Millis(15'000));
-    CHECK_FALSE(api::retry_after("Mon, 21 Sep 2026 14:13:30 GMT trailing", kNow));
+    CHECK(http::retry_after("Mon, 21 Sep 2026 14:13:30 GMT", 1'790'000'000 - 5) == Millis(15'000));
+    CHECK_FALSE(http::retry_after("Mon, 21 Sep 2026 14:13:30 GMT trailing", kNow));
   }
 }
